@@ -1,0 +1,196 @@
+"""``dlcprune score | select | prune | list | demo``.
+
+Bad input ends with ``error: <one line>`` on stderr and exit status 2, before any output is written.
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from . import io
+from .errors import DlcpruneError
+
+EXIT_BAD_INPUT, EXIT_INTERRUPTED = 2, 130
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line too."""
+
+    def error(self, message: str) -> None:
+        self.exit(EXIT_BAD_INPUT, f"error: {message} (see `{self.prog} --help`)\n")
+
+
+def fractions(text: str) -> list[float]:
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated fractions like 0.1,0.5, got {text!r}") from None
+    if not values:
+        raise argparse.ArgumentTypeError("expected at least one fraction")
+    return values
+
+
+def keep_fractions(args: argparse.Namespace) -> list[float]:
+    """``--keep`` as given, or ``--prune`` as its complement (prune 0.9 = keep 0.1)."""
+    from .selection import check_keep
+
+    if (args.keep is None) == (args.prune is None):
+        raise DlcpruneError("give exactly one of --keep (fractions KEPT) or --prune (fractions removed)")
+    if args.keep is not None:
+        return [check_keep(k) for k in args.keep]
+    for p in args.prune:
+        if not 0.0 <= p < 1.0:
+            raise DlcpruneError(f"--prune must be a fraction in [0, 1) (the share REMOVED), got {p}")
+    return [check_keep(round(1.0 - p, 10)) for p in args.prune]
+
+
+def add_score_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="efficientnet_lite0", help="efficientnet_lite0 (default) or timm:<name>")
+    p.add_argument("--weights", default="pretrained", help="pretrained (default), random, or a weights file")
+    p.add_argument("--data", required=True, help="image folder (one sub-folder per class), .npz, or a built-in name")
+    p.add_argument("--image-size", type=int, default=None, help="resize every image to NxN (default: keep sizes)")
+    p.add_argument("--levels", type=int, default=50, help="masking levels K, level 0 unmasked (default 50)")
+    p.add_argument("--step", type=float, default=0.02, help="fraction of the remaining weights masked per level (0.02)")
+    p.add_argument("--masking", choices=["magnitude", "random"], default="magnitude")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when present)")
+
+
+def add_select_args(p: argparse.ArgumentParser, *, seed: bool) -> None:
+    p.add_argument("--policy", default="flexrand", help="random, easy, hard or flexrand (default)")
+    p.add_argument("--split", type=float, default=None, help="FlexRand's gamma in (0, 1) (default 0.5)")
+    p.add_argument("--keep", type=fractions, default=None, help="fractions KEPT, e.g. 0.1,0.2,0.3")
+    p.add_argument("--prune", type=fractions, default=None, help="fractions REMOVED (keep = 1 - prune)")
+    if seed:
+        p.add_argument("--seed", type=int, default=0)
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="dlcprune", description="Training-free downstream dataset pruning (DLC + FlexRand).")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    p = sub.add_parser("score", help="DLC score of every sample (higher = harder)")
+    add_score_args(p)
+    p.add_argument("--output", required=True, help="folder for scores.csv, levels.npy, features.npy, manifest.json")
+    p.add_argument("--force", action="store_true", help="write into a non-empty output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("select", help="choose the samples to keep from a scores folder")
+    p.add_argument("--scores", required=True, help="the --output folder of `dlcprune score`")
+    add_select_args(p, seed=True)
+    p.add_argument("--output", required=True)
+    p.add_argument("--force", action="store_true")
+
+    p = sub.add_parser("prune", help="score, then select (selection in OUTPUT/selection)")
+    add_score_args(p)
+    add_select_args(p, seed=False)
+    p.add_argument("--output", required=True)
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+
+    sub.add_parser("list", help="registered models, datasets, scorers and policies")
+
+    p = sub.add_parser("demo", help="offline end-to-end run on Animal-MNIST with EfficientNet-Lite0")
+    p.add_argument("--levels", type=int, default=20)
+    p.add_argument("--step", type=float, default=0.05)
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--output", default=None, help="also write scores and results.csv here")
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+    return parser
+
+
+def cmd_score(args: argparse.Namespace, *, out: Path | None = None) -> Path:
+    from .data import load_dataset
+    from .models import load_encoder
+    from .outputs import PARTIAL, write_scores
+    from .scoring import score_dlc
+
+    t0 = time.perf_counter()
+    if args.levels < 1 or not 0.0 < args.step < 1.0 or args.batch_size < 1:
+        raise DlcpruneError("need --levels >= 1, 0 < --step < 1 and --batch-size >= 1")
+    if args.image_size is not None and args.image_size < 8:
+        raise DlcpruneError(f"--image-size must be at least 8 pixels, got {args.image_size}")
+    only_partial = lambda p: {f.name for f in p.iterdir()} == {PARTIAL}
+    out = io.prepare_output_dir(args.output, force=args.force, resumable=only_partial)
+    dataset = load_dataset(args.data)
+    encoder = load_encoder(args.model, weights=args.weights, device=args.device)
+    result = score_dlc(encoder, dataset, levels=args.levels, step=args.step, masking=args.masking, seed=args.seed,
+                       image_size=args.image_size, batch_size=args.batch_size, checkpoint_dir=out / PARTIAL,
+                       progress=not args.quiet)
+    write_scores(out, result, dataset=dataset, encoder=encoder, total_s=time.perf_counter() - t0)
+    shutil.rmtree(out / PARTIAL, ignore_errors=True)
+    print(f"scored {len(dataset):,} samples with DLC ({args.levels} levels) -> {out / 'scores.csv'}")
+    return out
+
+
+def cmd_select(args: argparse.Namespace, *, scores_dir: Path | None = None, out: Path | None = None) -> None:
+    from .outputs import read_scores, write_selection
+    from .selection import make_policy
+
+    keeps = keep_fractions(args)
+    policy = make_policy(args.policy, split=args.split)
+    scores = read_scores(scores_dir or args.scores)
+    out = out or io.prepare_output_dir(args.output, force=args.force)
+    manifest = write_selection(out, scores, policy=policy, keeps=keeps, seed=args.seed)
+    kept = ", ".join(f"{v['keep']:g}: {v['kept']}" for v in manifest["fractions"].values())
+    print(f"{policy.name} selection of {manifest['samples']:,} samples (kept per fraction {kept}) -> {out}")
+
+
+def cmd_prune(args: argparse.Namespace) -> None:
+    from .selection import make_policy
+
+    keep_fractions(args)  # fail on bad selection arguments before the slow scoring
+    make_policy(args.policy, split=args.split)
+    out = cmd_score(args)
+    cmd_select(args, scores_dir=out, out=out / "selection")
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    from rich.table import Table
+
+    from .data import DATASETS
+    from .models import IMAGE_MODELS
+    from .progress import stdout
+    from .scoring import SCORERS
+    from .selection import POLICIES
+
+    table = Table(title="dlcprune registry")
+    table.add_column("kind")
+    table.add_column("name")
+    table.add_column("what it is")
+    for kind, registry in (("model", IMAGE_MODELS), ("dataset", DATASETS), ("scorer", SCORERS), ("policy", POLICIES)):
+        for entry in registry:
+            table.add_row(kind, entry.name, entry.summary)
+    table.add_row("model", "timm:<name>", "any timm model (pre-logit features; --weights pretrained|random|FILE)")
+    stdout.print(table)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from .demo import run_demo
+
+    if args.output is not None:
+        io.prepare_output_dir(args.output, force=args.force)
+    run_demo(levels=args.levels, step=args.step, image_size=args.image_size, seeds=args.seeds,
+             output=args.output, progress=not args.quiet)
+
+
+COMMANDS = {"score": cmd_score, "select": cmd_select, "prune": cmd_prune, "list": cmd_list, "demo": cmd_demo}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except DlcpruneError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("interrupted; the weights were restored. Run the same command again to resume.", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return 0

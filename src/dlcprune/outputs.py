@@ -1,0 +1,125 @@
+"""The files a run leaves behind, written atomically, and reading them back.
+
+Scores folder: ``scores.csv`` (index,id,label,score; sample order; higher = harder),
+``levels.npy`` (K, N) per-level losses, ``features.npy`` (N, D) unmasked features,
+``manifest.json``. Selection folder: ``keep_<fraction>/keep_indices.npy`` and
+``pruned_indices.npy`` (sorted int64) per keep fraction, and ``manifest.json``.
+"""
+from __future__ import annotations
+
+import csv
+import io as _io
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import io
+from .data import ImageDataset
+from .errors import DlcpruneError
+from .models import ImageEncoder
+from .scoring import DlcResult
+from .selection import Policy, class_counts
+
+PARTIAL = ".partial"  # checkpoint folder of an unfinished scoring run, inside the output folder
+
+
+def write_scores(out: Path, result: DlcResult, *, dataset: ImageDataset, encoder: ImageEncoder,
+                 total_s: float) -> dict:
+    """Write the scores folder; returns the manifest."""
+    buf = _io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["index", "id", "label", "score"])
+    for i, (sid, y, s) in enumerate(zip(dataset.ids, dataset.labels, result.scores)):
+        w.writerow([i, sid, int(y), repr(float(s))])
+    manifest = {
+        "method": "dlc",
+        "score_direction": "higher = harder",
+        "parameters": result.parameters,
+        "sparsity_per_level": [round(float(s), 6) for s in result.sparsity],
+        "model": {"name": encoder.name, "weights": encoder.weights, "weights_sha256": encoder.weights_sha256,
+                  "masked_tensors": len(encoder.maskable),
+                  "masked_weights": int(sum(p.numel() for _, p in encoder.maskable))},
+        "dataset": {"source": dataset.source, "fingerprint_sha256": dataset.fingerprint(), "samples": len(dataset),
+                    "class_names": dataset.class_names,
+                    "class_sizes": np.bincount(dataset.labels, minlength=dataset.num_classes).tolist()},
+        "seed": result.parameters["seed"],
+        "timings_s": dict(result.timings, total_s=total_s),
+        "memory": io.peak_memory_mb(),
+        "versions": io.versions(),
+        "command": sys.argv,
+        "created": io.now_iso(),
+    }
+    io.save_npy(out / "levels.npy", result.level_losses)
+    io.save_npy(out / "features.npy", result.features)
+    io.write_text(out / "scores.csv", buf.getvalue())
+    io.write_json(out / "manifest.json", manifest)
+    return manifest
+
+
+@dataclass
+class Scores:
+    """A scores folder read back: (N,) arrays in sample order."""
+
+    ids: list[str]
+    labels: np.ndarray
+    scores: np.ndarray
+    manifest: dict
+    folder: Path
+
+
+def read_scores(folder: str | Path) -> Scores:
+    folder = Path(folder)
+    path = folder / "scores.csv"
+    if not path.is_file():
+        raise DlcpruneError(f"{path} not found; --scores takes the --output folder of `dlcprune score`")
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or rows[0] != ["index", "id", "label", "score"]:
+        raise DlcpruneError(f"{path}: expected the header index,id,label,score")
+    body = rows[1:]
+    if not body:
+        raise DlcpruneError(f"{path} holds no samples")
+    try:
+        index = np.array([int(r[0]) for r in body])
+        labels = np.array([int(r[2]) for r in body], dtype=np.int64)
+        scores = np.array([float(r[3]) for r in body])
+    except (ValueError, IndexError) as err:
+        raise DlcpruneError(f"{path}: malformed row ({err})") from None
+    if not np.array_equal(index, np.arange(len(body))):
+        raise DlcpruneError(f"{path}: the index column must be 0..N-1 in order")
+    manifest_path = folder / "manifest.json"
+    manifest = io.read_json(manifest_path) if manifest_path.is_file() else {}
+    return Scores(ids=[r[1] for r in body], labels=labels, scores=scores, manifest=manifest, folder=folder)
+
+
+def keep_folder_name(keep: float) -> str:
+    return f"keep_{keep:g}"
+
+
+def write_selection(out: Path, scores: Scores, *, policy: Policy, keeps: list[float], seed: int) -> dict:
+    """Select at every keep fraction and write the selection folder; returns the manifest."""
+    n = len(scores.scores)
+    chosen = {keep: policy.select(scores.scores, scores.labels, keep=keep, seed=seed) for keep in keeps}
+    fractions = {}
+    for keep, kept in chosen.items():
+        pruned = np.setdiff1d(np.arange(n, dtype=np.int64), kept)
+        folder = out / keep_folder_name(keep)
+        io.save_npy(folder / "keep_indices.npy", kept)
+        io.save_npy(folder / "pruned_indices.npy", pruned)
+        per_class = np.bincount(scores.labels[kept], minlength=int(scores.labels.max()) + 1)
+        fractions[keep_folder_name(keep)] = {
+            "keep": keep, "kept": int(len(kept)), "pruned": int(len(pruned)),
+            "kept_per_class": per_class.tolist(),
+            "expected_per_class": list(class_counts(scores.labels, keep).values()),
+        }
+    manifest = {
+        "policy": policy.name, "parameters": policy.params(), "seed": seed, "keeps": keeps,
+        "stratified_by": "label (class)", "samples": n, "fractions": fractions,
+        "scores": {"folder": str(scores.folder.resolve()), "method": scores.manifest.get("method"),
+                   "model": scores.manifest.get("model"), "dataset": scores.manifest.get("dataset", {}).get("fingerprint_sha256")},
+        "versions": io.versions(), "command": sys.argv, "created": io.now_iso(),
+    }
+    io.write_json(out / "manifest.json", manifest)
+    return manifest

@@ -1,0 +1,205 @@
+"""DLC: Distorting-based Learning Complexity (Jiang et al., ICLR 2025), for image encoders.
+
+1. z_i = h(x_i) with the unmasked encoder (the deterministic evaluation transform, no augmentation);
+2. class prototypes mu_c = mean of z_i over class c, computed ONCE and kept fixed;
+3. for k = 0..K-1: mask the encoder's weights to sparsity s_k = 1 - (1 - step)^k (nested global
+   magnitude masks, see :mod:`dlcprune.masking`), re-extract z_i^(k) and take
+   l_i^(k) = CrossEntropy(logits = [1 / ||z_i^(k) - mu_c||_2]_c, y_i);
+4. DLC_i = mean_k l_i^(k). Higher = harder.
+Level 0 is the unmasked encoder, as in the official ``score-wot.py``.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .. import io
+from ..data import ImageDataset
+from ..errors import DlcpruneError
+from ..masking import NestedMasks
+from ..models import ImageEncoder
+from ..progress import bar
+
+MIN_DISTANCE = 1e-12  # a feature exactly on its prototype would give an infinite logit
+
+
+def class_prototypes(features: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Mean feature of each class: (N, D), (N,) -> (C, D) float64."""
+    z = features.double()
+    sums = torch.zeros(num_classes, z.shape[1], dtype=torch.float64).index_add_(0, labels, z)
+    counts = torch.bincount(labels, minlength=num_classes).double()
+    return sums / counts[:, None]
+
+
+def prototype_losses(features: torch.Tensor, labels: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
+    """Per-sample cross-entropy over inverse distances to the prototypes: (N,) float64.
+
+    logits[i, c] = 1 / max(||z_i - mu_c||_2, 1e-12); loss_i = CE(logits[i], y_i). Higher = harder.
+    """
+    z, mu = features.double(), prototypes.double()
+    sq = (z * z).sum(1, keepdim=True) - 2.0 * z @ mu.T + (mu * mu).sum(1)[None, :]
+    logits = 1.0 / sq.clamp_min(0.0).sqrt().clamp_min(MIN_DISTANCE)
+    return torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+
+
+@dataclass
+class DlcResult:
+    """scores: (N,) mean loss over levels, higher = harder, in sample order;
+    level_losses: (K, N); features: (N, D) unmasked features; sparsity: (K,) per level."""
+
+    scores: np.ndarray
+    level_losses: np.ndarray
+    features: np.ndarray
+    sparsity: np.ndarray
+    parameters: dict
+    timings: dict = field(default_factory=dict)
+
+
+def check_dataset(dataset: ImageDataset, *, image_size: int | None) -> None:
+    """Reject data DLC cannot score, before any work is done."""
+    if len(dataset) == 0:
+        raise DlcpruneError(f"{dataset.source}: the dataset is empty")
+    counts = np.bincount(dataset.labels, minlength=dataset.num_classes)
+    for c in np.flatnonzero(counts < 2):
+        raise DlcpruneError(
+            f"class {dataset.class_names[c]!r} has {counts[c]} sample(s); DLC needs at least 2 per class "
+            "(a one-sample prototype is the sample itself, at distance 0): add samples or remove the class")
+    if image_size is None:
+        sizes = dataset.sizes()
+        if len(sizes) > 1:
+            (a, _), (b, _) = sorted(sizes.items(), key=lambda kv: -kv[1])[:2]
+            raise DlcpruneError(
+                f"images have {len(sizes)} different sizes (e.g. {dataset.first_with_size(a)} is {a[1]}x{a[0]}, "
+                f"{dataset.first_with_size(b)} is {b[1]}x{b[0]}); pass --image-size N to resize them all to NxN")
+
+
+def extract_features(encoder: ImageEncoder, dataset: ImageDataset, *, image_size: int | None,
+                     batch_size: int, description: str = "features", progress: bool = True) -> torch.Tensor:
+    """Features of every sample, (N, D) float32, in sample order; rejects NaN / inf."""
+    chunks = []
+    with bar(description, len(dataset), enabled=progress) as advance:
+        for start in range(0, len(dataset), batch_size):
+            idx = range(start, min(start + batch_size, len(dataset)))
+            chunks.append(encoder.features(dataset.images(idx), image_size=image_size))
+            advance(len(idx))
+    z = torch.cat(chunks)
+    _check_finite(z, description)
+    return z
+
+
+def _check_finite(z: torch.Tensor, where: str) -> None:
+    bad = ~torch.isfinite(z).all(1)
+    if bad.any():
+        first = int(bad.nonzero()[0])
+        raise DlcpruneError(f"the encoder produced NaN/inf features for {int(bad.sum())} sample(s) "
+                            f"({where}; first: index {first}); check the images and the preprocessing")
+
+
+def score_dlc(encoder: ImageEncoder, dataset: ImageDataset, *, levels: int = 50, step: float = 0.02,
+              masking: str = "magnitude", seed: int = 0, image_size: int | None = None,
+              batch_size: int = 64, checkpoint_dir: str | Path | None = None,
+              progress: bool = True) -> DlcResult:
+    """DLC scores of every sample of ``dataset`` (higher = harder). See the module docstring.
+
+    ``checkpoint_dir``: per-level losses are saved there as they are computed, so a run killed
+    midway and started again with the same arguments continues where it stopped and ends with
+    identical scores. The encoder's weights are restored bit-exactly on return, error or Ctrl-C.
+    """
+    if levels < 1:
+        raise DlcpruneError(f"--levels must be at least 1, got {levels}")
+    if not 0.0 < step < 1.0:
+        raise DlcpruneError(f"--step must lie in (0, 1), got {step}")
+    check_dataset(dataset, image_size=image_size)
+    params = dict(levels=levels, step=step, masking=masking, seed=seed, image_size=image_size,
+                  batch_size=batch_size)
+    ckpt = Checkpoint(checkpoint_dir, key=dict(params, model=encoder.name, weights_sha256=encoder.weights_sha256,
+                                               dataset=dataset.fingerprint()))
+    labels = torch.from_numpy(dataset.labels)
+    timings = ckpt.timings
+
+    z0 = ckpt.load_features()
+    if z0 is None:
+        t = time.perf_counter()
+        z0 = extract_features(encoder, dataset, image_size=image_size, batch_size=batch_size,
+                              description="plain pass (unmasked)", progress=progress)
+        timings["plain_pass_s"] = time.perf_counter() - t
+        ckpt.save_features(z0)
+    prototypes = class_prototypes(z0, labels, dataset.num_classes)
+    losses = {0: prototype_losses(z0, labels, prototypes).numpy()}
+
+    t = time.perf_counter()
+    masks = NestedMasks([w for _, w in encoder.maskable], levels=levels, step=step, method=masking, seed=seed)
+    timings["thresholds_s"] = time.perf_counter() - t
+    todo = []
+    for k in range(1, levels):
+        cached = ckpt.load_level(k)
+        if cached is None:
+            todo.append(k)
+        else:
+            losses[k] = cached
+    with masks.applied() as set_level, bar("masked levels", len(todo) * len(dataset), enabled=progress) as advance:
+        for k in todo:
+            t = time.perf_counter()
+            set_level(k)
+            losses[k] = _level_losses(encoder, dataset, prototypes, labels, image_size=image_size,
+                                      batch_size=batch_size, where=f"level {k}, sparsity {masks.sparsity_[k]:.3f}",
+                                      advance=advance)
+            timings.setdefault("level_s", {})[str(k)] = time.perf_counter() - t
+            ckpt.save_level(k, losses[k])
+    level_losses = np.stack([losses[k] for k in range(levels)])
+    level_times = list(timings.get("level_s", {}).values())
+    timings["masking_loop_s"] = float(sum(level_times))
+    timings["mean_masked_level_s"] = float(np.mean(level_times)) if level_times else 0.0
+    return DlcResult(scores=level_losses.mean(0), level_losses=level_losses, features=z0.numpy(),
+                     sparsity=masks.sparsity_, parameters=params, timings=timings)
+
+
+def _level_losses(encoder, dataset, prototypes, labels, *, image_size, batch_size, where, advance) -> np.ndarray:
+    out = []
+    for start in range(0, len(dataset), batch_size):
+        idx = range(start, min(start + batch_size, len(dataset)))
+        z = encoder.features(dataset.images(idx), image_size=image_size)
+        _check_finite(z, where)
+        out.append(prototype_losses(z, labels[start:start + len(idx)], prototypes))
+        advance(len(idx))
+    return torch.cat(out).numpy()
+
+
+class Checkpoint:
+    """Per-level losses of an unfinished run, valid only for the same ``key`` (arguments + data + weights)."""
+
+    def __init__(self, folder: str | Path | None, *, key: dict) -> None:
+        self.folder = Path(folder) if folder is not None else None
+        self.timings: dict = {}
+        if self.folder is None:
+            return
+        key_file = self.folder / "key.json"
+        if key_file.exists() and io.read_json(key_file) == key:
+            if (self.folder / "timings.json").exists():
+                self.timings = io.read_json(self.folder / "timings.json")
+        else:
+            for stale in self.folder.glob("*.npy"):
+                stale.unlink()
+            io.write_json(key_file, key)
+
+    def load_features(self) -> torch.Tensor | None:
+        f = self.folder / "features.npy" if self.folder else None
+        return torch.from_numpy(np.load(f)) if f and f.exists() else None
+
+    def save_features(self, z: torch.Tensor) -> None:
+        if self.folder:
+            io.save_npy(self.folder / "features.npy", z.numpy())
+            io.write_json(self.folder / "timings.json", self.timings)
+
+    def load_level(self, k: int) -> np.ndarray | None:
+        f = self.folder / f"level_{k:04d}.npy" if self.folder else None
+        return np.load(f) if f and f.exists() else None
+
+    def save_level(self, k: int, losses: np.ndarray) -> None:
+        if self.folder:
+            io.save_npy(self.folder / f"level_{k:04d}.npy", losses)
+            io.write_json(self.folder / "timings.json", self.timings)

@@ -1,0 +1,139 @@
+"""Selection policies: scores -> indices to keep. Pure numpy, no torch.
+
+Every policy is class-stratified: class c keeps round(n_c * keep) samples (Python's round, ties
+to even), chosen within the class. With ``labels=None`` (data without classes) the whole set is
+one class. Scores follow the project's convention: one per sample, higher = harder. Random draws
+use ``numpy.random.default_rng(seed)``, classes visited in increasing label order, so the same
+scores, labels, keep and seed give identical indices.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import DlcpruneError
+from ..registry import Registry
+
+POLICIES: Registry[type["Policy"]] = Registry("policy")
+
+
+def check_keep(keep: float) -> float:
+    """``keep`` is the fraction KEPT, in (0, 1]."""
+    if not (isinstance(keep, (int, float)) and 0.0 < keep <= 1.0):
+        raise DlcpruneError(f"keep must be a fraction in (0, 1] (the share of samples KEPT), got {keep}")
+    return float(keep)
+
+
+def class_counts(labels: np.ndarray, keep: float) -> dict[int, int]:
+    """How many samples each class keeps: {label: round(n_c * keep)}."""
+    keep = check_keep(keep)
+    values, sizes = np.unique(labels, return_counts=True)
+    return {int(c): round(int(n) * keep) for c, n in zip(values, sizes)}
+
+
+class Policy:
+    """Base class: ``select`` loops over classes and asks ``choose`` for each one's picks."""
+
+    name = ""
+
+    def params(self) -> dict:
+        return {}
+
+    def select(self, scores: np.ndarray, labels: np.ndarray | None = None, *, keep: float, seed: int = 0) -> np.ndarray:
+        """Sorted int64 indices of the kept samples. scores: (N,), higher = harder; labels: (N,) or None."""
+        scores = np.asarray(scores, dtype=np.float64)
+        labels = np.zeros(len(scores), dtype=np.int64) if labels is None else np.asarray(labels)
+        if scores.ndim != 1 or labels.shape != scores.shape:
+            raise DlcpruneError(f"need one score and one label per sample, got {scores.shape} and {labels.shape}")
+        if not np.isfinite(scores).all():
+            raise DlcpruneError(f"{int((~np.isfinite(scores)).sum())} score(s) are NaN or inf; re-run the scorer")
+        rng = np.random.default_rng(seed)
+        kept = []
+        for c, n_keep in class_counts(labels, keep).items():
+            members = np.flatnonzero(labels == c)
+            picks = self.choose(scores[members], n_keep, keep=keep, rng=rng)
+            kept.append(members[picks])
+        return np.sort(np.concatenate(kept)).astype(np.int64)
+
+    def choose(self, scores: np.ndarray, n_keep: int, *, keep: float, rng: np.random.Generator) -> np.ndarray:
+        """Positions (into ``scores``, one class) of the ``n_keep`` samples to keep."""
+        raise NotImplementedError
+
+
+@POLICIES.register("random", summary="uniform draw without replacement, per class")
+class Random(Policy):
+    name = "random"
+
+    def choose(self, scores, n_keep, *, keep, rng):
+        return rng.choice(len(scores), size=n_keep, replace=False)
+
+
+@POLICIES.register("easy", summary="top-K lowest scores (easiest) per class; ties: lower index first")
+class Easy(Policy):
+    name = "easy"
+
+    def choose(self, scores, n_keep, *, keep, rng):
+        return np.argsort(scores, kind="stable")[:n_keep]
+
+
+@POLICIES.register("hard", summary="top-K highest scores (hardest) per class; ties: lower index first")
+class Hard(Policy):
+    name = "hard"
+
+    def choose(self, scores, n_keep, *, keep, rng):
+        return np.argsort(-scores, kind="stable")[:n_keep]
+
+
+@POLICIES.register("flexrand", summary="FlexRand: random draws from an easy and a hard pool split at gamma (--split)")
+class FlexRand(Policy):
+    """FlexRand (Jiang et al. 2025, DESIGN.md section 3) with split gamma in (0, 1).
+
+    Per class of n samples sorted by ascending score (stable), the first round(gamma * n) form the
+    easy pool and the rest the hard pool. With budget b = keep: if gamma <= 0.5 the easy share is
+    min(gamma, b/2) and the hard share b - easy; otherwise the hard share is min(1 - gamma, b/2)
+    and the easy share b - hard. Counts: the capped share is rounded, round(n * share), and the
+    other pool takes the rest of round(n * b), each clipped to its pool's size (any overflow moves
+    to the other pool). Each count is drawn uniformly without replacement from its pool.
+    gamma = 0.5 is hardness-stratified random; gamma = b/2 keeps the easiest b/2 plus random others.
+    """
+
+    name = "flexrand"
+
+    def __init__(self, split: float = 0.5) -> None:
+        if not (isinstance(split, (int, float)) and 0.0 < split < 1.0):
+            raise DlcpruneError(f"--split (FlexRand's gamma) must lie strictly between 0 and 1, got {split}")
+        self.split = float(split)
+
+    def params(self) -> dict:
+        return {"split": self.split}
+
+    def shares(self, n: int, n_keep: int, keep: float) -> tuple[int, int, int]:
+        """(easy pool size, easy count, hard count) for a class of n keeping n_keep."""
+        pool = round(n * self.split)
+        if self.split <= 0.5:
+            easy = min(round(n * min(self.split, keep / 2)), pool, n_keep)
+            hard = n_keep - easy
+        else:
+            hard = min(round(n * min(1.0 - self.split, keep / 2)), n - pool, n_keep)
+            easy = n_keep - hard
+        if easy > pool:  # rounding left one pool short: the other takes the overflow
+            easy, hard = pool, n_keep - pool
+        if hard > n - pool:
+            easy, hard = n_keep - (n - pool), n - pool
+        return pool, easy, hard
+
+    def choose(self, scores, n_keep, *, keep, rng):
+        order = np.argsort(scores, kind="stable")
+        pool, n_easy, n_hard = self.shares(len(scores), n_keep, keep)
+        easy = rng.choice(order[:pool], size=n_easy, replace=False)
+        hard = rng.choice(order[pool:], size=n_hard, replace=False)
+        return np.concatenate([easy, hard])
+
+
+def make_policy(name: str, *, split: float | None = None) -> Policy:
+    """A policy by registered name; ``split`` is FlexRand's gamma and only valid for it."""
+    cls = POLICIES.get(name)
+    if cls is FlexRand:
+        return FlexRand(0.5 if split is None else split)
+    if split is not None:
+        raise DlcpruneError(f"--split applies only to the flexrand policy, not {name!r}")
+    return cls()

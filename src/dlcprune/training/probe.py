@@ -1,0 +1,59 @@
+"""Linear probe: multinomial logistic regression on frozen features (full-batch L-BFGS).
+
+Deterministic on the CPU: same features, labels and options give the same weights.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+@dataclass
+class LinearProbe:
+    """Learned state: ``mean_``, ``std_`` (D,) feature standardisation; ``weight_`` (C, D); ``bias_`` (C,)."""
+
+    mean_: torch.Tensor
+    std_: torch.Tensor
+    weight_: torch.Tensor
+    bias_: torch.Tensor
+
+    def logits(self, features: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """(N, D) features -> (N, C) logits."""
+        x = (torch.as_tensor(features, dtype=torch.float64) - self.mean_) / self.std_
+        return x @ self.weight_.T + self.bias_
+
+    def predict(self, features: np.ndarray | torch.Tensor) -> np.ndarray:
+        return self.logits(features).argmax(1).numpy()
+
+    def accuracy(self, features: np.ndarray | torch.Tensor, labels: np.ndarray) -> float:
+        """Fraction of correct predictions, in [0, 1]."""
+        return float((self.predict(features) == np.asarray(labels)).mean())
+
+
+def train_linear_probe(features: np.ndarray | torch.Tensor, labels: np.ndarray, *, num_classes: int,
+                       l2: float = 1e-3, max_iter: int = 200) -> LinearProbe:
+    """Fit softmax regression on (N, D) features and (N,) labels in 0..C-1.
+
+    Minimises mean cross-entropy + l2/2 * ||W||^2 on standardised features (each dimension to
+    zero mean, unit variance over the training samples), with L-BFGS and a strong-Wolfe line search.
+    """
+    x = torch.as_tensor(features, dtype=torch.float64)
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+    mean, std = x.mean(0), x.std(0, unbiased=False).clamp_min(1e-8)
+    x = (x - mean) / std
+    w = torch.zeros(num_classes, x.shape[1], dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, tolerance_grad=1e-6,
+                            tolerance_change=1e-10, history_size=20, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(x @ w.T + b, y) + 0.5 * l2 * (w * w).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        opt.step(closure)
+    return LinearProbe(mean_=mean, std_=std, weight_=w.detach(), bias_=b.detach())
