@@ -99,13 +99,15 @@ def build_parser() -> Parser:
     p.add_argument("--step", type=float, default=0.05)
     p.add_argument("--image-size", type=int, default=64)
     p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--train-per-class", type=int, default=300)
+    p.add_argument("--test-per-class", type=int, default=200)
     p.add_argument("--output", default=None, help="also write scores and results.csv here")
     p.add_argument("--force", action="store_true")
     p.add_argument("--quiet", action="store_true")
     return parser
 
 
-def cmd_score(args: argparse.Namespace, *, out: Path | None = None) -> Path:
+def cmd_score(args: argparse.Namespace) -> Path:
     from .data import load_dataset
     from .models import load_encoder
     from .outputs import PARTIAL, write_scores
@@ -117,27 +119,30 @@ def cmd_score(args: argparse.Namespace, *, out: Path | None = None) -> Path:
     if args.image_size is not None and args.image_size < 8:
         raise DlcpruneError(f"--image-size must be at least 8 pixels, got {args.image_size}")
     only_partial = lambda p: {f.name for f in p.iterdir()} == {PARTIAL}
-    out = io.prepare_output_dir(args.output, force=args.force, resumable=only_partial)
+    out = io.check_output_dir(args.output, force=args.force, resumable=only_partial)
     dataset = load_dataset(args.data)
     encoder = load_encoder(args.model, weights=args.weights, device=args.device)
-    result = score_dlc(encoder, dataset, levels=args.levels, step=args.step, masking=args.masking, seed=args.seed,
-                       image_size=args.image_size, batch_size=args.batch_size, checkpoint_dir=out / PARTIAL,
-                       progress=not args.quiet)
-    write_scores(out, result, dataset=dataset, encoder=encoder, total_s=time.perf_counter() - t0)
+    # Bad input leaves nothing behind; an interrupted or crashed run keeps its checkpoint to resume.
+    with io.output_dir(out, keep=lambda err: not isinstance(err, DlcpruneError)):
+        result = score_dlc(encoder, dataset, levels=args.levels, step=args.step, masking=args.masking,
+                           seed=args.seed, image_size=args.image_size, batch_size=args.batch_size,
+                           checkpoint_dir=out / PARTIAL, progress=not args.quiet)
+        write_scores(out, result, dataset=dataset, encoder=encoder, total_s=time.perf_counter() - t0)
     shutil.rmtree(out / PARTIAL, ignore_errors=True)
     print(f"scored {len(dataset):,} samples with DLC ({args.levels} levels) -> {out / 'scores.csv'}")
     return out
 
 
-def cmd_select(args: argparse.Namespace, *, scores_dir: Path | None = None, out: Path | None = None) -> None:
+def cmd_select(args: argparse.Namespace, *, scores_dir: Path | None = None) -> None:
     from .outputs import read_scores, write_selection
     from .selection import make_policy
 
     keeps = keep_fractions(args)
     policy = make_policy(args.policy, split=args.split)
     scores = read_scores(scores_dir or args.scores)
-    out = out or io.prepare_output_dir(args.output, force=args.force)
-    manifest = write_selection(out, scores, policy=policy, keeps=keeps, seed=args.seed)
+    out = io.check_output_dir(scores_dir / "selection" if scores_dir else args.output, force=args.force)
+    with io.output_dir(out, keep=lambda err: False):
+        manifest = write_selection(out, scores, policy=policy, keeps=keeps, seed=args.seed)
     kept = ", ".join(f"{v['keep']:g}: {v['kept']}" for v in manifest["fractions"].values())
     print(f"{policy.name} selection of {manifest['samples']:,} samples (kept per fraction {kept}) -> {out}")
 
@@ -147,8 +152,7 @@ def cmd_prune(args: argparse.Namespace) -> None:
 
     keep_fractions(args)  # fail on bad selection arguments before the slow scoring
     make_policy(args.policy, split=args.split)
-    out = cmd_score(args)
-    cmd_select(args, scores_dir=out, out=out / "selection")
+    cmd_select(args, scores_dir=cmd_score(args))
 
 
 def cmd_list(args: argparse.Namespace) -> None:
@@ -175,8 +179,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
     if args.output is not None:
-        io.prepare_output_dir(args.output, force=args.force)
+        io.check_output_dir(args.output, force=args.force)
     run_demo(levels=args.levels, step=args.step, image_size=args.image_size, seeds=args.seeds,
+             train_per_class=args.train_per_class, test_per_class=args.test_per_class,
              output=args.output, progress=not args.quiet)
 
 

@@ -10,22 +10,28 @@ import json
 import os
 import platform
 import resource
+import shutil
 import sys
 import tempfile
 from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
 from .errors import DlcpruneError
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def _atomic(path: Path, write: Callable[[Any], None], mode: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         with os.fdopen(fd, mode) as f:
             write(f)
         os.replace(tmp, path)
@@ -61,11 +67,12 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
-def prepare_output_dir(path: str | Path, *, force: bool, resumable: Callable[[Path], bool] = lambda p: False) -> Path:
-    """Check that ``path`` can take a run's outputs, creating it if needed.
+def check_output_dir(path: str | Path, *, force: bool, resumable: Callable[[Path], bool] = lambda p: False) -> Path:
+    """Check, without creating anything, that ``path`` can take a run's outputs.
 
     Refuses a folder that exists and is not empty unless ``force`` is set or ``resumable(path)``
-    says it holds an interrupted run of the same job. Checks that it is writable.
+    says it holds an interrupted run of the same job, and a path whose nearest existing parent is
+    not a writable folder.
     """
     out = Path(path)
     if out.exists() and not out.is_dir():
@@ -73,13 +80,34 @@ def prepare_output_dir(path: str | Path, *, force: bool, resumable: Callable[[Pa
     if out.is_dir() and any(out.iterdir()) and not force and not resumable(out):
         raise DlcpruneError(f"output folder {out} exists and is not empty; choose another --output "
                             "or pass --force to overwrite its dlcprune files")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=out):
-            pass
-    except OSError as err:
-        raise DlcpruneError(f"cannot write to output folder {out}: {err.strerror or err}") from None
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+        raise DlcpruneError(f"cannot write to output folder {out}: {parent} is not a writable folder")
     return out
+
+
+@contextlib.contextmanager
+def output_dir(path: Path, *, keep: Callable[[BaseException], bool]) -> Iterator[Path]:
+    """Create ``path`` for a run; if the run fails and ``keep(error)`` is false, remove what the
+    run created (the folder if it did not exist, else the files that appeared in it)."""
+    existed = path.exists()
+    before = set(path.iterdir()) if existed else set()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DlcpruneError(f"cannot write to output folder {path}: {err.strerror or err}") from None
+    try:
+        yield path
+    except BaseException as err:
+        if not keep(err):
+            if existed:
+                for p in set(path.iterdir()) - before:
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+            else:
+                shutil.rmtree(path, ignore_errors=True)
+        raise
 
 
 def versions() -> dict[str, str]:

@@ -59,8 +59,8 @@ class ImageEncoder:
         """
         batches = []
         same_shape = len({im.shape for im in images}) == 1
-        for group in ([np.stack(images)] if same_shape else [im[None] for im in images]):
-            x = torch.from_numpy(np.ascontiguousarray(group)).to(self.device)
+        for group in ([np.stack(images)] if same_shape else [np.stack([im]) for im in images]):
+            x = torch.from_numpy(group).to(self.device)  # np.stack copies: writable, contiguous
             x = x.permute(0, 3, 1, 2).float()
             if x.shape[1] == 1:
                 x = x.expand(-1, 3, -1, -1)

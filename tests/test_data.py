@@ -1,0 +1,118 @@
+"""Dataset adapters: documented sample order, exact pixels, bad input named in one line."""
+import numpy as np
+import pytest
+from PIL import Image
+
+from dlcprune import DlcpruneError, from_arrays, load_dataset
+from dlcprune.data import stratified_split
+from dlcprune.scoring.dlc import check_dataset
+from tests.conftest import write_image_folder
+
+
+def test_folder_order_is_sorted_classes_then_sorted_paths(tmp_path):
+    root = tmp_path / "d"
+    for rel in ["zebra/b.png", "zebra/a.png", "ape/x/2.png", "ape/10.png", "ape/1.png", ".hidden/q.png"]:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(root / rel)
+    (root / "ape" / "notes.txt").write_text("not an image")
+    (root / "ape" / ".DS_Store.png").write_bytes(b"junk")
+    data = load_dataset(str(root))
+    assert data.class_names == ["ape", "zebra"]
+    assert data.ids == ["ape/1.png", "ape/10.png", "ape/x/2.png", "zebra/a.png", "zebra/b.png"]
+    assert data.labels.tolist() == [0, 0, 0, 1, 1]
+
+
+def test_folder_pixels_grey_and_rgb(tmp_path):
+    grey = np.arange(16, dtype=np.uint8).reshape(4, 4)
+    (tmp_path / "a").mkdir()
+    Image.fromarray(grey, mode="L").save(tmp_path / "a" / "g.png")
+    Image.fromarray(np.stack([grey] * 3, -1)).save(tmp_path / "a" / "rgb.png")
+    g, rgb = load_dataset(str(tmp_path)).images([0, 1])
+    assert g.shape == (4, 4, 1) and np.array_equal(g[..., 0], grey)
+    assert rgb.shape == (4, 4, 3) and np.array_equal(rgb[..., 2], grey)
+
+
+def test_npz_and_arrays(tmp_path):
+    images = np.random.default_rng(0).integers(0, 256, (5, 6, 6), dtype=np.uint8)
+    np.savez(tmp_path / "d.npz", images=images, labels=np.array([7, 3, 7, 3, 3]))
+    data = load_dataset(str(tmp_path / "d.npz"))
+    assert data.class_names == ["3", "7"] and data.labels.tolist() == [1, 0, 1, 0, 0]
+    assert data.ids == ["0", "1", "2", "3", "4"]
+    assert np.array_equal(data.images([2])[0][..., 0], images[2])
+
+
+@pytest.mark.parametrize("images,labels,message", [
+    (np.zeros((4, 5, 5), np.uint8), np.zeros(3, int), "4 images but labels of shape"),
+    (np.zeros((4, 5, 5), np.float32), np.zeros(4, int), "must be uint8"),
+    (np.zeros((4, 5, 5, 2), np.uint8), np.zeros(4, int), "C = 1 or 3"),
+    (np.zeros((0, 5, 5), np.uint8), np.zeros(0, int), "empty"),
+    (np.zeros((2, 5, 5), np.uint8), np.array([0.5, 1.5]), "labels must be integers"),
+])
+def test_bad_arrays(images, labels, message):
+    with pytest.raises(DlcpruneError, match=message):
+        from_arrays(images, labels)
+
+
+def test_npz_missing_array(tmp_path):
+    np.savez(tmp_path / "d.npz", pictures=np.zeros((2, 3, 3), np.uint8), labels=np.zeros(2, int))
+    with pytest.raises(DlcpruneError, match=r"lacks the array\(s\) \['images'\]"):
+        load_dataset(str(tmp_path / "d.npz"))
+
+
+def test_empty_folder_and_missing_path(tmp_path):
+    (tmp_path / "empty" / "cls").mkdir(parents=True)
+    with pytest.raises(DlcpruneError, match="no images found"):
+        load_dataset(str(tmp_path / "empty"))
+    with pytest.raises(DlcpruneError, match="no such dataset or path"):
+        load_dataset(str(tmp_path / "nope"))
+
+
+def test_corrupt_image_is_named(tmp_path):
+    root = write_image_folder(tmp_path / "d", {"a": 2, "b": 2}, size=8)
+    (root / "b" / "img_001.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
+    data = load_dataset(str(root))
+    with pytest.raises(DlcpruneError, match=r"cannot read image .*b/img_001.png"):
+        data.images(range(len(data)))
+
+
+def test_truncated_image_is_named(tmp_path):
+    root = write_image_folder(tmp_path / "d", {"a": 2, "b": 2}, size=32)
+    path = root / "a" / "img_000.png"
+    path.write_bytes(path.read_bytes()[:60])
+    data = load_dataset(str(root))
+    with pytest.raises(DlcpruneError, match=r"cannot read image .*a/img_000.png"):
+        data.images(range(len(data)))
+
+
+def test_mixed_sizes_need_image_size(tmp_path):
+    root = write_image_folder(tmp_path / "d", {"a": 3, "b": 3}, size=16)
+    Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(root / "b" / "big.png")
+    data = load_dataset(str(root))
+    with pytest.raises(DlcpruneError, match=r"2 different sizes .*b/big.png is 24x20.*--image-size"):
+        check_dataset(data, image_size=None)
+    check_dataset(data, image_size=16)  # resizing makes them comparable
+
+
+def test_fingerprint_changes_with_content(tmp_path):
+    images = np.zeros((4, 3, 3), np.uint8)
+    a = from_arrays(images, np.array([0, 0, 1, 1])).fingerprint()
+    images[3, 0, 0] = 1
+    assert from_arrays(images, np.array([0, 0, 1, 1])).fingerprint() != a
+    assert from_arrays(images, np.array([0, 1, 0, 1])).fingerprint() != from_arrays(images, np.array([0, 0, 1, 1])).fingerprint()
+
+
+def test_stratified_split_is_disjoint_seeded_and_per_class():
+    labels = np.repeat([0, 1, 2], 10)
+    parts = stratified_split(labels, {"train": 6, "test": 3}, seed=0)
+    assert set(parts["train"]).isdisjoint(parts["test"])
+    assert np.bincount(labels[parts["train"]]).tolist() == [6, 6, 6]
+    assert np.bincount(labels[parts["test"]]).tolist() == [3, 3, 3]
+    again = stratified_split(labels, {"train": 6, "test": 3}, seed=0)
+    assert all(np.array_equal(parts[k], again[k]) for k in parts)
+
+
+def test_builtin_animal_mnist():
+    data = load_dataset("animal-mnist")
+    assert len(data) == 10_000 and data.num_classes == 10
+    assert np.bincount(data.labels).tolist() == [1000] * 10
+    assert data.images([0])[0].shape == (28, 28, 1)

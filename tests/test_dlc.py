@@ -1,0 +1,132 @@
+"""DLC scoring: hand-computed prototype losses, an independent reference loop, resume, bad input."""
+import copy
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import prune
+
+from dlcprune import DlcpruneError, from_arrays, from_module, score_dlc
+from dlcprune.scoring import dlc as dlc_module
+from dlcprune.scoring import class_prototypes, prototype_losses
+from tests.conftest import random_images, tiny_cnn
+
+
+def test_prototypes_and_losses_hand_computed():
+    z = torch.tensor([[0.0, 0.0], [2.0, 0.0], [10.0, 0.0], [10.0, 2.0]])
+    y = torch.tensor([0, 0, 1, 1])
+    mu = class_prototypes(z, y, 2)
+    assert mu.tolist() == [[1.0, 0.0], [10.0, 1.0]]
+    losses = prototype_losses(z, y, mu)
+    # distances to (mu_0, mu_1): sample 0 (1, sqrt 101), 1 (1, sqrt 65), 2 (9, 1), 3 (sqrt 85, 1)
+    def ce(d_own, d_other):
+        return -math.log(math.exp(1 / d_own) / (math.exp(1 / d_own) + math.exp(1 / d_other)))
+
+    expected = [ce(1, math.sqrt(101)), ce(1, math.sqrt(65)), ce(1, 9), ce(1, math.sqrt(85))]
+    assert losses.tolist() == pytest.approx(expected, abs=1e-12)
+
+
+def test_feature_on_its_prototype_gives_zero_loss_not_nan():
+    z = torch.tensor([[1.0, 1.0], [1.0, 1.0], [5.0, 5.0], [7.0, 7.0]])
+    y = torch.tensor([0, 0, 1, 1])
+    losses = prototype_losses(z, y, class_prototypes(z, y, 2))
+    assert torch.isfinite(losses).all()
+    assert losses[0].item() == 0.0
+
+
+def reference_dlc(model, images, labels, *, levels, step):
+    """An independent loop as DESIGN.md states it, with torch's own global_unstructured pruning."""
+    x = (torch.from_numpy(images).permute(0, 3, 1, 2).float()
+         - torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1) * 255) / (torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1) * 255)
+    y = torch.from_numpy(labels)
+    params = [(m, "weight") for m in model.modules() if isinstance(m, nn.Conv2d)]
+    with torch.no_grad():
+        z0 = model.features(x)
+    mu = torch.stack([z0[y == c].mean(0) for c in range(int(y.max()) + 1)]).double()
+    losses = []
+    for k in range(levels):
+        if k:
+            prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=step)
+        with torch.no_grad():
+            z = model.features(x).double()
+        losses.append(F.cross_entropy(1.0 / torch.cdist(z, mu), y, reduction="none").numpy())
+    return np.mean(losses, 0), np.stack(losses)
+
+
+def test_scores_equal_an_independent_reference_loop():
+    images, labels = random_images(24, size=12)
+    data = from_arrays(images, labels)
+    model = tiny_cnn(3)
+    encoder = from_module(copy.deepcopy(model), lambda m, x: m.features(x))
+    result = score_dlc(encoder, data, levels=8, step=0.1, batch_size=24, progress=False)
+    ref_scores, ref_levels = reference_dlc(model, images, labels, levels=8, step=0.1)
+    # float32 features through two code paths: equal to float32 precision
+    np.testing.assert_allclose(result.level_losses, ref_levels, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(result.scores, ref_scores, rtol=1e-5, atol=1e-9)
+    assert result.level_losses.shape == (8, 24) and result.features.shape == (24, 12)
+    assert result.sparsity[0] == 0 and np.all(np.diff(result.sparsity) > 0)
+
+
+def test_weights_restored_and_runs_reproducible(tiny_encoder):
+    images, labels = random_images(15, size=10)
+    data = from_arrays(images, labels)
+    before = copy.deepcopy(tiny_encoder.module.state_dict())
+    a = score_dlc(tiny_encoder, data, levels=5, step=0.2, progress=False)
+    for name, t in tiny_encoder.module.state_dict().items():
+        assert torch.equal(t, before[name])
+    b = score_dlc(tiny_encoder, data, levels=5, step=0.2, progress=False)
+    assert np.array_equal(a.scores, b.scores)
+
+
+def test_interrupted_run_resumes_to_identical_scores(tmp_path, tiny_encoder, monkeypatch):
+    images, labels = random_images(18, size=10)
+    data = from_arrays(images, labels)
+    full = score_dlc(tiny_encoder, data, levels=7, step=0.15, progress=False)
+
+    real = dlc_module._level_losses
+    calls = []
+
+    def dies_at_level_4(*args, where, **kwargs):
+        calls.append(where)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return real(*args, where=where, **kwargs)
+
+    monkeypatch.setattr(dlc_module, "_level_losses", dies_at_level_4)
+    with pytest.raises(KeyboardInterrupt):
+        score_dlc(tiny_encoder, data, levels=7, step=0.15, checkpoint_dir=tmp_path, progress=False)
+    assert sorted(p.name for p in tmp_path.glob("level_*.npy")) == [f"level_000{k}.npy" for k in (1, 2, 3)]
+
+    calls.clear()
+    monkeypatch.setattr(dlc_module, "_level_losses", lambda *a, where, **k: (calls.append(where), real(*a, where=where, **k))[1])
+    resumed = score_dlc(tiny_encoder, data, levels=7, step=0.15, checkpoint_dir=tmp_path, progress=False)
+    assert len(calls) == 3  # only levels 4, 5, 6 were computed again
+    assert np.array_equal(resumed.scores, full.scores)
+    assert np.array_equal(resumed.level_losses, full.level_losses)
+
+
+def test_checkpoint_of_other_arguments_is_not_reused(tmp_path, tiny_encoder):
+    images, labels = random_images(12, size=10)
+    data = from_arrays(images, labels)
+    score_dlc(tiny_encoder, data, levels=3, step=0.2, checkpoint_dir=tmp_path, progress=False)
+    other = score_dlc(tiny_encoder, data, levels=3, step=0.4, checkpoint_dir=tmp_path, progress=False)
+    fresh = score_dlc(tiny_encoder, data, levels=3, step=0.4, progress=False)
+    assert np.array_equal(other.scores, fresh.scores)
+
+
+def test_class_with_one_sample_is_rejected(tiny_encoder):
+    images, labels = random_images(7, size=10)
+    labels = np.array([0, 0, 0, 1, 1, 1, 2])
+    with pytest.raises(DlcpruneError, match="class '2' has 1 sample.*at least 2"):
+        score_dlc(tiny_encoder, from_arrays(images, labels), levels=2, step=0.1, progress=False)
+
+
+def test_nan_features_are_rejected():
+    model = tiny_cnn(0)
+    encoder = from_module(model, lambda m, x: m.features(x) * float("nan"))
+    images, labels = random_images(6, size=10)
+    with pytest.raises(DlcpruneError, match="NaN/inf features for 6 sample"):
+        score_dlc(encoder, from_arrays(images, labels), levels=2, step=0.1, progress=False)

@@ -1,0 +1,88 @@
+"""Encoder adapters: preprocessing and features equal direct computations; the right weights are masked."""
+import numpy as np
+import pytest
+import timm
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dlcprune import DlcpruneError, load_encoder
+from dlcprune.models import timm_encoder
+
+
+@pytest.fixture(scope="module")
+def effnet():
+    return load_encoder("efficientnet_lite0", device="cpu")
+
+
+def test_efficientnet_preprocessing_exact(effnet):
+    grey = np.random.default_rng(0).integers(0, 256, (2, 20, 20, 1), dtype=np.uint8)
+    x = effnet.preprocess(list(grey), image_size=None)
+    expected = (torch.from_numpy(grey).permute(0, 3, 1, 2).float().expand(-1, 3, -1, -1) - 127.0) / 128.0
+    assert torch.equal(x, expected)
+    assert torch.equal(effnet.preprocess(list(grey), image_size=20), expected)  # no resize at the same size
+    resized = effnet.preprocess(list(grey), image_size=32)
+    ref = F.interpolate(torch.from_numpy(grey).permute(0, 3, 1, 2).float().expand(-1, 3, -1, -1), size=(32, 32),
+                        mode="bilinear", align_corners=False, antialias=True)
+    assert torch.allclose(resized, (ref - 127.0) / 128.0)
+
+
+def test_efficientnet_features_and_masked_weights(effnet):
+    rgb = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
+    z = effnet.features(list(rgb), image_size=None)
+    x = (torch.from_numpy(rgb).permute(0, 3, 1, 2).float() - 127.0) / 128.0
+    with torch.no_grad():
+        ref = effnet.module.extract_features(x.contiguous(memory_format=torch.channels_last)).mean((2, 3))
+    assert z.shape == (3, 1280)
+    assert torch.allclose(z, ref, atol=1e-5)
+    convs = [m.weight for m in effnet.module.modules() if isinstance(m, nn.Conv2d)]
+    assert [id(w) for _, w in effnet.maskable] == [id(w) for w in convs]
+    assert sum(w.numel() for _, w in effnet.maskable) == 3_328_992
+    assert len(effnet.weights_sha256) == 64
+
+
+def test_timm_cnn_uses_pre_logits_and_masks_convs():
+    enc = timm_encoder("resnet18", weights="random", device=torch.device("cpu"))
+    rgb = np.random.default_rng(2).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    x = enc.preprocess(list(rgb), image_size=None)
+    with torch.no_grad():
+        ref = enc.module.forward_head(enc.module.forward_features(x), pre_logits=True)
+    assert torch.allclose(enc.features(list(rgb), image_size=None), ref)
+    assert ref.shape == (2, 512)
+    assert all(".weight" in n for n, _ in enc.maskable)
+    assert len(enc.maskable) == sum(isinstance(m, nn.Conv2d) for m in enc.module.modules())
+    mean = torch.tensor(enc.module.pretrained_cfg["mean"]) * 255
+    assert torch.allclose(torch.tensor(enc.pixel_mean), mean)
+
+
+def test_timm_transformer_masks_linears_except_head():
+    enc = timm_encoder("vit_tiny_patch16_224", weights="random", device=torch.device("cpu"), img_size=32)
+    linears = [m for m in enc.module.modules() if isinstance(m, nn.Linear)]
+    head = enc.module.get_classifier()
+    assert len(enc.maskable) == len(linears) - 1
+    assert all(w is not head.weight for _, w in enc.maskable)
+    z = enc.features([np.zeros((32, 32, 3), np.uint8)], image_size=None)
+    assert z.shape == (1, 192)
+
+
+def test_timm_offline_pretrained_is_a_clear_error(monkeypatch):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)  # as on a machine with no network
+    with pytest.raises(DlcpruneError, match="cannot load pretrained weights for timm:resnet18.*--weights"):
+        timm_encoder("resnet18", weights="pretrained")
+
+
+def test_timm_weights_from_a_local_file(tmp_path):
+    model = timm.create_model("resnet18", pretrained=False)
+    torch.save(model.state_dict(), tmp_path / "w.pth")
+    enc = timm_encoder("resnet18", weights=str(tmp_path / "w.pth"), device=torch.device("cpu"))
+    assert enc.module.conv1.weight.data_ptr() != model.conv1.weight.data_ptr()
+    assert torch.equal(enc.module.conv1.weight, model.conv1.weight)
+
+
+@pytest.mark.parametrize("spec,suggestion", [("efficientnet_lite", "efficientnet_lite0"),
+                                             ("timm:resnet181", "resnet18")])
+def test_unknown_model_lists_close_matches(spec, suggestion):
+    with pytest.raises(DlcpruneError, match=f"unknown .*did you mean.*{suggestion}"):
+        load_encoder(spec)
