@@ -189,7 +189,10 @@ COMMANDS = {"score": cmd_score, "select": cmd_select, "prune": cmd_prune, "list"
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help, or a usage error already printed as one line
+        return int(done.code or 0)
     try:
         COMMANDS[args.command](args)
     except DlcpruneError as err:

@@ -77,7 +77,12 @@ class ImageEncoder:
     @torch.inference_mode()
     def features(self, images: Sequence[np.ndarray], *, image_size: int | None) -> torch.Tensor:
         """Pooled features (B, D), float32 on the CPU."""
-        z = self.feature_fn(self.module, self.preprocess(images, image_size=image_size))
+        x = self.preprocess(images, image_size=image_size)
+        try:
+            z = self.feature_fn(self.module, x)
+        except RuntimeError as err:  # typically an input size the architecture cannot take
+            raise DlcpruneError(f"{self.name} failed on {x.shape[-1]}x{x.shape[-2]} images: "
+                                f"{str(err).splitlines()[0]}; try another --image-size (e.g. 64 or 224)") from None
         return z.float().flatten(1).cpu()
 
 

@@ -1,0 +1,213 @@
+"""The real `dlcprune` command on small image folders the tests write, and the bad-input list."""
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dlcprune.cli import main
+from tests.conftest import write_image_folder
+
+
+def run(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "dlcprune", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture(scope="module")
+def scored(tmp_path_factory):
+    """`dlcprune score` once on 64x64 RGB PNGs with the real default encoder."""
+    tmp = tmp_path_factory.mktemp("cli")
+    data = write_image_folder(tmp / "data", {"cat": 6, "dog": 7, "fox": 5}, size=64)
+    out = tmp / "out"
+    res = run("score", "--model", "efficientnet_lite0", "--data", str(data), "--image-size", "64",
+              "--levels", "4", "--step", "0.05", "--output", str(out), "--quiet")
+    assert res.returncode == 0, res.stderr
+    return data, out
+
+
+def test_score_writes_the_documented_files(scored):
+    data, out = scored
+    assert sorted(p.name for p in out.iterdir()) == ["features.npy", "levels.npy", "manifest.json", "scores.csv"]
+    rows = list(csv.DictReader(open(out / "scores.csv")))
+    assert list(rows[0]) == ["index", "id", "label", "score"]
+    assert [r["id"] for r in rows[:2]] == ["cat/img_000.png", "cat/img_001.png"]
+    assert [int(r["label"]) for r in rows] == [0] * 6 + [1] * 7 + [2] * 5
+    levels = np.load(out / "levels.npy")
+    assert levels.shape == (4, 18)
+    np.testing.assert_allclose([float(r["score"]) for r in rows], levels.mean(0), rtol=1e-15)
+    assert np.load(out / "features.npy").shape == (18, 1280)
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["method"] == "dlc" and m["parameters"]["levels"] == 4 and m["seed"] == 0
+    assert m["model"]["name"] == "efficientnet_lite0" and len(m["model"]["weights_sha256"]) == 64
+    assert len(m["dataset"]["fingerprint_sha256"]) == 64 and m["dataset"]["class_sizes"] == [6, 7, 5]
+    assert m["sparsity_per_level"][:2] == [0.0, 0.05]
+    assert {"plain_pass_s", "masking_loop_s"} <= set(m["timings_s"]) and m["memory"]["rss_peak_mib"] > 0
+    assert {"torch", "numpy", "python"} <= set(m["versions"])
+
+
+def test_select_twice_is_identical_with_exact_class_counts(scored, tmp_path):
+    _, out = scored
+    for name in ("a", "b"):
+        res = run("select", "--scores", str(out), "--policy", "flexrand", "--split", "0.5", "--keep", "0.3,0.5",
+                  "--seed", "0", "--output", str(tmp_path / name))
+        assert res.returncode == 0, res.stderr
+    for keep in ("keep_0.3", "keep_0.5"):
+        for f in ("keep_indices.npy", "pruned_indices.npy"):
+            assert (tmp_path / "a" / keep / f).read_bytes() == (tmp_path / "b" / keep / f).read_bytes()
+    kept, pruned = np.load(tmp_path / "a" / "keep_0.3" / "keep_indices.npy"), np.load(tmp_path / "a" / "keep_0.3" / "pruned_indices.npy")
+    assert kept.dtype == np.int64 and np.all(np.diff(kept) > 0) and np.all(np.diff(pruned) > 0)
+    assert sorted(np.concatenate([kept, pruned]).tolist()) == list(range(18))
+    labels = np.array([0] * 6 + [1] * 7 + [2] * 5)
+    assert np.bincount(labels[kept]).tolist() == [round(6 * 0.3), round(7 * 0.3), round(5 * 0.3)]
+    manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
+    assert manifest["policy"] == "flexrand" and manifest["parameters"] == {"split": 0.5}
+    assert manifest["fractions"]["keep_0.3"]["kept_per_class"] == [2, 2, 2]
+
+
+def test_prune_is_the_complement_of_keep(scored, tmp_path):
+    _, out = scored
+    assert main(["select", "--scores", str(out), "--policy", "easy", "--prune", "0.75", "--output", str(tmp_path / "p")]) == 0
+    assert main(["select", "--scores", str(out), "--policy", "easy", "--keep", "0.25", "--output", str(tmp_path / "k")]) == 0
+    assert np.array_equal(np.load(tmp_path / "p/keep_0.25/keep_indices.npy"), np.load(tmp_path / "k/keep_0.25/keep_indices.npy"))
+
+
+def test_prune_command_scores_then_selects(tmp_path):
+    data = write_image_folder(tmp_path / "data", {"a": 4, "b": 4}, size=32)
+    res = run("prune", "--data", str(data), "--levels", "2", "--step", "0.1", "--policy", "random",
+              "--keep", "0.5", "--output", str(tmp_path / "out"), "--quiet")
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "out" / "scores.csv").is_file()
+    assert len(np.load(tmp_path / "out" / "selection" / "keep_0.5" / "keep_indices.npy")) == 4
+
+
+def test_list_shows_every_registry():
+    res = run("list")
+    assert res.returncode == 0
+    for name in ("efficientnet_lite0", "animal-mnist", "dlc", "flexrand", "random", "easy", "hard", "timm:<name>"):
+        assert name in res.stdout
+
+
+def test_interrupted_score_resumes_in_the_same_folder(tmp_path, monkeypatch, capsys):
+    """Ctrl-C midway leaves only the checkpoint (exit 130); the same command then finishes the job."""
+    from dlcprune.scoring import dlc
+
+    data = write_image_folder(tmp_path / "data", {"a": 3, "b": 3}, size=32)
+    args = lambda out: ["score", "--data", str(data), "--levels", "4", "--step", "0.1", "--output", str(out), "--quiet"]
+    assert main(args(tmp_path / "fresh")) == 0
+
+    real, calls = dlc._level_losses, []
+
+    def interrupted_at_level_3(*a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **k)
+
+    monkeypatch.setattr(dlc, "_level_losses", interrupted_at_level_3)
+    assert main(args(tmp_path / "out")) == 130
+    assert "Run the same command again to resume" in capsys.readouterr().err
+    assert [p.name for p in (tmp_path / "out").iterdir()] == [".partial"]
+    monkeypatch.setattr(dlc, "_level_losses", real)
+    assert main(args(tmp_path / "out")) == 0
+    assert not (tmp_path / "out" / ".partial").exists()
+    assert (tmp_path / "out" / "scores.csv").read_text() == (tmp_path / "fresh" / "scores.csv").read_text()
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def bad(capsys, args, pattern, output=None):
+    code = main(args)
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    assert pytest.importorskip("re").search(pattern, err), err
+    if output is not None:
+        assert not Path(output).exists() or not any(Path(output).iterdir()), "no partial output"
+
+
+def score_args(data, out, *extra):
+    return ["score", "--data", str(data), "--levels", "2", "--step", "0.1", "--output", str(out), "--quiet", *extra]
+
+
+def test_bad_empty_dataset(tmp_path, capsys):
+    (tmp_path / "d" / "cls").mkdir(parents=True)
+    bad(capsys, score_args(tmp_path / "d", tmp_path / "o"), "no images found", tmp_path / "o")
+
+
+def test_bad_class_with_one_sample(tmp_path, capsys):
+    data = write_image_folder(tmp_path / "d", {"a": 3, "b": 1}, size=16)
+    bad(capsys, score_args(data, tmp_path / "o"), "class 'b' has 1 sample.*at least 2", tmp_path / "o")
+
+
+def test_bad_corrupt_image_named_and_nothing_written(tmp_path, capsys):
+    data = write_image_folder(tmp_path / "d", {"a": 3, "b": 3}, size=16)
+    path = data / "b" / "img_002.png"
+    path.write_bytes(path.read_bytes()[:50])
+    bad(capsys, score_args(data, tmp_path / "o", "--image-size", "16"), r"cannot read image .*b/img_002.png", tmp_path / "o")
+    assert not (tmp_path / "o").exists()
+
+
+def test_bad_mixed_sizes(tmp_path, capsys):
+    data = write_image_folder(tmp_path / "d", {"a": 3, "b": 3}, size=16)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(data / "a" / "small.png")
+    bad(capsys, score_args(data, tmp_path / "o"), "different sizes.*--image-size", tmp_path / "o")
+
+
+def test_bad_npz_length_mismatch(tmp_path, capsys):
+    np.savez(tmp_path / "d.npz", images=np.zeros((5, 8, 8), np.uint8), labels=np.zeros(4, int))
+    bad(capsys, score_args(tmp_path / "d.npz", tmp_path / "o"), "5 images but labels of shape \\(4,\\)", tmp_path / "o")
+
+
+def test_bad_unknown_model(tmp_path, capsys):
+    data = write_image_folder(tmp_path / "d", {"a": 2, "b": 2}, size=16)
+    bad(capsys, score_args(data, tmp_path / "o", "--model", "efficientnet-lite0"), "did you mean: efficientnet_lite0")
+
+
+def test_bad_nonempty_output_needs_force(tmp_path, capsys):
+    data = write_image_folder(tmp_path / "d", {"a": 2, "b": 2}, size=32)
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "mine.txt").write_text("user file")
+    bad(capsys, score_args(data, tmp_path / "o"), "exists and is not empty.*--force")
+    assert main(score_args(data, tmp_path / "o", "--force")) == 0
+    assert (tmp_path / "o" / "mine.txt").read_text() == "user file"
+
+
+def test_bad_unwritable_output(tmp_path, capsys):
+    data = write_image_folder(tmp_path / "d", {"a": 2, "b": 2}, size=16)
+    (tmp_path / "file").write_text("x")
+    bad(capsys, score_args(data, tmp_path / "file" / "out"), "cannot write to output folder")
+
+
+@pytest.mark.parametrize("keep,pattern", [("0", "keep must be a fraction in \\(0, 1\\]"), ("1.5", "keep must be"),
+                                          ("-0.2", "keep must be"), ("abc", "comma-separated fractions")])
+def test_bad_keep(scored, tmp_path, capsys, keep, pattern):
+    _, out = scored
+    bad(capsys, ["select", "--scores", str(out), "--keep", keep, "--output", str(tmp_path / "s")], pattern, tmp_path / "s")
+
+
+@pytest.mark.parametrize("split", ["0", "1", "1.3"])
+def test_bad_split(scored, tmp_path, capsys, split):
+    _, out = scored
+    bad(capsys, ["select", "--scores", str(out), "--policy", "flexrand", "--split", split, "--keep", "0.5",
+                 "--output", str(tmp_path / "s")], "strictly between 0 and 1", tmp_path / "s")
+
+
+def test_bad_scores_folder(tmp_path, capsys):
+    bad(capsys, ["select", "--scores", str(tmp_path), "--keep", "0.5", "--output", str(tmp_path / "s")],
+        "scores.csv not found", tmp_path / "s")
+
+
+def test_bad_image_size_for_the_architecture(tmp_path, capsys):
+    data = write_image_folder(tmp_path / "d", {"a": 2, "b": 2}, size=16)
+    bad(capsys, score_args(data, tmp_path / "o"), "efficientnet_lite0 failed on 16x16 images.*--image-size", tmp_path / "o")
+
+
+def test_bad_level_arguments(tmp_path, capsys):
+    data = write_image_folder(tmp_path / "d", {"a": 2, "b": 2}, size=16)
+    bad(capsys, ["score", "--data", str(data), "--step", "1.5", "--output", str(tmp_path / "o")], "0 < --step < 1")
+    bad(capsys, ["score", "--data", str(data), "--levels", "x", "--output", str(tmp_path / "o")], "invalid int value")
