@@ -62,7 +62,10 @@ def add_score_args(p: argparse.ArgumentParser) -> None:
 
 def add_select_args(p: argparse.ArgumentParser, *, seed: bool) -> None:
     p.add_argument("--policy", default="flexrand", help="random, easy, hard or flexrand (default)")
-    p.add_argument("--split", type=float, default=None, help="FlexRand's gamma in (0, 1) (default 0.5)")
+    p.add_argument("--split", type=split_arg, default=None,
+                   help="FlexRand's gamma in (0, 1) (default 0.5), or auto: chosen on a held-out validation split")
+    p.add_argument("--val-fraction", type=float, default=0.2,
+                   help="with --split auto: share of each class held out for choosing gamma (default 0.2)")
     p.add_argument("--keep", type=fractions, default=None, help="fractions KEPT, e.g. 0.1,0.2,0.3")
     p.add_argument("--prune", type=fractions, default=None, help="fractions REMOVED (keep = 1 - prune)")
     if seed:
@@ -133,25 +136,60 @@ def cmd_score(args: argparse.Namespace) -> Path:
     return out
 
 
-def cmd_select(args: argparse.Namespace, *, scores_dir: Path | None = None) -> None:
-    from .outputs import read_scores, write_selection
+def split_arg(text: str) -> float | str:
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1) or 'auto', got {text!r}") from None
+
+
+def selection_policy(args: argparse.Namespace):
+    """The policy named by --policy/--split, and whether gamma is to be chosen automatically."""
     from .selection import make_policy
 
+    auto = args.split == "auto"
+    if auto and args.policy != "flexrand":
+        raise DlcpruneError("--split auto chooses FlexRand's gamma; use it with --policy flexrand")
+    return make_policy(args.policy, split=None if auto else args.split), auto
+
+
+def cmd_select(args: argparse.Namespace, *, scores_dir: Path | None = None) -> None:
+    from .outputs import read_features, read_scores, write_selection
+    from .selection import FlexRand
+
     keeps = keep_fractions(args)
-    policy = make_policy(args.policy, split=args.split)
+    policy, auto = selection_policy(args)
     scores = read_scores(scores_dir or args.scores)
     out = io.check_output_dir(scores_dir / "selection" if scores_dir else args.output, force=args.force)
+    s, y = scores.scores, scores.labels
+    if auto:
+        from .tuning import choose_split, validation_split
+
+        z = read_features(scores.folder, len(s))
+        pool, val = validation_split(y, fraction=args.val_fraction, seed=args.seed)
+        kept, details = {}, {}
+        for keep in keeps:
+            c = choose_split(s[pool], y[pool], z[pool], keep=keep, val_features=z[val], val_labels=y[val], seed=args.seed)
+            kept[keep] = pool[FlexRand(c.split).select(s[pool], y[pool], keep=keep, seed=args.seed)]
+            details[keep] = {"split": c.split, "validation_accuracy": {f"{g:g}": a for g, a in c.validation_accuracy.items()},
+                             "split_choice_s": round(c.seconds, 3)}
+        params = {"split": "auto", "validation_fraction": args.val_fraction}
+    else:
+        pool, details, params = None, None, policy.params()
+        kept = {keep: policy.select(s, y, keep=keep, seed=args.seed) for keep in keeps}
     with io.output_dir(out, keep=lambda err: False):
-        manifest = write_selection(out, scores, policy=policy, keeps=keeps, seed=args.seed)
-    kept = ", ".join(f"{v['keep']:g}: {v['kept']}" for v in manifest["fractions"].values())
-    print(f"{policy.name} selection of {manifest['samples']:,} samples (kept per fraction {kept}) -> {out}")
+        manifest = write_selection(out, scores, policy=policy.name, parameters=params, seed=args.seed, kept=kept,
+                                   pool=pool, details=details)
+    summary = ", ".join(f"{v['keep']:g}: {v['kept']}" + (f" (gamma {v['split']:g})" if auto else "")
+                        for v in manifest["fractions"].values())
+    print(f"{policy.name} selection of {manifest['samples']:,} samples (kept per fraction {summary}) -> {out}")
 
 
 def cmd_prune(args: argparse.Namespace) -> None:
-    from .selection import make_policy
-
     keep_fractions(args)  # fail on bad selection arguments before the slow scoring
-    make_policy(args.policy, split=args.split)
+    selection_policy(args)
     cmd_select(args, scores_dir=cmd_score(args))
 
 

@@ -20,7 +20,7 @@ from .data import ImageDataset
 from .errors import DlcpruneError
 from .models import ImageEncoder
 from .scoring import DlcResult
-from .selection import Policy, class_counts
+from .selection import class_counts
 
 PARTIAL = ".partial"  # checkpoint folder of an unfinished scoring run, inside the output folder
 
@@ -98,28 +98,49 @@ def keep_folder_name(keep: float) -> str:
     return f"keep_{keep:g}"
 
 
-def write_selection(out: Path, scores: Scores, *, policy: Policy, keeps: list[float], seed: int) -> dict:
-    """Select at every keep fraction and write the selection folder; returns the manifest."""
+def write_selection(out: Path, scores: Scores, *, policy: str, parameters: dict, seed: int,
+                    kept: dict[float, np.ndarray], pool: np.ndarray | None = None,
+                    details: dict[float, dict] | None = None) -> dict:
+    """Write the selection folder for ``kept[keep]`` (sorted indices); returns the manifest.
+
+    ``pool``: the indices selection drew from when a validation split was held out (the rest are
+    written as ``validation_indices.npy`` and count as pruned); ``details``: per-keep extras.
+    """
     n = len(scores.scores)
-    chosen = {keep: policy.select(scores.scores, scores.labels, keep=keep, seed=seed) for keep in keeps}
+    pool = np.arange(n, dtype=np.int64) if pool is None else pool
     fractions = {}
-    for keep, kept in chosen.items():
-        pruned = np.setdiff1d(np.arange(n, dtype=np.int64), kept)
+    for keep, kept_idx in kept.items():
+        pruned = np.setdiff1d(np.arange(n, dtype=np.int64), kept_idx)
         folder = out / keep_folder_name(keep)
-        io.save_npy(folder / "keep_indices.npy", kept)
+        io.save_npy(folder / "keep_indices.npy", kept_idx)
         io.save_npy(folder / "pruned_indices.npy", pruned)
-        per_class = np.bincount(scores.labels[kept], minlength=int(scores.labels.max()) + 1)
+        per_class = np.bincount(scores.labels[kept_idx], minlength=int(scores.labels.max()) + 1)
         fractions[keep_folder_name(keep)] = {
-            "keep": keep, "kept": int(len(kept)), "pruned": int(len(pruned)),
+            "keep": keep, "kept": int(len(kept_idx)), "pruned": int(len(pruned)),
             "kept_per_class": per_class.tolist(),
-            "expected_per_class": list(class_counts(scores.labels, keep).values()),
+            "expected_per_class": list(class_counts(scores.labels[pool], keep).values()),
+            **(details or {}).get(keep, {}),
         }
+    if len(pool) < n:
+        io.save_npy(out / "validation_indices.npy", np.setdiff1d(np.arange(n, dtype=np.int64), pool))
     manifest = {
-        "policy": policy.name, "parameters": policy.params(), "seed": seed, "keeps": keeps,
-        "stratified_by": "label (class)", "samples": n, "fractions": fractions,
+        "policy": policy, "parameters": parameters, "seed": seed, "keeps": list(kept),
+        "stratified_by": "label (class)", "samples": n, "selection_pool": int(len(pool)),
+        "validation_held_out": int(n - len(pool)), "fractions": fractions,
         "scores": {"folder": str(scores.folder.resolve()), "method": scores.manifest.get("method"),
                    "model": scores.manifest.get("model"), "dataset": scores.manifest.get("dataset", {}).get("fingerprint_sha256")},
         "versions": io.versions(), "command": sys.argv, "created": io.now_iso(),
     }
     io.write_json(out / "manifest.json", manifest)
     return manifest
+
+
+def read_features(folder: Path, n: int) -> np.ndarray:
+    """The unmasked features (N, D) saved beside the scores."""
+    path = Path(folder) / "features.npy"
+    if not path.is_file():
+        raise DlcpruneError(f"{path} not found; --split auto needs the features that `dlcprune score` saves")
+    features = np.load(path)
+    if features.ndim != 2 or len(features) != n:
+        raise DlcpruneError(f"{path} has shape {features.shape}, expected ({n}, D)")
+    return features
