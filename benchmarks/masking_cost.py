@@ -30,8 +30,8 @@ def load(args):
     data = load_dataset("animal-mnist")
     per_class = args.samples // data.num_classes
     data = data.subset(stratified_split(data.labels, {"s": per_class}, seed=0)["s"])
-    data.images(range(len(data)))  # decode once, as every mode does
-    return data, load_encoder("efficientnet_lite0", device="cpu")
+    data.items(range(len(data)))  # decode once, as every mode does
+    return data, load_encoder("efficientnet_lite0", device="cpu", image_size=args.image_size)
 
 
 def rss_mib() -> float:
@@ -44,12 +44,11 @@ def memory_mode(args) -> None:
     data, enc = load(args)
     loaded = rss_mib()
     if args.mode == "plain":
-        extract_features(enc, data, image_size=args.image_size, batch_size=args.batch_size, progress=False)
+        extract_features(enc, data, batch_size=args.batch_size, progress=False)
     elif args.mode == "dlc":
         from dlcprune import score_dlc
 
-        score_dlc(enc, data, levels=args.levels, step=args.step, image_size=args.image_size,
-                  batch_size=args.batch_size, progress=False)
+        score_dlc(enc, data, levels=args.levels, step=args.step, batch_size=args.batch_size, progress=False)
     else:
         from torch.nn.utils import prune
 
@@ -57,7 +56,7 @@ def memory_mode(args) -> None:
         params = [(m, "weight") for m in enc.module.modules() if isinstance(m, torch.nn.Conv2d)]
         for _ in range(args.levels - 1):
             prune.global_unstructured(params, pruning_method=prune.L1Unstructured, amount=args.step)
-        extract_features(enc, data, image_size=args.image_size, batch_size=args.batch_size, progress=False)
+        extract_features(enc, data, batch_size=args.batch_size, progress=False)
     print(json.dumps({"peak_mib": rss_mib(), "after_load_mib": loaded}))
 
 
@@ -68,7 +67,7 @@ def speed(args) -> dict:
 
     data, enc = load(args)
     labels = torch.from_numpy(data.labels)
-    plain = lambda: extract_features(enc, data, image_size=args.image_size, batch_size=args.batch_size, progress=False)
+    plain = lambda: extract_features(enc, data, batch_size=args.batch_size, progress=False)
     z0 = plain()  # warm-up
     protos = class_prototypes(z0, labels, data.num_classes)
     masks = NestedMasks([w for _, w in enc.maskable], levels=args.levels, step=args.step)
@@ -78,8 +77,7 @@ def speed(args) -> dict:
             t = time.perf_counter()
             set_level(int(k))
             apply_s.append(time.perf_counter() - t)
-            _level_losses(enc, data, protos, labels, image_size=args.image_size, batch_size=args.batch_size,
-                          where="bench", advance=lambda n: None)
+            _level_losses(enc, data, protos, labels, batch_size=args.batch_size, where="bench", advance=lambda n: None)
             masked_s.append(time.perf_counter() - t)
             t = time.perf_counter()
             plain()

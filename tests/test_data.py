@@ -6,7 +6,8 @@ from PIL import Image
 from dlcprune import DlcpruneError, from_arrays, load_dataset
 from dlcprune.data import stratified_split
 from dlcprune.scoring.dlc import check_dataset
-from tests.conftest import write_image_folder
+from dlcprune.models import from_module
+from tests.conftest import tiny_cnn, write_image_folder
 
 
 def test_folder_order_is_sorted_classes_then_sorted_paths(tmp_path):
@@ -27,7 +28,7 @@ def test_folder_pixels_grey_and_rgb(tmp_path):
     (tmp_path / "a").mkdir()
     Image.fromarray(grey, mode="L").save(tmp_path / "a" / "g.png")
     Image.fromarray(np.stack([grey] * 3, -1)).save(tmp_path / "a" / "rgb.png")
-    g, rgb = load_dataset(str(tmp_path)).images([0, 1])
+    g, rgb = load_dataset(str(tmp_path)).items([0, 1])
     assert g.shape == (4, 4, 1) and np.array_equal(g[..., 0], grey)
     assert rgb.shape == (4, 4, 3) and np.array_equal(rgb[..., 2], grey)
 
@@ -38,7 +39,7 @@ def test_npz_and_arrays(tmp_path):
     data = load_dataset(str(tmp_path / "d.npz"))
     assert data.class_names == ["3", "7"] and data.labels.tolist() == [1, 0, 1, 0, 0]
     assert data.ids == ["0", "1", "2", "3", "4"]
-    assert np.array_equal(data.images([2])[0][..., 0], images[2])
+    assert np.array_equal(data.items([2])[0][..., 0], images[2])
 
 
 @pytest.mark.parametrize("images,labels,message", [
@@ -72,7 +73,7 @@ def test_corrupt_image_is_named(tmp_path):
     (root / "b" / "img_001.png").write_bytes(b"\x89PNG\r\n\x1a\n broken")
     data = load_dataset(str(root))
     with pytest.raises(DlcpruneError, match=r"cannot read image .*b/img_001.png"):
-        data.images(range(len(data)))
+        data.items(range(len(data)))
 
 
 def test_truncated_image_is_named(tmp_path):
@@ -81,7 +82,7 @@ def test_truncated_image_is_named(tmp_path):
     path.write_bytes(path.read_bytes()[:60])
     data = load_dataset(str(root))
     with pytest.raises(DlcpruneError, match=r"cannot read image .*a/img_000.png"):
-        data.images(range(len(data)))
+        data.items(range(len(data)))
 
 
 def test_mixed_sizes_need_image_size(tmp_path):
@@ -89,8 +90,8 @@ def test_mixed_sizes_need_image_size(tmp_path):
     Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(root / "b" / "big.png")
     data = load_dataset(str(root))
     with pytest.raises(DlcpruneError, match=r"2 different sizes .*b/big.png is 24x20.*--image-size"):
-        check_dataset(data, image_size=None)
-    check_dataset(data, image_size=16)  # resizing makes them comparable
+        check_dataset(data, from_module(tiny_cnn(), lambda m, x: m.features(x)))
+    check_dataset(data, from_module(tiny_cnn(), lambda m, x: m.features(x), image_size=16))  # resizing: comparable
 
 
 def test_fingerprint_changes_with_content(tmp_path):
@@ -115,4 +116,4 @@ def test_builtin_animal_mnist():
     data = load_dataset("animal-mnist")
     assert len(data) == 10_000 and data.num_classes == 10
     assert np.bincount(data.labels).tolist() == [1000] * 10
-    assert data.images([0])[0].shape == (28, 28, 1)
+    assert data.items([0])[0].shape == (28, 28, 1)

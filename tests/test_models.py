@@ -17,11 +17,14 @@ def effnet():
 
 def test_efficientnet_preprocessing_exact(effnet):
     grey = np.random.default_rng(0).integers(0, 256, (2, 20, 20, 1), dtype=np.uint8)
-    x = effnet.preprocess(list(grey), image_size=None)
+    x = effnet.preprocess(list(grey))
     expected = (torch.from_numpy(grey).permute(0, 3, 1, 2).float().expand(-1, 3, -1, -1) - 127.0) / 128.0
     assert torch.equal(x, expected)
-    assert torch.equal(effnet.preprocess(list(grey), image_size=20), expected)  # no resize at the same size
-    resized = effnet.preprocess(list(grey), image_size=32)
+    effnet.image_size = 20
+    assert torch.equal(effnet.preprocess(list(grey)), expected)  # no resize at the same size
+    effnet.image_size = 32
+    resized = effnet.preprocess(list(grey))
+    effnet.image_size = None
     ref = F.interpolate(torch.from_numpy(grey).permute(0, 3, 1, 2).float().expand(-1, 3, -1, -1), size=(32, 32),
                         mode="bilinear", align_corners=False, antialias=True)
     assert torch.allclose(resized, (ref - 127.0) / 128.0)
@@ -29,7 +32,7 @@ def test_efficientnet_preprocessing_exact(effnet):
 
 def test_efficientnet_features_and_masked_weights(effnet):
     rgb = np.random.default_rng(1).integers(0, 256, (3, 32, 32, 3), dtype=np.uint8)
-    z = effnet.features(list(rgb), image_size=None)
+    z = effnet.features(list(rgb))
     x = (torch.from_numpy(rgb).permute(0, 3, 1, 2).float() - 127.0) / 128.0
     with torch.no_grad():
         ref = effnet.module.extract_features(x.contiguous(memory_format=torch.channels_last)).mean((2, 3))
@@ -44,10 +47,10 @@ def test_efficientnet_features_and_masked_weights(effnet):
 def test_timm_cnn_uses_pre_logits_and_masks_convs():
     enc = timm_encoder("resnet18", weights="random", device=torch.device("cpu"))
     rgb = np.random.default_rng(2).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
-    x = enc.preprocess(list(rgb), image_size=None)
+    x = enc.preprocess(list(rgb))
     with torch.no_grad():
         ref = enc.module.forward_head(enc.module.forward_features(x), pre_logits=True)
-    assert torch.allclose(enc.features(list(rgb), image_size=None), ref)
+    assert torch.allclose(enc.features(list(rgb)), ref)
     assert ref.shape == (2, 512)
     assert all(".weight" in n for n, _ in enc.maskable)
     assert len(enc.maskable) == sum(isinstance(m, nn.Conv2d) for m in enc.module.modules())
@@ -61,7 +64,7 @@ def test_timm_transformer_masks_linears_except_head():
     head = enc.module.get_classifier()
     assert len(enc.maskable) == len(linears) - 1
     assert all(w is not head.weight for _, w in enc.maskable)
-    z = enc.features([np.zeros((32, 32, 3), np.uint8)], image_size=None)
+    z = enc.features([np.zeros((32, 32, 3), np.uint8)])
     assert z.shape == (1, 192)
 
 

@@ -124,11 +124,11 @@ def cmd_score(args: argparse.Namespace) -> Path:
     only_partial = lambda p: {f.name for f in p.iterdir()} == {PARTIAL}
     out = io.check_output_dir(args.output, force=args.force, resumable=only_partial)
     dataset = load_dataset(args.data)
-    encoder = load_encoder(args.model, weights=args.weights, device=args.device)
+    encoder = load_encoder(args.model, weights=args.weights, device=args.device, image_size=args.image_size)
     # Bad input leaves nothing behind; an interrupted or crashed run keeps its checkpoint to resume.
     with io.output_dir(out, keep=lambda err: not isinstance(err, DlcpruneError)):
         result = score_dlc(encoder, dataset, levels=args.levels, step=args.step, masking=args.masking,
-                           seed=args.seed, image_size=args.image_size, batch_size=args.batch_size,
+                           seed=args.seed, batch_size=args.batch_size,
                            checkpoint_dir=out / PARTIAL, progress=not args.quiet)
         write_scores(out, result, dataset=dataset, encoder=encoder, total_s=time.perf_counter() - t0)
     shutil.rmtree(out / PARTIAL, ignore_errors=True)
@@ -157,7 +157,6 @@ def selection_policy(args: argparse.Namespace):
 
 def cmd_select(args: argparse.Namespace, *, scores_dir: Path | None = None) -> None:
     from .outputs import read_features, read_scores, write_selection
-    from .selection import FlexRand
 
     keeps = keep_fractions(args)
     policy, auto = selection_policy(args)
@@ -165,16 +164,13 @@ def cmd_select(args: argparse.Namespace, *, scores_dir: Path | None = None) -> N
     out = io.check_output_dir(scores_dir / "selection" if scores_dir else args.output, force=args.force)
     s, y = scores.scores, scores.labels
     if auto:
-        from .tuning import choose_split, validation_split
+        from .tuning import flexrand_auto
 
         z = read_features(scores.folder, len(s))
-        pool, val = validation_split(y, fraction=args.val_fraction, seed=args.seed)
-        kept, details = {}, {}
-        for keep in keeps:
-            c = choose_split(s[pool], y[pool], z[pool], keep=keep, val_features=z[val], val_labels=y[val], seed=args.seed)
-            kept[keep] = pool[FlexRand(c.split).select(s[pool], y[pool], keep=keep, seed=args.seed)]
-            details[keep] = {"split": c.split, "validation_accuracy": {f"{g:g}": a for g, a in c.validation_accuracy.items()},
-                             "split_choice_s": round(c.seconds, 3)}
+        chosen = flexrand_auto(s, y, z, keeps=keeps, val_fraction=args.val_fraction, seed=args.seed)
+        kept, pool = chosen.kept, chosen.pool
+        details = {k: {"split": c.split, "validation_accuracy": {f"{g:g}": a for g, a in c.validation_accuracy.items()},
+                       "split_choice_s": round(c.seconds, 3)} for k, c in chosen.choices.items()}
         params = {"split": "auto", "validation_fraction": args.val_fraction}
     else:
         pool, details, params = None, None, policy.params()

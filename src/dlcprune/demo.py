@@ -52,10 +52,10 @@ def run_demo(*, levels: int = 20, step: float = 0.05, image_size: int = 64, seed
                   f"{len(train):,} train / {len(test):,} test images (class-stratified subset, seed {SPLIT_SEED}); "
                   f"DLC with {levels} levels, step {step} (the paper uses 50 levels, step 0.02, on full datasets); "
                   f"linear probe on frozen features; {seeds} seeds.")
-    encoder = load_encoder("efficientnet_lite0")
-    result = score_dlc(encoder, train, levels=levels, step=step, image_size=image_size, progress=progress)
+    encoder = load_encoder("efficientnet_lite0", image_size=image_size)
+    result = score_dlc(encoder, train, levels=levels, step=step, progress=progress)
     t_score = time.perf_counter() - t0
-    test_z = extract_features(encoder, test, image_size=image_size, batch_size=64,
+    test_z = extract_features(encoder, test, batch_size=64,
                               description="test features", progress=progress).numpy()
     probe = lambda idx: train_linear_probe(result.features[idx], train.labels[idx], num_classes=train.num_classes
                                            ).accuracy(test_z, test.labels)

@@ -76,3 +76,28 @@ def choose_split(scores: np.ndarray, labels: np.ndarray, features: np.ndarray, *
     best = max(accuracy.values())
     split = min((g for g, a in accuracy.items() if a == best), key=lambda g: (abs(g - 0.5), g))
     return SplitChoice(keep=keep, split=split, validation_accuracy=accuracy, seconds=time.perf_counter() - t0)
+
+
+@dataclass
+class AutoSelection:
+    """FlexRand with gamma chosen per keep fraction. ``kept[keep]``: sorted indices into the full
+    set; ``pool`` / ``validation``: the indices selection drew from / held out for the choice."""
+
+    kept: dict[float, np.ndarray]
+    pool: np.ndarray
+    validation: np.ndarray
+    choices: dict[float, SplitChoice]
+
+
+def flexrand_auto(scores: np.ndarray, labels: np.ndarray, features: np.ndarray, *, keeps: list[float],
+                  val_fraction: float = 0.2, seed: int = 0, trials: int = 3) -> AutoSelection:
+    """Hold out a stratified validation split, choose gamma for each keep fraction on it, and
+    select with FlexRand from the rest. scores (N,) higher = harder; features (N, D)."""
+    pool, val = validation_split(labels, fraction=val_fraction, seed=seed)
+    s, y, z = scores[pool], labels[pool], features[pool]
+    kept, choices = {}, {}
+    for keep in keeps:
+        choices[keep] = choose_split(s, y, z, keep=keep, val_features=features[val], val_labels=labels[val],
+                                     seed=seed, trials=trials)
+        kept[keep] = pool[FlexRand(choices[keep].split).select(s, y, keep=keep, seed=seed)]
+    return AutoSelection(kept=kept, pool=pool, validation=val, choices=choices)

@@ -59,7 +59,7 @@ class ImageDataset:
     def num_classes(self) -> int:
         return len(self.class_names)
 
-    def images(self, indices: Sequence[int]) -> list[np.ndarray]:
+    def items(self, indices: Sequence[int]) -> list[np.ndarray]:
         """The images at ``indices`` as (H, W, C) uint8 arrays, C in {1, 3}."""
         return [self.reader.read(int(self.positions[i])) for i in indices]
 

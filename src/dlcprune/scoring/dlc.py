@@ -59,7 +59,7 @@ class DlcResult:
     timings: dict = field(default_factory=dict)
 
 
-def check_dataset(dataset: ImageDataset, *, image_size: int | None) -> None:
+def check_dataset(dataset: ImageDataset, encoder: ImageEncoder) -> None:
     """Reject data DLC cannot score, before any work is done."""
     if len(dataset) == 0:
         raise DlcpruneError(f"{dataset.source}: the dataset is empty")
@@ -68,7 +68,7 @@ def check_dataset(dataset: ImageDataset, *, image_size: int | None) -> None:
         raise DlcpruneError(
             f"class {dataset.class_names[c]!r} has {counts[c]} sample(s); DLC needs at least 2 per class "
             "(a one-sample prototype is the sample itself, at distance 0): add samples or remove the class")
-    if image_size is None:
+    if isinstance(dataset, ImageDataset) and encoder.image_size is None:
         sizes = dataset.sizes()
         if len(sizes) > 1:
             (a, _), (b, _) = sorted(sizes.items(), key=lambda kv: -kv[1])[:2]
@@ -77,14 +77,14 @@ def check_dataset(dataset: ImageDataset, *, image_size: int | None) -> None:
                 f"{dataset.first_with_size(b)} is {b[1]}x{b[0]}); pass --image-size N to resize them all to NxN")
 
 
-def extract_features(encoder: ImageEncoder, dataset: ImageDataset, *, image_size: int | None,
-                     batch_size: int, description: str = "features", progress: bool = True) -> torch.Tensor:
+def extract_features(encoder: ImageEncoder, dataset: ImageDataset, *, batch_size: int,
+                     description: str = "features", progress: bool = True) -> torch.Tensor:
     """Features of every sample, (N, D) float32, in sample order; rejects NaN / inf."""
     chunks = []
     with bar(description, len(dataset), enabled=progress) as advance:
         for start in range(0, len(dataset), batch_size):
             idx = range(start, min(start + batch_size, len(dataset)))
-            chunks.append(encoder.features(dataset.images(idx), image_size=image_size))
+            chunks.append(encoder.features(dataset.items(idx)))
             advance(len(idx))
     z = torch.cat(chunks)
     _check_finite(z, description)
@@ -100,8 +100,7 @@ def _check_finite(z: torch.Tensor, where: str) -> None:
 
 
 def score_dlc(encoder: ImageEncoder, dataset: ImageDataset, *, levels: int = 50, step: float = 0.02,
-              masking: str = "magnitude", seed: int = 0, image_size: int | None = None,
-              batch_size: int = 64, checkpoint_dir: str | Path | None = None,
+              masking: str = "magnitude", seed: int = 0, batch_size: int = 64, checkpoint_dir: str | Path | None = None,
               progress: bool = True) -> DlcResult:
     """DLC scores of every sample of ``dataset`` (higher = harder). See the module docstring.
 
@@ -113,9 +112,9 @@ def score_dlc(encoder: ImageEncoder, dataset: ImageDataset, *, levels: int = 50,
         raise DlcpruneError(f"--levels must be at least 1, got {levels}")
     if not 0.0 < step < 1.0:
         raise DlcpruneError(f"--step must lie in (0, 1), got {step}")
-    check_dataset(dataset, image_size=image_size)
-    params = dict(levels=levels, step=step, masking=masking, seed=seed, image_size=image_size,
-                  batch_size=batch_size)
+    check_dataset(dataset, encoder)
+    params = dict(levels=levels, step=step, masking=masking, seed=seed, batch_size=batch_size,
+                  **encoder.preprocessing())
     ckpt = Checkpoint(checkpoint_dir, key=dict(params, model=encoder.name, weights_sha256=encoder.weights_sha256,
                                                dataset=dataset.fingerprint()))
     labels = torch.from_numpy(dataset.labels)
@@ -124,8 +123,8 @@ def score_dlc(encoder: ImageEncoder, dataset: ImageDataset, *, levels: int = 50,
     z0 = ckpt.load_features()
     if z0 is None:
         t = time.perf_counter()
-        z0 = extract_features(encoder, dataset, image_size=image_size, batch_size=batch_size,
-                              description="plain pass (unmasked)", progress=progress)
+        z0 = extract_features(encoder, dataset, batch_size=batch_size, description="plain pass (unmasked)",
+                              progress=progress)
         timings["plain_pass_s"] = time.perf_counter() - t
         ckpt.save_features(z0)
     prototypes = class_prototypes(z0, labels, dataset.num_classes)
@@ -145,9 +144,8 @@ def score_dlc(encoder: ImageEncoder, dataset: ImageDataset, *, levels: int = 50,
         for k in todo:
             t = time.perf_counter()
             set_level(k)
-            losses[k] = _level_losses(encoder, dataset, prototypes, labels, image_size=image_size,
-                                      batch_size=batch_size, where=f"level {k}, sparsity {masks.sparsity_[k]:.3f}",
-                                      advance=advance)
+            losses[k] = _level_losses(encoder, dataset, prototypes, labels, batch_size=batch_size,
+                                      where=f"level {k}, sparsity {masks.sparsity_[k]:.3f}", advance=advance)
             timings.setdefault("level_s", {})[str(k)] = time.perf_counter() - t
             ckpt.save_level(k, losses[k])
     level_losses = np.stack([losses[k] for k in range(levels)])
@@ -158,11 +156,11 @@ def score_dlc(encoder: ImageEncoder, dataset: ImageDataset, *, levels: int = 50,
                      sparsity=masks.sparsity_, parameters=params, timings=timings)
 
 
-def _level_losses(encoder, dataset, prototypes, labels, *, image_size, batch_size, where, advance) -> np.ndarray:
+def _level_losses(encoder, dataset, prototypes, labels, *, batch_size, where, advance) -> np.ndarray:
     out = []
     for start in range(0, len(dataset), batch_size):
         idx = range(start, min(start + batch_size, len(dataset)))
-        z = encoder.features(dataset.images(idx), image_size=image_size)
+        z = encoder.features(dataset.items(idx))
         _check_finite(z, where)
         out.append(prototype_losses(z, labels[start:start + len(idx)], prototypes))
         advance(len(idx))
