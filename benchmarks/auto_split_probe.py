@@ -15,12 +15,12 @@ import time
 import numpy as np
 
 from dlcprune import load_dataset, load_encoder, make_policy, score_dlc
-from dlcprune.data import stratified_split
 from dlcprune.outputs import read_features, read_scores
 from dlcprune.scoring.dlc import extract_features
 from dlcprune.selection import FlexRand
 from dlcprune.training import train_linear_probe
-from dlcprune.tuning import choose_split, validation_split
+from dlcprune.data import holdout_split, stratified_split
+from dlcprune.tuning import choose_split
 
 KEEPS = [round(0.1 * i, 1) for i in range(1, 10)]
 
@@ -46,7 +46,7 @@ def main() -> None:
         scores, z = r.scores, r.features
     zt = extract_features(enc, test, batch_size=64, description="test features").numpy()
     y = train.labels
-    pool, val = validation_split(y, fraction=0.2, seed=0)
+    pool, val = holdout_split(y, fraction=0.2, seed=0)
     sp, yp, zp = scores[pool], y[pool], z[pool]
     acc = lambda kept: train_linear_probe(zp[kept], yp[kept], num_classes=10).accuracy(zt, test.labels)
 

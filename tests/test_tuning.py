@@ -6,7 +6,8 @@ import pytest
 
 from dlcprune import DlcpruneError
 from dlcprune.cli import main
-from dlcprune.tuning import choose_split, default_grid, validation_split
+from dlcprune.data import holdout_split
+from dlcprune.tuning import choose_split, default_grid
 
 
 def test_default_grid():
@@ -16,15 +17,15 @@ def test_default_grid():
 
 def test_validation_split_is_stratified_seeded_and_disjoint():
     labels = np.repeat([0, 1, 2], [10, 20, 5])
-    pool, val = validation_split(labels, fraction=0.2, seed=3)
+    pool, val = holdout_split(labels, fraction=0.2, seed=3)
     assert np.bincount(labels[val]).tolist() == [2, 4, 1]
     assert sorted(np.concatenate([pool, val]).tolist()) == list(range(35))
-    assert np.array_equal(val, validation_split(labels, fraction=0.2, seed=3)[1])
+    assert np.array_equal(val, holdout_split(labels, fraction=0.2, seed=3)[1])
 
 
 def test_validation_split_that_empties_a_class_is_refused():
-    with pytest.raises(DlcpruneError, match="class 1 has 2 sample.*no validation samples"):
-        validation_split(np.array([0] * 10 + [1] * 2), fraction=0.2)
+    with pytest.raises(DlcpruneError, match="class 1 has 2 sample.*no held-out samples"):
+        holdout_split(np.array([0] * 10 + [1] * 2), fraction=0.2)
 
 
 def test_gamma_auto_finds_the_only_good_split():
@@ -68,3 +69,4 @@ def test_cli_split_auto_holds_out_validation(tmp_path):
     assert m["fractions"]["keep_0.5"]["split"] in default_grid(0.5)
     assert main(["select", "--scores", str(tmp_path / "s"), "--policy", "random", "--split", "auto",
                  "--keep", "0.5", "--output", str(tmp_path / "bad")]) == 2
+

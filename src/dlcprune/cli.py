@@ -95,6 +95,17 @@ def build_parser() -> Parser:
     p.add_argument("--force", action="store_true")
     p.add_argument("--quiet", action="store_true")
 
+    p = sub.add_parser("bench", help="methods x keep fractions x seeds with a linear probe (resumable)")
+    add_score_args(p)
+    p.add_argument("--test-data", default=None, help="test set (image folder, .npz or built-in)")
+    p.add_argument("--test-fraction", type=float, default=0.2,
+                   help="without --test-data: share of each class of --data held out as the test set (seed 0)")
+    p.add_argument("--methods", default=",".join(["random", "easy", "hard", "flexrand", "flexrand-auto"]))
+    p.add_argument("--keep", type=fractions, default=[round(0.1 * i, 1) for i in range(1, 10)])
+    p.add_argument("--seeds", type=int, default=3)
+    p.add_argument("--output", required=True)
+    p.add_argument("--quiet", action="store_true")
+
     sub.add_parser("list", help="registered models, datasets, scorers and policies")
 
     p = sub.add_parser("demo", help="offline end-to-end run on Animal-MNIST with EfficientNet-Lite0")
@@ -189,6 +200,32 @@ def cmd_prune(args: argparse.Namespace) -> None:
     cmd_select(args, scores_dir=cmd_score(args))
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    from .bench import BenchConfig, run_bench
+    from .data import holdout_split, load_dataset
+    from .models import load_encoder
+    from .selection import check_keep
+
+    config = BenchConfig(methods=[m.strip() for m in args.methods.split(",") if m.strip()],
+                         keeps=[check_keep(k) for k in args.keep], seeds=args.seeds, levels=args.levels,
+                         step=args.step, batch_size=args.batch_size)
+    if args.seeds < 1:
+        raise DlcpruneError(f"--seeds must be at least 1, got {args.seeds}")
+    data = load_dataset(args.data)
+    if args.test_data:
+        train, test = data, load_dataset(args.test_data)
+        if test.class_names != train.class_names:
+            raise DlcpruneError(f"--test-data has classes {test.class_names[:5]}..., --data {train.class_names[:5]}...; "
+                                "they must be the same classes")
+    else:
+        rest, held = holdout_split(data.labels, fraction=args.test_fraction, seed=0)
+        train, test = data.subset(rest, source=f"{data.source} train"), data.subset(held, source=f"{data.source} test")
+    encoder = load_encoder(args.model, weights=args.weights, device=args.device, image_size=args.image_size)
+    out = Path(args.output)
+    with io.output_dir(out, keep=lambda err: not isinstance(err, DlcpruneError) or (out / "results.csv").exists()):
+        run_bench(encoder, train, test, config=config, output=out, progress=not args.quiet)
+
+
 def cmd_list(args: argparse.Namespace) -> None:
     from rich.table import Table
 
@@ -219,7 +256,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
              output=args.output, progress=not args.quiet)
 
 
-COMMANDS = {"score": cmd_score, "select": cmd_select, "prune": cmd_prune, "list": cmd_list, "demo": cmd_demo}
+COMMANDS = {"score": cmd_score, "select": cmd_select, "prune": cmd_prune, "bench": cmd_bench, "list": cmd_list,
+            "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,6 +45,10 @@ def write_text(path: str | Path, text: str) -> None:
     _atomic(Path(path), lambda f: f.write(text), "w")
 
 
+def write_bytes(path: str | Path, data: bytes) -> None:
+    _atomic(Path(path), lambda f: f.write(data), "wb")
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import DlcpruneError
+from .data import holdout_split
 from .selection import FlexRand, check_keep
 from .training import train_linear_probe
 
@@ -22,25 +22,6 @@ def default_grid(keep: float) -> list[float]:
     """{b/2, 0.45, 0.5, 0.55, 1 - b/2} inside (0, 1), sorted, rounded to 6 decimals."""
     grid = {round(g, 6) for g in (keep / 2, 0.45, 0.5, 0.55, 1 - keep / 2)}
     return sorted(g for g in grid if 0.0 < g < 1.0)
-
-
-def validation_split(labels: np.ndarray, *, fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """(pool, validation): sorted indices; each class puts round(n_c * fraction) samples, drawn with
-    ``seed``, in validation. Refuses a split that would leave a class without samples on either side."""
-    if not 0.0 < fraction < 1.0:
-        raise DlcpruneError(f"the validation fraction must lie in (0, 1), got {fraction}")
-    rng = np.random.default_rng(seed)
-    val = []
-    for c in np.unique(labels):
-        members = np.flatnonzero(labels == c)
-        n_val = round(len(members) * fraction)
-        if n_val == 0 or n_val == len(members):
-            raise DlcpruneError(f"class {c} has {len(members)} sample(s): a {fraction:.0%} validation split would "
-                                f"leave it with {'no validation' if n_val == 0 else 'no training'} samples; "
-                                "add samples to it or remove the class")
-        val.append(rng.choice(members, size=n_val, replace=False))
-    val_idx = np.sort(np.concatenate(val))
-    return np.setdiff1d(np.arange(len(labels)), val_idx), val_idx
 
 
 @dataclass
@@ -93,7 +74,7 @@ def flexrand_auto(scores: np.ndarray, labels: np.ndarray, features: np.ndarray, 
                   val_fraction: float = 0.2, seed: int = 0, trials: int = 3) -> AutoSelection:
     """Hold out a stratified validation split, choose gamma for each keep fraction on it, and
     select with FlexRand from the rest. scores (N,) higher = harder; features (N, D)."""
-    pool, val = validation_split(labels, fraction=val_fraction, seed=seed)
+    pool, val = holdout_split(labels, fraction=val_fraction, seed=seed)
     s, y, z = scores[pool], labels[pool], features[pool]
     kept, choices = {}, {}
     for keep in keeps:

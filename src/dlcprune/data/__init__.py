@@ -10,7 +10,7 @@ from .builtin import DATASETS
 from .images import ImageDataset, from_arrays, load_image_folder, load_npz
 
 __all__ = ["DATASETS", "ImageDataset", "from_arrays", "load_dataset", "load_image_folder", "load_npz",
-           "stratified_split"]
+           "stratified_split", "holdout_split"]
 
 
 def load_dataset(spec: str) -> ImageDataset:
@@ -45,3 +45,22 @@ def stratified_split(labels: np.ndarray, sizes: dict[str, int], *, seed: int) ->
             parts[name].append(members[start:start + n])
             start += n
     return {name: np.sort(np.concatenate(p)) for name, p in parts.items()}
+
+
+def holdout_split(labels: np.ndarray, *, fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(rest, held_out): sorted indices; each class puts round(n_c * fraction) samples, drawn with
+    ``seed``, in the held-out part (a validation or test split). Refuses a split that would leave a class without samples on either side."""
+    if not 0.0 < fraction < 1.0:
+        raise DlcpruneError(f"the validation fraction must lie in (0, 1), got {fraction}")
+    rng = np.random.default_rng(seed)
+    val = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        n_val = round(len(members) * fraction)
+        if n_val == 0 or n_val == len(members):
+            raise DlcpruneError(f"class {c} has {len(members)} sample(s): a {fraction:.0%} held-out split would "
+                                f"leave it with {'no held-out' if n_val == 0 else 'no remaining'} samples; "
+                                "add samples to it or remove the class")
+        val.append(rng.choice(members, size=n_val, replace=False))
+    val_idx = np.sort(np.concatenate(val))
+    return np.setdiff1d(np.arange(len(labels)), val_idx), val_idx

@@ -1,0 +1,26 @@
+"""`dlcprune bench`: cells, table, plot, resume, refusal to mix settings."""
+from dlcprune.cli import main
+
+
+def test_bench_runs_resumes_and_refuses_other_settings(tmp_path, capsys):
+    from tests.conftest import write_image_folder
+
+    data = write_image_folder(tmp_path / "d", {"a": 10, "b": 10, "c": 10}, size=32)
+    args = ["bench", "--data", str(data), "--levels", "2", "--step", "0.1", "--keep", "0.4,0.8", "--seeds", "2",
+            "--methods", "random,easy,flexrand-auto", "--output", str(tmp_path / "b"), "--quiet"]
+    assert main(args) == 0
+    out = tmp_path / "b"
+    rows = (out / "results.csv").read_text().splitlines()
+    assert rows[0] == "method,keep,seed,accuracy,kept,split,select_s,train_s"
+    assert len(rows) - 1 == 2 * 2 + 2 * 1 + 2 * 2  # easy is deterministic: one seed
+    table = (out / "results.md").read_text()
+    assert "| random |" in table and "| flexrand-auto |" in table and "40%" in table
+    assert (out / "gap_to_random.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # resume: a finished cell is not recomputed, a new method is added
+    before = (out / "results.csv").read_text()
+    assert main(args[:-4] + ["random,easy,flexrand-auto,hard", "--output", str(out), "--quiet"]) == 0
+    after = (out / "results.csv").read_text()
+    assert after.startswith(before) and after.count("\nhard,") == 2
+    # another configuration in the same folder is refused, naming the parameter
+    assert main([a if a != "0.1" else "0.2" for a in args]) == 2
+    assert "step = 0.1, not 0.2" in capsys.readouterr().err
