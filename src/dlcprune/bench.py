@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from . import io
-from .data import ImageDataset, holdout_split
+from .data import Dataset, holdout_split
 from .errors import DlcpruneError
-from .models import ImageEncoder
+from .models import Encoder
 from .outputs import write_scores
 from .progress import bar, console
 from .scoring import score_dlc
@@ -45,7 +45,7 @@ class BenchConfig:
     batch_size: int = 64
 
 
-def run_bench(encoder: ImageEncoder, train: ImageDataset, test: ImageDataset, *, config: BenchConfig,
+def run_bench(encoder: Encoder, train: Dataset, test: Dataset, *, config: BenchConfig,
               output: Path, progress: bool = True) -> list[dict]:
     """Run (or resume) every cell; returns the result rows. Writes ``output/results.csv``,
     ``results.md`` and ``gap_to_random.png`` (plus the scores in ``output/scores``)."""

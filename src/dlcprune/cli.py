@@ -50,7 +50,10 @@ def keep_fractions(args: argparse.Namespace) -> list[float]:
 def add_score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="efficientnet_lite0", help="efficientnet_lite0 (default) or timm:<name>")
     p.add_argument("--weights", default="pretrained", help="pretrained (default), random, or a weights file")
-    p.add_argument("--data", required=True, help="image folder (one sub-folder per class), .npz, or a built-in name")
+    p.add_argument("--data", required=True,
+                   help="image folder (one sub-folder per class), .npz, .csv/.jsonl of texts, HF dataset folder, or a built-in")
+    p.add_argument("--text-column", default="text", help="text datasets: the column holding the text")
+    p.add_argument("--label-column", default="label", help="text datasets: the column holding the label")
     p.add_argument("--image-size", type=int, default=None, help="resize every image to NxN (default: keep sizes)")
     p.add_argument("--levels", type=int, default=50, help="masking levels K, level 0 unmasked (default 50)")
     p.add_argument("--step", type=float, default=0.02, help="fraction of the remaining weights masked per level (0.02)")
@@ -134,7 +137,7 @@ def cmd_score(args: argparse.Namespace) -> Path:
         raise DlcpruneError(f"--image-size must be at least 8 pixels, got {args.image_size}")
     only_partial = lambda p: {f.name for f in p.iterdir()} == {PARTIAL}
     out = io.check_output_dir(args.output, force=args.force, resumable=only_partial)
-    dataset = load_dataset(args.data)
+    dataset = load_dataset(args.data, text_column=args.text_column, label_column=args.label_column)
     encoder = load_encoder(args.model, weights=args.weights, device=args.device, image_size=args.image_size)
     # Bad input leaves nothing behind; an interrupted or crashed run keeps its checkpoint to resume.
     with io.output_dir(out, keep=lambda err: not isinstance(err, DlcpruneError)):
@@ -211,9 +214,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
                          step=args.step, batch_size=args.batch_size)
     if args.seeds < 1:
         raise DlcpruneError(f"--seeds must be at least 1, got {args.seeds}")
-    data = load_dataset(args.data)
+    data = load_dataset(args.data, text_column=args.text_column, label_column=args.label_column)
     if args.test_data:
-        train, test = data, load_dataset(args.test_data)
+        train, test = data, load_dataset(args.test_data, text_column=args.text_column, label_column=args.label_column)
         if test.class_names != train.class_names:
             raise DlcpruneError(f"--test-data has classes {test.class_names[:5]}..., --data {train.class_names[:5]}...; "
                                 "they must be the same classes")
@@ -230,7 +233,7 @@ def cmd_list(args: argparse.Namespace) -> None:
     from rich.table import Table
 
     from .data import DATASETS
-    from .models import IMAGE_MODELS
+    from .models import MODELS
     from .progress import stdout
     from .scoring import SCORERS
     from .selection import POLICIES
@@ -239,10 +242,11 @@ def cmd_list(args: argparse.Namespace) -> None:
     table.add_column("kind")
     table.add_column("name")
     table.add_column("what it is")
-    for kind, registry in (("model", IMAGE_MODELS), ("dataset", DATASETS), ("scorer", SCORERS), ("policy", POLICIES)):
+    for kind, registry in (("model", MODELS), ("dataset", DATASETS), ("scorer", SCORERS), ("policy", POLICIES)):
         for entry in registry:
             table.add_row(kind, entry.name, entry.summary)
     table.add_row("model", "timm:<name>", "any timm model (pre-logit features; --weights pretrained|random|FILE)")
+    table.add_row("model", "hf:<folder or name>", "any Hugging Face text encoder (mean pooling; masks the transformer layers' Linear weights)")
     stdout.print(table)
 
 

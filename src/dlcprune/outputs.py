@@ -16,16 +16,16 @@ from pathlib import Path
 import numpy as np
 
 from . import io
-from .data import ImageDataset
+from .data import Dataset
 from .errors import DlcpruneError
-from .models import ImageEncoder
+from .models import Encoder
 from .scoring import DlcResult
 from .selection import class_counts
 
 PARTIAL = ".partial"  # checkpoint folder of an unfinished scoring run, inside the output folder
 
 
-def write_scores(out: Path, result: DlcResult, *, dataset: ImageDataset, encoder: ImageEncoder,
+def write_scores(out: Path, result: DlcResult, *, dataset: Dataset, encoder: Encoder,
                  total_s: float) -> dict:
     """Write the scores folder; returns the manifest."""
     buf = _io.StringIO()

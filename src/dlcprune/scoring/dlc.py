@@ -18,10 +18,10 @@ import numpy as np
 import torch
 
 from .. import io
-from ..data import ImageDataset
+from ..data import Dataset, ImageDataset, TextDataset
 from ..errors import DlcpruneError
 from ..masking import NestedMasks
-from ..models import ImageEncoder
+from ..models import Encoder, TextEncoder
 from ..progress import bar
 
 MIN_DISTANCE = 1e-12  # a feature exactly on its prototype would give an infinite logit
@@ -59,10 +59,14 @@ class DlcResult:
     timings: dict = field(default_factory=dict)
 
 
-def check_dataset(dataset: ImageDataset, encoder: ImageEncoder) -> None:
+def check_dataset(dataset: Dataset, encoder: Encoder) -> None:
     """Reject data DLC cannot score, before any work is done."""
     if len(dataset) == 0:
         raise DlcpruneError(f"{dataset.source}: the dataset is empty")
+    if isinstance(dataset, TextDataset) != isinstance(encoder, TextEncoder):
+        kind = "text" if isinstance(dataset, TextDataset) else "image"
+        raise DlcpruneError(f"{dataset.source} holds {kind}s but {encoder.name} is not a {kind} encoder; "
+                            f"use --model {'minilm' if kind == 'text' else 'efficientnet_lite0'} or another {kind} model")
     counts = np.bincount(dataset.labels, minlength=dataset.num_classes)
     for c in np.flatnonzero(counts < 2):
         raise DlcpruneError(
@@ -77,7 +81,7 @@ def check_dataset(dataset: ImageDataset, encoder: ImageEncoder) -> None:
                 f"{dataset.first_with_size(b)} is {b[1]}x{b[0]}); pass --image-size N to resize them all to NxN")
 
 
-def extract_features(encoder: ImageEncoder, dataset: ImageDataset, *, batch_size: int,
+def extract_features(encoder: Encoder, dataset: Dataset, *, batch_size: int,
                      description: str = "features", progress: bool = True) -> torch.Tensor:
     """Features of every sample, (N, D) float32, in sample order; rejects NaN / inf."""
     chunks = []
@@ -99,7 +103,7 @@ def _check_finite(z: torch.Tensor, where: str) -> None:
                             f"({where}; first: index {first}); check the images and the preprocessing")
 
 
-def score_dlc(encoder: ImageEncoder, dataset: ImageDataset, *, levels: int = 50, step: float = 0.02,
+def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int = 50, step: float = 0.02,
               masking: str = "magnitude", seed: int = 0, batch_size: int = 64, checkpoint_dir: str | Path | None = None,
               progress: bool = True) -> DlcResult:
     """DLC scores of every sample of ``dataset`` (higher = harder). See the module docstring.

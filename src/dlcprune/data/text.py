@@ -1,0 +1,123 @@
+"""Labelled text datasets: CSV / JSONL files, Hugging Face ``datasets`` folders, built-ins.
+
+Order: the file's row order (the dataset's for Hugging Face folders). Labels may be integers or
+strings; they are mapped to 0..C-1 in sorted order of their values and the mapping is kept in
+``class_names`` (written to the manifest).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import DlcpruneError
+
+
+@dataclass
+class TextDataset:
+    """N labelled texts. ids: row numbers (or given ids); labels: (N,) int64 in 0..C-1."""
+
+    ids: list[str]
+    labels: np.ndarray
+    class_names: list[str]
+    source: str
+    texts: list[str]
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def items(self, indices: Sequence[int]) -> list[str]:
+        return [self.texts[i] for i in indices]
+
+    def subset(self, indices: Sequence[int], *, source: str | None = None) -> "TextDataset":
+        idx = np.asarray(indices, dtype=np.int64)
+        return TextDataset(ids=[self.ids[i] for i in idx], labels=self.labels[idx], class_names=list(self.class_names),
+                           source=source or f"{self.source}[subset of {len(idx)}]", texts=[self.texts[i] for i in idx])
+
+    def fingerprint(self) -> str:
+        h = hashlib.sha256("\n".join(self.class_names).encode())
+        for sid, y, t in zip(self.ids, self.labels, self.texts):
+            h.update(f"\n{sid}\t{y}\t".encode() + hashlib.sha256(t.encode()).digest())
+        return h.hexdigest()
+
+
+def from_texts(texts: Sequence[str], labels: Sequence, *, source: str = "texts") -> TextDataset:
+    """Texts and labels (ints or strings), mapped to classes in sorted order of the label values."""
+    texts, raw = list(texts), list(labels)
+    if len(texts) != len(raw):
+        raise DlcpruneError(f"{source}: {len(texts)} texts but {len(raw)} labels; give one label per text")
+    if not texts:
+        raise DlcpruneError(f"{source}: the dataset is empty")
+    bad = next((i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()), None)
+    if bad is not None:
+        raise DlcpruneError(f"{source}: row {bad} has an empty or non-text value in the text column")
+    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in raw):
+        values, codes = np.unique(np.asarray(raw, dtype=np.int64), return_inverse=True)
+    else:
+        values, codes = np.unique(np.asarray([str(v) for v in raw]), return_inverse=True)
+    return TextDataset(ids=[str(i) for i in range(len(texts))], labels=codes.astype(np.int64),
+                       class_names=[str(v) for v in values], source=source, texts=texts)
+
+
+def load_text_table(path: str | Path, *, text_column: str = "text", label_column: str = "label") -> TextDataset:
+    """A ``.csv`` (header row) or ``.jsonl`` / ``.json`` file with a text and a label column."""
+    path = Path(path)
+    try:
+        if path.suffix == ".csv":
+            with open(path, newline="", encoding="utf-8") as f:
+                rows = list(csv.DictReader(f))
+        elif path.suffix == ".jsonl":
+            rows = []
+            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+                if line.strip():
+                    try:
+                        rows.append(json.loads(line))
+                    except json.JSONDecodeError as err:
+                        raise DlcpruneError(f"{path}:{n}: not valid JSON ({err.msg})") from None
+        else:
+            rows = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise DlcpruneError(f"cannot read {path}: {err}") from None
+    return _from_rows(rows, text_column, label_column, str(path))
+
+
+def load_hf_folder(path: str | Path, *, text_column: str = "text", label_column: str = "label",
+                   split: str = "train") -> TextDataset:
+    """A folder written by ``datasets``' ``save_to_disk`` (a Dataset, or a DatasetDict's ``split``)."""
+    from datasets import DatasetDict, load_from_disk
+
+    ds = load_from_disk(str(path))
+    if isinstance(ds, DatasetDict):
+        if split not in ds:
+            raise DlcpruneError(f"{path} has the splits {sorted(ds)}, not {split!r}")
+        ds = ds[split]
+    for col in (text_column, label_column):
+        if col not in ds.column_names:
+            raise DlcpruneError(f"{path} has no column {col!r} (columns: {', '.join(ds.column_names)}); "
+                                "pass --text-column / --label-column")
+    return from_texts(ds[text_column], ds[label_column], source=f"hf dataset {path}")
+
+
+def _from_rows(rows: list, text_column: str, label_column: str, source: str) -> TextDataset:
+    if not isinstance(rows, list) or not rows:
+        raise DlcpruneError(f"{source}: no rows found")
+    for col in (text_column, label_column):
+        if col not in rows[0]:
+            raise DlcpruneError(f"{source} has no column {col!r} (columns: {', '.join(rows[0])}); "
+                                "pass --text-column / --label-column")
+    missing = next((i for i, r in enumerate(rows) if text_column not in r or label_column not in r), None)
+    if missing is not None:
+        raise DlcpruneError(f"{source}: row {missing} lacks {text_column!r} or {label_column!r}")
+    labels = [r[label_column] for r in rows]
+    if all(isinstance(v, str) and v.strip().lstrip("-").isdigit() for v in labels):
+        labels = [int(v) for v in labels]  # CSV cells are strings; "0"/"1" are integer labels
+    return from_texts([r[text_column] for r in rows], labels, source=source)

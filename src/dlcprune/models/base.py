@@ -1,0 +1,43 @@
+"""What every model adapter shares: the registry, weight hashing, picking the weights to mask."""
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ..errors import DlcpruneError
+from ..registry import Registry
+
+MODELS: Registry[Callable] = Registry("model")
+
+
+def state_dict_sha256(module: nn.Module) -> str:
+    """sha256 over every tensor of the state dict (name, dtype, shape, bytes), in key order."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().cpu().contiguous().reshape(-1)
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+def module_weights(module: nn.Module, kind: type[nn.Module], *, exclude: nn.Module | None = None
+                   ) -> list[tuple[str, nn.Parameter]]:
+    """(name, weight) of every ``kind`` layer, skipping the parameters of ``exclude``."""
+    skip = {id(p) for p in exclude.parameters()} if isinstance(exclude, nn.Module) else set()
+    return [(f"{n}.weight", m.weight) for n, m in module.named_modules()
+            if isinstance(m, kind) and id(m.weight) not in skip]
+
+
+def default_device() -> torch.device:
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def existing_file(path: str) -> Path:
+    p = Path(path)
+    if not p.is_file():
+        raise DlcpruneError(f"--weights {path!r}: expected 'pretrained', 'random' or a weights file")
+    return p
