@@ -109,6 +109,25 @@ def build_parser() -> Parser:
     p.add_argument("--output", required=True)
     p.add_argument("--quiet", action="store_true")
 
+    p = sub.add_parser("finetune", help="train on kept indices (linear probe or full fine-tuning), evaluate on a test set")
+    p.add_argument("--model", default="efficientnet_lite0")
+    p.add_argument("--weights", default="pretrained")
+    p.add_argument("--data", required=True, help="the training set that was scored (indices refer to its order)")
+    p.add_argument("--test-data", required=True)
+    p.add_argument("--indices", default=None, help="keep_indices.npy from `dlcprune select` (default: all samples)")
+    p.add_argument("--trainer", choices=["probe", "full"], default="probe")
+    p.add_argument("--image-size", type=int, default=None)
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--label-column", default="label")
+    p.add_argument("--epochs", type=int, default=50, help="full fine-tuning epochs (default 50, the paper's)")
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--batch-size", type=int, default=128)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+    p.add_argument("--output", required=True, help="folder for metrics.json")
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+
     sub.add_parser("list", help="registered models, datasets, scorers and policies")
 
     p = sub.add_parser("demo", help="offline end-to-end run on Animal-MNIST with EfficientNet-Lite0")
@@ -229,6 +248,52 @@ def cmd_bench(args: argparse.Namespace) -> None:
         run_bench(encoder, train, test, config=config, output=out, progress=not args.quiet)
 
 
+def cmd_finetune(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from .data import load_dataset
+    from .models import load_encoder
+    from .scoring.dlc import check_dataset, extract_features
+    from .training import finetune, train_linear_probe
+
+    out = io.check_output_dir(args.output, force=args.force)
+    columns = dict(text_column=args.text_column, label_column=args.label_column)
+    train, test = load_dataset(args.data, **columns), load_dataset(args.test_data, **columns)
+    if test.class_names != train.class_names:
+        raise DlcpruneError("--test-data must have the same classes as --data")
+    idx = np.arange(len(train))
+    if args.indices:
+        try:
+            idx = np.load(args.indices)
+        except (OSError, ValueError) as err:
+            raise DlcpruneError(f"cannot read --indices {args.indices}: {err}") from None
+        if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer) or len(idx) == 0 or idx.min() < 0 or idx.max() >= len(train):
+            raise DlcpruneError(f"--indices must be a non-empty 1-d array of positions in 0..{len(train) - 1}")
+    encoder = load_encoder(args.model, weights=args.weights, device=args.device, image_size=args.image_size)
+    check_dataset(train, encoder)
+    t0 = time.perf_counter()
+    if args.trainer == "full":
+        r = finetune(encoder, train, test, indices=idx, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                     seed=args.seed, progress=not args.quiet)
+        metrics = {"accuracy": r.accuracy, "per_class_accuracy": r.per_class_accuracy, "train_loss": r.train_loss,
+                   "parameters": r.parameters}
+    else:
+        sub = train.subset(idx)
+        z = extract_features(encoder, sub, batch_size=64, description="train features", progress=not args.quiet)
+        zt = extract_features(encoder, test, batch_size=64, description="test features", progress=not args.quiet)
+        probe = train_linear_probe(z.numpy(), sub.labels, num_classes=train.num_classes)
+        pred = probe.predict(zt.numpy())
+        metrics = {"accuracy": float((pred == test.labels).mean()),
+                   "per_class_accuracy": [float((pred[test.labels == c] == c).mean()) for c in range(test.num_classes)],
+                   "parameters": {"kept": int(len(idx)), "l2": 1e-3}}
+    metrics.update(trainer=args.trainer, seconds=time.perf_counter() - t0, model=encoder.name,
+                   train=train.source, test=test.source, class_names=train.class_names, versions=io.versions())
+    with io.output_dir(out, keep=lambda err: False):
+        io.write_json(out / "metrics.json", metrics)
+    print(f"{args.trainer}: test accuracy {100 * metrics['accuracy']:.2f}% on {len(test):,} samples "
+          f"(trained on {len(idx):,}) -> {out / 'metrics.json'}")
+
+
 def cmd_list(args: argparse.Namespace) -> None:
     from rich.table import Table
 
@@ -260,7 +325,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
              output=args.output, progress=not args.quiet)
 
 
-COMMANDS = {"score": cmd_score, "select": cmd_select, "prune": cmd_prune, "bench": cmd_bench, "list": cmd_list,
+COMMANDS = {"score": cmd_score, "select": cmd_select, "prune": cmd_prune, "bench": cmd_bench, "finetune": cmd_finetune, "list": cmd_list,
             "demo": cmd_demo}
 
 
