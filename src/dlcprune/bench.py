@@ -67,7 +67,7 @@ def run_bench(encoder: Encoder, train: Dataset, test: Dataset, *, config: BenchC
     pool, val = holdout_split(train.labels, fraction=config.val_fraction, seed=0)
     s, y, z = result.scores[pool], train.labels[pool], result.features[pool]
 
-    rows = _read_rows(output / "results.csv")
+    rows = read_rows(output / "results.csv")
     done = {(r["method"], float(r["keep"]), int(r["seed"])) for r in rows}
     cells = [(m, k, seed) for m in config.methods for k in config.keeps for seed in range(config.seeds)
              if (m, k, seed) not in done and not (m in ("easy", "hard") and seed > 0)]
@@ -119,7 +119,7 @@ def _cached(path: Path, compute) -> np.ndarray:
     return value
 
 
-def _read_rows(path: Path) -> list[dict]:
+def read_rows(path: Path) -> list[dict]:
     if not path.exists():
         return []
     with open(path, newline="") as f:

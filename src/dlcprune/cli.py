@@ -128,6 +128,12 @@ def build_parser() -> Parser:
     p.add_argument("--force", action="store_true")
     p.add_argument("--quiet", action="store_true")
 
+    p = sub.add_parser("report", help="an HTML page about a scores or bench folder")
+    p.add_argument("folder", help="the --output folder of `dlcprune score` or `dlcprune bench`")
+    p.add_argument("--data", default=None, help="the scored dataset, to show the easiest and hardest examples")
+    p.add_argument("--text-column", default="text")
+    p.add_argument("--label-column", default="label")
+
     sub.add_parser("list", help="registered models, datasets, scorers and policies")
 
     p = sub.add_parser("demo", help="offline end-to-end run on Animal-MNIST with EfficientNet-Lite0")
@@ -245,6 +251,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
     encoder = load_encoder(args.model, weights=args.weights, device=args.device, image_size=args.image_size)
     out = Path(args.output)
     with io.output_dir(out, keep=lambda err: not isinstance(err, DlcpruneError) or (out / "results.csv").exists()):
+        if not args.test_data:  # positions of the training part in --data, for `dlcprune report --data`
+            io.save_npy(out / "train_indices.npy", rest)
         run_bench(encoder, train, test, config=config, output=out, progress=not args.quiet)
 
 
@@ -294,6 +302,14 @@ def cmd_finetune(args: argparse.Namespace) -> None:
           f"(trained on {len(idx):,}) -> {out / 'metrics.json'}")
 
 
+def cmd_report(args: argparse.Namespace) -> None:
+    from .data import load_dataset
+    from .report import build_report
+
+    data = load_dataset(args.data, text_column=args.text_column, label_column=args.label_column) if args.data else None
+    print(f"report written to {build_report(args.folder, data=data)}")
+
+
 def cmd_list(args: argparse.Namespace) -> None:
     from rich.table import Table
 
@@ -325,7 +341,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
              output=args.output, progress=not args.quiet)
 
 
-COMMANDS = {"score": cmd_score, "select": cmd_select, "prune": cmd_prune, "bench": cmd_bench, "finetune": cmd_finetune, "list": cmd_list,
+COMMANDS = {"score": cmd_score, "select": cmd_select, "prune": cmd_prune, "bench": cmd_bench, "finetune": cmd_finetune, "report": cmd_report, "list": cmd_list,
             "demo": cmd_demo}
 
 

@@ -1,0 +1,55 @@
+"""`dlcprune report`: a self-contained page with histograms, examples, counts and bench results."""
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from dlcprune.cli import main
+from tests.conftest import write_image_folder
+
+
+@pytest.fixture(scope="module")
+def bench_folder(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    data = write_image_folder(tmp / "d", {"ant": 10, "bee": 10}, size=32)
+    assert main(["bench", "--data", str(data), "--levels", "2", "--step", "0.1", "--keep", "0.5", "--seeds", "1",
+                 "--methods", "random,flexrand", "--output", str(tmp / "b"), "--quiet"]) == 0
+    assert main(["report", str(tmp / "b"), "--data", str(data)]) == 0
+    return tmp / "b"
+
+
+def test_report_page_holds_every_section(bench_folder):
+    page = (bench_folder / "report.html").read_text()
+    assert "Score distribution per class" in page and "Easiest and hardest" in page
+    assert "Samples kept per class" in page and "Benchmark: test accuracy" in page
+    images = re.findall(r'src="data:image/png;base64,', page)
+    assert len(images) == 1 + 2 * 2 * 5 + 1  # histograms, 5 easiest + 5 hardest per class, gap plot
+    assert (bench_folder / "score_histograms.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_report_refuses_the_wrong_dataset(bench_folder, tmp_path, capsys):
+    other = write_image_folder(tmp_path / "o", {"ant": 3, "bee": 3}, size=32)
+    shutil.copytree(bench_folder / "scores", tmp_path / "s")
+    assert main(["report", str(tmp_path / "s"), "--data", str(other)]) == 2
+    assert "does not match the scored dataset" in capsys.readouterr().err
+
+
+@pytest.mark.browser
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="Debian's chromium is not installed (apt-get install chromium)")
+def test_report_renders_in_headless_chromium(bench_folder, tmp_path):
+    """Chromium draws the page; the screenshot is far from blank where the images are."""
+    shot = tmp_path / "shot.png"
+    subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1200,1600",
+                    (bench_folder / "report.html").as_uri()], check=True, capture_output=True, timeout=120)
+    from PIL import Image
+    import numpy as np
+
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.std() > 20  # a blank or error page is nearly uniform
+    dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                          "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile2'}", "--dump-dom",
+                          (bench_folder / "report.html").as_uri()], check=True, capture_output=True, text=True, timeout=120).stdout
+    assert dom.count("<img") == 22
