@@ -117,3 +117,10 @@ def test_builtin_animal_mnist():
     assert len(data) == 10_000 and data.num_classes == 10
     assert np.bincount(data.labels).tolist() == [1000] * 10
     assert data.items([0])[0].shape == (28, 28, 1)
+
+
+def test_builtin_mnist():
+    train, test = load_dataset("mnist"), load_dataset("mnist-test")
+    assert (len(train), len(test)) == (50_000, 10_000) and train.class_names == [str(d) for d in range(10)]
+    img = train.items([0])[0]
+    assert img.dtype == np.uint8 and img.shape == (28, 28, 1) and img.max() > 200

