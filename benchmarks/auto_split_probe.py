@@ -14,12 +14,13 @@ import time
 
 import numpy as np
 
-from dlcprune import load_dataset, load_encoder, make_policy, score_dlc
+from dlcprune import load_encoder, make_policy, score_dlc
 from dlcprune.outputs import read_features, read_scores
 from dlcprune.scoring.dlc import extract_features
 from dlcprune.selection import FlexRand
 from dlcprune.training import train_linear_probe
-from dlcprune.data import holdout_split, stratified_split
+from dlcprune.data import holdout_split
+from dlcprune.demo import demo_split
 from dlcprune.tuning import choose_split
 
 KEEPS = [round(0.1 * i, 1) for i in range(1, 10)]
@@ -33,9 +34,7 @@ def main() -> None:
     p.add_argument("--seeds", type=int, default=3)
     args = p.parse_args()
 
-    data = load_dataset("animal-mnist")
-    parts = stratified_split(data.labels, {"train": 300, "test": 200}, seed=0)
-    train, test = data.subset(parts["train"]), data.subset(parts["test"])
+    train, test = demo_split()
     enc = load_encoder("efficientnet_lite0", image_size=64)
     if args.scores:
         s = read_scores(args.scores)

@@ -11,8 +11,8 @@ import argparse
 
 import numpy as np
 
-from dlcprune import FlexRand, load_dataset, load_encoder, make_policy, score_dlc
-from dlcprune.data import stratified_split
+from dlcprune import FlexRand, load_encoder, make_policy, score_dlc
+from dlcprune.demo import demo_split
 from dlcprune.outputs import read_scores
 from dlcprune.training import finetune
 
@@ -25,9 +25,7 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--split", type=float, default=0.5)
     args = p.parse_args()
-    data = load_dataset("animal-mnist")
-    parts = stratified_split(data.labels, {"train": 300, "test": 200}, seed=0)
-    train, test = data.subset(parts["train"]), data.subset(parts["test"])
+    train, test = demo_split()
     enc = load_encoder("efficientnet_lite0", image_size=64)
     scores = read_scores(args.scores).scores if args.scores else score_dlc(enc, train, levels=20, step=0.05).scores
     runs = {"random": make_policy("random").select(scores, train.labels, keep=args.keep, seed=0),

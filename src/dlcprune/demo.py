@@ -40,14 +40,19 @@ class DemoResult:
         return float(np.mean([np.mean(v) for v in self.accuracy[policy].values()]))
 
 
+def demo_split(*, train_per_class: int = 300, test_per_class: int = 200):
+    """The demo's data: class-stratified train / test subsets of Animal-MNIST (seed 0)."""
+    data = load_dataset("animal-mnist")
+    parts = stratified_split(data.labels, {"train": train_per_class, "test": test_per_class}, seed=SPLIT_SEED)
+    return tuple(data.subset(parts[p], source=f"animal-mnist {p} ({len(parts[p])} images)") for p in ("train", "test"))
+
+
 def run_demo(*, levels: int = 20, step: float = 0.05, image_size: int = 64, seeds: int = 3,
              train_per_class: int = 300, test_per_class: int = 200, output: str | Path | None = None,
              progress: bool = True) -> DemoResult:
     """Run the demo and print its table; with ``output``, also write the scores and results.csv."""
     t0 = time.perf_counter()
-    data = load_dataset("animal-mnist")
-    parts = stratified_split(data.labels, {"train": train_per_class, "test": test_per_class}, seed=SPLIT_SEED)
-    train, test = (data.subset(parts[p], source=f"animal-mnist {p} ({len(parts[p])} images)") for p in ("train", "test"))
+    train, test = demo_split(train_per_class=train_per_class, test_per_class=test_per_class)
     console.print(f"[bold]dlcprune demo[/]: Animal-MNIST, EfficientNet-Lite0 (ImageNet weights) at {image_size} px; "
                   f"{len(train):,} train / {len(test):,} test images (class-stratified subset, seed {SPLIT_SEED}); "
                   f"DLC with {levels} levels, step {step} (the paper uses 50 levels, step 0.02, on full datasets); "
