@@ -111,7 +111,7 @@ def build_report(folder: str | Path, *, data: Dataset | None = None, examples: i
         if (folder / "gap_to_random.png").exists():
             parts.append(_img_tag((folder / "gap_to_random.png").read_bytes(), "accuracy gap to random"))
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:4px;vertical-align:top}img{margin:1px}"
+             "td,th{border:1px solid #ccc;padding:4px;vertical-align:top}img{margin:1px;max-width:100%}"
              ".snippet{display:block;font-size:12px;margin:2px 0}")
     page = f"<!doctype html><html><head><meta charset='utf-8'><title>dlcprune report</title><style>{style}</style></head><body>" \
            + "\n".join(parts) + "</body></html>\n"
