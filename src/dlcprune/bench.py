@@ -52,9 +52,10 @@ def run_bench(encoder: Encoder, train: Dataset, test: Dataset, *, config: BenchC
     for m in config.methods:
         if m not in METHODS:
             raise DlcpruneError(f"unknown method {m!r}; the benchmark knows {', '.join(METHODS)}")
-    identity = {**asdict(config), "model": encoder.name, "weights_sha256": encoder.weights_sha256,
-                **encoder.preprocessing(), "train": train.fingerprint(), "test": test.fingerprint()}
-    identity.pop("methods"), identity.pop("keeps"), identity.pop("seeds")  # adding cells is fine
+    cells_only = {"methods", "keeps", "seeds"}  # adding cells to a finished run is fine
+    identity = {**{k: v for k, v in asdict(config).items() if k not in cells_only}, "model": encoder.name,
+                "weights_sha256": encoder.weights_sha256, **encoder.preprocessing(),
+                "train": train.fingerprint(), "test": test.fingerprint()}
     _check_identity(output, identity)
 
     t = time.perf_counter()
