@@ -11,6 +11,7 @@ Images are handed out as uint8 arrays of shape (H, W, C) with C = 1 (grey) or 3 
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,11 @@ class ImageDataset:
         )
 
     def fingerprint(self) -> str:
+        """sha256 over the samples (computed once: scoring and its manifest both need it)."""
+        return self._digest
+
+    @functools.cached_property
+    def _digest(self) -> str:
         """sha256 over every sample's id, label and image content, in sample order."""
         h = hashlib.sha256()
         h.update("\n".join(self.class_names).encode())

@@ -7,6 +7,7 @@ strings; they are mapped to 0..C-1 in sorted order of their values and the mappi
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -44,6 +45,11 @@ class TextDataset:
                            source=source or f"{self.source}[subset of {len(idx)}]", texts=[self.texts[i] for i in idx])
 
     def fingerprint(self) -> str:
+        """sha256 over the samples (computed once: scoring and its manifest both need it)."""
+        return self._digest
+
+    @functools.cached_property
+    def _digest(self) -> str:
         h = hashlib.sha256("\n".join(self.class_names).encode())
         for sid, y, t in zip(self.ids, self.labels, self.texts):
             h.update(f"\n{sid}\t{y}\t".encode() + hashlib.sha256(t.encode()).digest())
