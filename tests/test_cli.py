@@ -211,3 +211,34 @@ def test_bad_level_arguments(tmp_path, capsys):
     data = write_image_folder(tmp_path / "d", {"a": 2, "b": 2}, size=16)
     bad(capsys, ["score", "--data", str(data), "--step", "1.5", "--output", str(tmp_path / "o")], "0 < --step < 1")
     bad(capsys, ["score", "--data", str(data), "--levels", "x", "--output", str(tmp_path / "o")], "invalid int value")
+
+
+def test_select_with_baseline_methods(scored, tmp_path, capsys):
+    data, out = scored
+    assert main(["select", "--scores", str(out), "--policy", "kcenter", "--keep", "0.5", "--output", str(tmp_path / "k")]) == 0
+    manifest = json.loads((tmp_path / "k" / "manifest.json").read_text())
+    assert manifest["policy"] == "kcenter" and manifest["fractions"]["keep_0.5"]["kept_per_class"] == [3, 4, 2]
+    assert manifest["parameters"]["model_s"] >= 0 and "select_s" in manifest["fractions"]["keep_0.5"]
+    # a training-dynamics method needs dynamics: one line saying how to get them, nothing written
+    bad(capsys, ["select", "--scores", str(out), "--policy", "el2n", "--keep", "0.5", "--output", str(tmp_path / "e")],
+        r"method 'el2n' needs training dynamics, and none were recorded: pass --dynamics head", tmp_path / "e")
+    assert main(["select", "--scores", str(out), "--policy", "el2n", "--dynamics", "head", "--keep", "0.5",
+                 "--output", str(tmp_path / "e")]) == 0
+    manifest = json.loads((tmp_path / "e" / "manifest.json").read_text())
+    assert manifest["parameters"]["dynamics"].startswith("linear head") and manifest["parameters"]["policy"] == "hard"
+    bad(capsys, ["select", "--scores", str(out), "--policy", "herding", "--dynamics", "head", "--keep", "0.5",
+                 "--output", str(tmp_path / "h")], r"--dynamics applies to training-dynamics methods, not 'herding'")
+    bad(capsys, ["select", "--scores", str(out), "--policy", "kcentre", "--keep", "0.5", "--output", str(tmp_path / "x")],
+        r"unknown policy or method 'kcentre'; did you mean: kcenter")
+
+
+def test_finetune_records_dynamics_that_select_reads(scored, tmp_path):
+    data, out = scored
+    ft = tmp_path / "ft"
+    assert main(["finetune", "--data", str(data), "--test-data", str(data), "--image-size", "64", "--trainer", "full",
+                 "--epochs", "2", "--batch-size", "8", "--record-dynamics", "--output", str(ft), "--quiet"]) == 0
+    assert np.load(ft / "dynamics.npz")["loss"].shape == (2, 18)
+    assert main(["select", "--scores", str(out), "--policy", "forgetting", "--dynamics", str(ft / "dynamics.npz"),
+                 "--keep", "0.5", "--output", str(tmp_path / "f")]) == 0
+    manifest = json.loads((tmp_path / "f" / "manifest.json").read_text())
+    assert manifest["parameters"]["dynamics"] == "full fine-tuning" and manifest["fractions"]["keep_0.5"]["kept"] == 9

@@ -109,5 +109,5 @@ def test_flexrand_draws_each_share_from_its_pool(n, keep, split, seed):
         assert (n_easy if split <= 0.5 else n_hard) == first  # no pool overflowed: the exact formula
 
 
-def test_registry_lists_the_four_policies():
-    assert POLICIES.names() == ["random", "easy", "hard", "flexrand"]
+def test_registry_lists_the_policies():
+    assert POLICIES.names() == ["random", "easy", "hard", "flexrand", "ccs"]

@@ -25,89 +25,148 @@ from .outputs import write_scores
 from .progress import bar, console
 from .scoring import score_dlc
 from .scoring.dlc import extract_features
-from .selection import FlexRand, make_policy
-from .training import train_linear_probe
+from .methods import METHODS, SelectionInputs, make_method
+from .registry import unknown_name_message
+from .selection import FlexRand
+from .training import DynamicsRecorder, Trajectory, finetune, record_head_dynamics, train_linear_probe
 from .tuning import choose_split
 
-METHODS = ["random", "easy", "hard", "flexrand", "flexrand-auto"]
 KEEPS = [round(0.1 * i, 1) for i in range(1, 10)]
-COLUMNS = ["method", "keep", "seed", "accuracy", "kept", "split", "select_s", "train_s"]
+COLUMNS = ["method", "keep", "seed", "accuracy", "kept", "split", "model_s", "select_s", "train_s"]
+AUTO = "flexrand-auto"  # DLC + FlexRand with gamma chosen on the validation split, per keep fraction
+
+
+def known_methods() -> list[str]:
+    return METHODS.names() + [AUTO]
 
 
 @dataclass
 class BenchConfig:
-    methods: list[str] = field(default_factory=lambda: list(METHODS))
+    methods: list[str] = field(default_factory=lambda: ["random", "easy", "hard", "flexrand", AUTO])
     keeps: list[float] = field(default_factory=lambda: list(KEEPS))
     seeds: int = 3
     levels: int = 50
     step: float = 0.02
     val_fraction: float = 0.2
     batch_size: int = 64
+    dynamics: str = "head"  # who records training dynamics: "head" (linear head on features) or "full"
+    dynamics_epochs: int = 20
 
 
 def run_bench(encoder: Encoder, train: Dataset, test: Dataset, *, config: BenchConfig,
               output: Path, progress: bool = True) -> list[dict]:
     """Run (or resume) every cell; returns the result rows. Writes ``output/results.csv``,
-    ``results.md`` and ``gap_to_random.png`` (plus the scores in ``output/scores``)."""
+    ``results.md`` and ``gap_to_random.png`` (plus the scores in ``output/scores``).
+
+    Times per cell: ``model_s`` is what the method's model cost (DLC scoring; the plain feature
+    pass; a probe; the training run that recorded the dynamics), ``select_s`` the selection itself.
+    """
     for m in config.methods:
-        if m not in METHODS:
-            raise DlcpruneError(f"unknown method {m!r}; the benchmark knows {', '.join(METHODS)}")
+        if m not in known_methods():
+            raise DlcpruneError(unknown_name_message("method", m, known_methods()))
+    if config.dynamics not in ("head", "full"):
+        raise DlcpruneError(f"--dynamics must be head or full, got {config.dynamics!r}")
     cells_only = {"methods", "keeps", "seeds"}  # adding cells to a finished run is fine
     identity = {**{k: v for k, v in asdict(config).items() if k not in cells_only}, "model": encoder.name,
                 "weights_sha256": encoder.weights_sha256, **encoder.preprocessing(),
                 "train": train.fingerprint(), "test": test.fingerprint()}
     _check_identity(output, identity)
 
-    t = time.perf_counter()
     result = score_dlc(encoder, train, levels=config.levels, step=config.step, batch_size=config.batch_size,
                        checkpoint_dir=output / "scores" / ".partial", progress=progress)
-    score_s = time.perf_counter() - t
-    write_scores(output / "scores", result, dataset=train, encoder=encoder, total_s=score_s)
+    write_scores(output / "scores", result, dataset=train, encoder=encoder, total_s=_dlc_seconds(result.timings))
     test_z = _cached(output / "test_features.npy", lambda: extract_features(
         encoder, test, batch_size=config.batch_size, description="test features", progress=progress).numpy())
     pool, val = holdout_split(train.labels, fraction=config.val_fraction, seed=0)
-    s, y, z = result.scores[pool], train.labels[pool], result.features[pool]
+    inputs = SelectionInputs(labels=train.labels[pool], features=result.features[pool], dlc_scores=result.scores[pool])
+    upstream = {"dlc_scores": _dlc_seconds(result.timings), "features": result.timings["plain_pass_s"]}
 
     rows = read_rows(output / "results.csv")
     done = {(r["method"], float(r["keep"]), int(r["seed"])) for r in rows}
-    cells = [(m, k, seed) for m in config.methods for k in config.keeps for seed in range(config.seeds)
-             if (m, k, seed) not in done and not (m in ("easy", "hard") and seed > 0)]
+    cells, model_seconds = [], {}
+    for name in config.methods:
+        method = None if name == AUTO else make_method(name)
+        todo = [(name, method, k, seed) for k in config.keeps for seed in range(config.seeds)
+                if (name, k, seed) not in done and (seed == 0 or method is None or method.seeded)]
+        if not todo:
+            continue
+        uses = ("dlc_scores",) if method is None else method.uses
+        if "dynamics" in uses and inputs.dynamics is None:
+            inputs.dynamics = _dynamics(encoder, train, pool, inputs, config, output, progress)
+            upstream["dynamics"] = inputs.dynamics.seconds + (upstream["features"] if config.dynamics == "head" else 0.0)
+        t = time.perf_counter()
+        if method is not None:
+            method.fit(inputs)
+        model_seconds[name] = time.perf_counter() - t + sum(upstream[u] for u in uses)
+        cells += todo
     gammas: dict[float, tuple[float, float]] = {}
     with bar("benchmark cells", len(cells), enabled=progress) as advance:
-        for method, keep, seed in cells:
+        for name, method, keep, seed in cells:
             t = time.perf_counter()
             split = ""
-            if method == "flexrand-auto":
-                if keep not in gammas:  # one choice per keep fraction, its time charged to seed 0
-                    c = choose_split(s, y, z, keep=keep, val_features=result.features[val],
-                                     val_labels=train.labels[val], seed=0)
+            if method is None:  # flexrand-auto: one gamma choice per keep fraction, its time charged to seed 0
+                if keep not in gammas:
+                    c = choose_split(inputs.dlc_scores, inputs.labels, inputs.features, keep=keep,
+                                     val_features=result.features[val], val_labels=train.labels[val], seed=0)
                     gammas[keep] = (c.split, c.seconds)
                 split = gammas[keep][0]
-                kept = FlexRand(split).select(s, y, keep=keep, seed=seed)
+                kept = FlexRand(split).select(inputs.dlc_scores, inputs.labels, keep=keep, seed=seed)
             else:
-                kept = make_policy(method).select(s, y, keep=keep, seed=seed)
+                kept = method.select(keep=keep, seed=seed)
             select_s = time.perf_counter() - t
             t = time.perf_counter()
-            acc = train_linear_probe(z[kept], y[kept], num_classes=train.num_classes).accuracy(test_z, test.labels)
-            rows.append({"method": method, "keep": keep, "seed": seed, "accuracy": acc, "kept": len(kept),
-                         "split": split, "select_s": round(select_s, 4), "train_s": round(time.perf_counter() - t, 4)})
+            z, y = inputs.features[kept], inputs.labels[kept]
+            acc = train_linear_probe(z, y, num_classes=train.num_classes).accuracy(test_z, test.labels)
+            rows.append({"method": name, "keep": keep, "seed": seed, "accuracy": acc, "kept": len(kept), "split": split,
+                         "model_s": round(model_seconds[name], 3), "select_s": round(select_s, 4),
+                         "train_s": round(time.perf_counter() - t, 4)})
             _write_rows(output / "results.csv", rows)
             advance()
-    io.write_json(output / "timings.json", {"dlc_score_s_this_run": score_s, **result.timings})
+    io.write_json(output / "timings.json", {"dlc_score_s": upstream["dlc_scores"], **result.timings,
+                                            **({"dynamics_s": upstream["dynamics"]} if "dynamics" in upstream else {})})
     io.write_text(output / "results.md", markdown_table(rows))
     plot_gap_to_random(rows, output / "gap_to_random.png")
     console.print(f"benchmark results in {output}/ (results.csv, results.md, gap_to_random.png)")
+    if "dynamics" in upstream:
+        console.print(f"training-based score time / DLC score time = {upstream['dynamics'] / upstream['dlc_scores']:.2f} "
+                      f"({upstream['dynamics']:.1f} s for {config.dynamics_epochs} epochs of {config.dynamics} training "
+                      f"vs {upstream['dlc_scores']:.1f} s for {config.levels} DLC levels)")
     return rows
+
+
+def _dlc_seconds(timings: dict) -> float:
+    """DLC's own time (plain pass, thresholds, masked levels), also when resumed from a checkpoint."""
+    return float(timings.get("plain_pass_s", 0) + timings.get("thresholds_s", 0) + timings.get("masking_loop_s", 0))
+
+
+def _dynamics(encoder: Encoder, train: Dataset, pool: np.ndarray, inputs: SelectionInputs, config: BenchConfig,
+              output: Path, progress: bool) -> Trajectory:
+    """Training dynamics on the pool, recorded once and cached in ``output/dynamics.npz``."""
+    path = output / "dynamics.npz"
+    if path.exists():
+        return Trajectory.load(path)
+    if config.dynamics == "head":
+        t = record_head_dynamics(inputs.features, inputs.labels, num_classes=train.num_classes,
+                                 epochs=config.dynamics_epochs)
+    else:
+        recorder = DynamicsRecorder(inputs.labels, config.dynamics_epochs)
+        r = finetune(encoder, train, train.subset(pool[:1]), indices=pool, epochs=config.dynamics_epochs, lr=0.01,
+                     recorder=recorder, progress=progress)
+        t = recorder.trajectory(seconds=r.seconds, trainer="full fine-tuning", parameters=r.parameters)
+    t.save(path)
+    return t
 
 
 def _check_identity(output: Path, identity: dict) -> None:
     path = output / "bench.json"
     if path.exists():
         old = io.read_json(path)
-        for key in sorted(set(old) | set(identity)):
+        for key in sorted(set(old) & set(identity)):
             if old.get(key) != identity.get(key):
                 raise DlcpruneError(f"{output} holds a benchmark with {key} = {old.get(key)!r}, not {identity.get(key)!r}; "
                                     "use another --output to keep results apart")
+        if set(identity) - set(old):  # settings that a newer dlcprune added: record them
+            io.write_json(path, {**old, **identity})
     else:
         io.write_json(path, identity)
 
@@ -144,17 +203,24 @@ def summarise(rows: list[dict]) -> dict[str, dict[float, list[float]]]:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    """Test accuracy (%) per method and keep fraction, mean ± std over seeds, and the mean over fractions."""
+    """Test accuracy (%) per method and keep fraction, mean ± std over seeds, the mean over
+    fractions, and the mean model and selection seconds per cell."""
     acc = summarise(rows)
     keeps = sorted({k for per in acc.values() for k in per})
-    lines = ["| method | " + " | ".join(f"{k:.0%}" for k in keeps) + " | mean |",
-             "|---|" + "---:|" * (len(keeps) + 1)]
+    lines = ["| method | " + " | ".join(f"{k:.0%}" for k in keeps) + " | mean | model s | select s |",
+             "|---|" + "---:|" * (len(keeps) + 3)]
     for method, per in acc.items():
         cells = [f"{100 * np.mean(per[k]):.2f}" + (f" ± {100 * np.std(per[k]):.2f}" if len(per[k]) > 1 else "")
                  if k in per else "" for k in keeps]
         mean = 100 * np.mean([np.mean(v) for v in per.values()])
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | **{mean:.2f}** |")
+        times = [_mean_of(rows, method, col) for col in ("model_s", "select_s")]
+        lines.append(f"| {method} | " + " | ".join(cells) + f" | **{mean:.2f}** | " + " | ".join(times) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _mean_of(rows: list[dict], method: str, column: str) -> str:
+    values = [float(r[column]) for r in rows if r["method"] == method and r.get(column) not in (None, "")]
+    return f"{np.mean(values):.1f}" if values else ""
 
 
 def plot_gap_to_random(rows: list[dict], path: Path) -> None:

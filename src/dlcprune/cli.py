@@ -64,7 +64,12 @@ def add_score_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_select_args(p: argparse.ArgumentParser, *, seed: bool) -> None:
-    p.add_argument("--policy", default="flexrand", help="random, easy, hard or flexrand (default)")
+    p.add_argument("--policy", default="flexrand",
+                   help="a policy on DLC scores: random, easy, hard, flexrand (default), ccs; or a baseline method "
+                        "(herding, kcenter, el2n, ...: `dlcprune list`)")
+    p.add_argument("--dynamics", default=None,
+                   help="training dynamics for forgetting/grand/el2n/aum/cle/clh/ccs-aum: 'head' (SGD on a linear "
+                        "head over the saved features) or the dynamics.npz of `dlcprune finetune --record-dynamics`")
     p.add_argument("--split", type=split_arg, default=None,
                    help="FlexRand's gamma in (0, 1) (default 0.5), or auto: chosen on a held-out validation split")
     p.add_argument("--val-fraction", type=float, default=0.2,
@@ -103,7 +108,13 @@ def build_parser() -> Parser:
     p.add_argument("--test-data", default=None, help="test set (image folder, .npz or built-in)")
     p.add_argument("--test-fraction", type=float, default=0.2,
                    help="without --test-data: share of each class of --data held out as the test set (seed 0)")
-    p.add_argument("--methods", default=",".join(["random", "easy", "hard", "flexrand", "flexrand-auto"]))
+    p.add_argument("--methods", default="random,easy,hard,flexrand,flexrand-auto",
+                   help="comma-separated: DLC policies (easy, hard, flexrand, flexrand-auto, ccs), random, and "
+                        "baselines (see `dlcprune list`)")
+    p.add_argument("--dynamics", choices=["head", "full"], default="head",
+                   help="training dynamics for forgetting/grand/el2n/aum/cle/clh: SGD on a linear head over the "
+                        "features (default) or full fine-tuning of the encoder (images)")
+    p.add_argument("--dynamics-epochs", type=int, default=20)
     p.add_argument("--keep", type=fractions, default=[round(0.1 * i, 1) for i in range(1, 10)])
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--output", required=True)
@@ -116,6 +127,9 @@ def build_parser() -> Parser:
     p.add_argument("--test-data", required=True)
     p.add_argument("--indices", default=None, help="keep_indices.npy from `dlcprune select` (default: all samples)")
     p.add_argument("--trainer", choices=["probe", "full"], default="probe")
+    p.add_argument("--record-dynamics", action="store_true",
+                   help="with --trainer full: also write dynamics.npz (per-epoch records of every trained sample) "
+                        "for `dlcprune select --policy el2n --dynamics FILE`")
     p.add_argument("--image-size", type=int, default=None)
     p.add_argument("--text-column", default="text")
     p.add_argument("--label-column", default="label")
@@ -185,10 +199,23 @@ def split_arg(text: str) -> float | str:
 
 
 def selection_policy(args: argparse.Namespace):
-    """The policy named by --policy/--split, and whether gamma is to be chosen automatically."""
-    from .selection import make_policy
+    """The policy named by --policy/--split (None for a baseline method), and whether gamma is
+    to be chosen automatically."""
+    from .methods import METHODS
+    from .registry import unknown_name_message
+    from .selection import POLICIES, make_policy
 
     auto = args.split == "auto"
+    if args.policy not in POLICIES:
+        if args.policy not in METHODS:
+            raise DlcpruneError(unknown_name_message("policy or method", args.policy, POLICIES.names() + METHODS.names()))
+        if args.split is not None:
+            raise DlcpruneError(f"--split applies only to the flexrand policy, not {args.policy!r}")
+        if args.dynamics is not None and "dynamics" not in METHODS.get(args.policy)().uses:
+            raise DlcpruneError(f"--dynamics applies to training-dynamics methods, not {args.policy!r}")
+        return None, False
+    if args.dynamics is not None:
+        raise DlcpruneError(f"--dynamics applies to training-dynamics methods, not the {args.policy!r} policy")
     if auto and args.policy != "flexrand":
         raise DlcpruneError("--split auto chooses FlexRand's gamma; use it with --policy flexrand")
     return make_policy(args.policy, split=None if auto else args.split), auto
@@ -202,7 +229,10 @@ def cmd_select(args: argparse.Namespace, *, scores_dir: Path | None = None) -> N
     scores = read_scores(scores_dir or args.scores)
     out = io.check_output_dir(scores_dir / "selection" if scores_dir else args.output, force=args.force)
     s, y = scores.scores, scores.labels
-    if auto:
+    if policy is None:
+        kept, details, params = select_baseline(args, scores, keeps)
+        pool, name = None, args.policy
+    elif auto:
         from .tuning import flexrand_auto
 
         z = read_features(scores.folder, len(s))
@@ -214,12 +244,41 @@ def cmd_select(args: argparse.Namespace, *, scores_dir: Path | None = None) -> N
     else:
         pool, details, params = None, None, policy.params()
         kept = {keep: policy.select(s, y, keep=keep, seed=args.seed) for keep in keeps}
+    name = args.policy if policy is None else policy.name
     with io.output_dir(out, keep=lambda err: False):
-        manifest = write_selection(out, scores, policy=policy.name, parameters=params, seed=args.seed, kept=kept,
+        manifest = write_selection(out, scores, policy=name, parameters=params, seed=args.seed, kept=kept,
                                    pool=pool, details=details)
     summary = ", ".join(f"{v['keep']:g}: {v['kept']}" + (f" (gamma {v['split']:g})" if auto else "")
                         for v in manifest["fractions"].values())
-    print(f"{policy.name} selection of {manifest['samples']:,} samples (kept per fraction {summary}) -> {out}")
+    print(f"{name} selection of {manifest['samples']:,} samples (kept per fraction {summary}) -> {out}")
+
+
+def select_baseline(args: argparse.Namespace, scores, keeps: list[float]):
+    """A baseline method over a scores folder: (kept per keep, per-keep details, parameters)."""
+    from .methods import SelectionInputs, make_method
+    from .outputs import read_features
+    from .training import Trajectory, record_head_dynamics
+
+    method = make_method(args.policy)
+    inputs = SelectionInputs(labels=scores.labels, dlc_scores=scores.scores)
+    t0 = time.perf_counter()
+    if "features" in method.uses or args.dynamics == "head":
+        inputs.features = read_features(scores.folder, len(scores.scores))
+    if args.dynamics == "head":
+        inputs.dynamics = record_head_dynamics(inputs.features, inputs.labels, num_classes=inputs.num_classes)
+    elif args.dynamics is not None:
+        inputs.dynamics = Trajectory.load(args.dynamics)
+    method.fit(inputs)
+    model_s = time.perf_counter() - t0 + (inputs.dynamics.seconds if args.dynamics not in (None, "head") else 0.0)
+    kept, details = {}, {}
+    for keep in keeps:
+        t = time.perf_counter()
+        kept[keep] = method.select(keep=keep, seed=args.seed)
+        details[keep] = {"select_s": round(time.perf_counter() - t, 4)}
+    params = {**method.params(), "model_s": round(model_s, 3),
+              **({"dynamics": inputs.dynamics.trainer, "dynamics_parameters": inputs.dynamics.parameters}
+                 if inputs.dynamics is not None else {})}
+    return kept, details, params
 
 
 def cmd_prune(args: argparse.Namespace) -> None:
@@ -236,7 +295,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
 
     config = BenchConfig(methods=[m.strip() for m in args.methods.split(",") if m.strip()],
                          keeps=[check_keep(k) for k in args.keep], seeds=args.seeds, levels=args.levels,
-                         step=args.step, batch_size=args.batch_size)
+                         step=args.step, batch_size=args.batch_size, dynamics=args.dynamics,
+                         dynamics_epochs=args.dynamics_epochs)
     if args.seeds < 1:
         raise DlcpruneError(f"--seeds must be at least 1, got {args.seeds}")
     data = load_dataset(args.data, text_column=args.text_column, label_column=args.label_column)
@@ -262,7 +322,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     from .data import load_dataset
     from .models import load_encoder
     from .scoring.dlc import check_dataset, extract_features
-    from .training import finetune, train_linear_probe
+    from .training import DynamicsRecorder, finetune, train_linear_probe
 
     out = io.check_output_dir(args.output, force=args.force)
     columns = dict(text_column=args.text_column, label_column=args.label_column)
@@ -280,9 +340,12 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     encoder = load_encoder(args.model, weights=args.weights, device=args.device, image_size=args.image_size)
     check_dataset(train, encoder)
     t0 = time.perf_counter()
+    if args.record_dynamics and args.trainer != "full":
+        raise DlcpruneError("--record-dynamics records a full fine-tuning run; add --trainer full")
+    recorder = DynamicsRecorder(train.labels[idx], args.epochs) if args.record_dynamics else None
     if args.trainer == "full":
         r = finetune(encoder, train, test, indices=idx, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                     seed=args.seed, progress=not args.quiet)
+                     seed=args.seed, recorder=recorder, progress=not args.quiet)
         metrics = {"accuracy": r.accuracy, "per_class_accuracy": r.per_class_accuracy, "train_loss": r.train_loss,
                    "parameters": r.parameters}
     else:
@@ -297,6 +360,9 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     metrics.update(trainer=args.trainer, seconds=time.perf_counter() - t0, model=encoder.name,
                    train=train.source, test=test.source, class_names=train.class_names, versions=io.versions())
     with io.output_dir(out, keep=lambda err: False):
+        if recorder is not None:
+            recorder.trajectory(seconds=metrics["seconds"], trainer="full fine-tuning",
+                                parameters=metrics["parameters"]).save(out / "dynamics.npz")
         io.write_json(out / "metrics.json", metrics)
     print(f"{args.trainer}: test accuracy {100 * metrics['accuracy']:.2f}% on {len(test):,} samples "
           f"(trained on {len(idx):,}) -> {out / 'metrics.json'}")
@@ -314,6 +380,7 @@ def cmd_list(args: argparse.Namespace) -> None:
     from rich.table import Table
 
     from .data import DATASETS
+    from .methods import METHODS
     from .models import MODELS
     from .progress import stdout
     from .scoring import SCORERS
@@ -326,6 +393,9 @@ def cmd_list(args: argparse.Namespace) -> None:
     for kind, registry in (("model", MODELS), ("dataset", DATASETS), ("scorer", SCORERS), ("policy", POLICIES)):
         for entry in registry:
             table.add_row(kind, entry.name, entry.summary)
+    for entry in METHODS:  # the baselines; DLC + a policy is listed above
+        if entry.name not in POLICIES:
+            table.add_row("method", entry.name, entry.summary)
     table.add_row("model", "timm:<name>", "any timm model (pre-logit features; --weights pretrained|random|FILE)")
     table.add_row("model", "hf:<folder or name>", "any Hugging Face text encoder (mean pooling; masks the transformer layers' Linear weights)")
     stdout.print(table)

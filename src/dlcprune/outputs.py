@@ -139,7 +139,7 @@ def read_features(folder: Path, n: int) -> np.ndarray:
     """The unmasked features (N, D) saved beside the scores."""
     path = Path(folder) / "features.npy"
     if not path.is_file():
-        raise DlcpruneError(f"{path} not found; --split auto needs the features that `dlcprune score` saves")
+        raise DlcpruneError(f"{path} not found; this selection needs the features that `dlcprune score` saves there")
     features = np.load(path)
     if features.ndim != 2 or len(features) != n:
         raise DlcpruneError(f"{path} has shape {features.shape}, expected ({n}, D)")

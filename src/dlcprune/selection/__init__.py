@@ -1,4 +1,6 @@
-"""Selection policies (pure numpy): random, easy, hard, FlexRand."""
-from .policies import POLICIES, Easy, FlexRand, Hard, Policy, Random, check_keep, class_counts, make_policy
+"""Selection policies (pure numpy): random, easy, hard, FlexRand, CCS."""
+from .policies import (CCS, POLICIES, Easy, FlexRand, Hard, Policy, Random, check_keep, class_counts, make_policy,
+                       stratify)
 
-__all__ = ["POLICIES", "Easy", "FlexRand", "Hard", "Policy", "Random", "check_keep", "class_counts", "make_policy"]
+__all__ = ["CCS", "POLICIES", "Easy", "FlexRand", "Hard", "Policy", "Random", "check_keep", "class_counts",
+           "make_policy", "stratify"]

@@ -8,6 +8,8 @@ scores, labels, keep and seed give identical indices.
 """
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 
 from ..errors import DlcpruneError
@@ -30,10 +32,30 @@ def class_counts(labels: np.ndarray, keep: float) -> dict[int, int]:
     return {int(c): round(int(n) * keep) for c, n in zip(values, sizes)}
 
 
+def stratify(labels: np.ndarray, *, keep: float, seed: int,
+             choose: Callable[[np.ndarray, int, np.random.Generator], np.ndarray]) -> np.ndarray:
+    """Class-stratified selection: sorted int64 indices of the kept samples.
+
+    For each class in increasing label order, ``choose(members, n_keep, rng)`` returns positions
+    into ``members`` (that class's indices, ascending) of its ``round(n_c * keep)`` picks; one
+    ``numpy.random.default_rng(seed)`` is shared by all classes, so a seed fixes the whole draw.
+    """
+    rng = np.random.default_rng(seed)
+    kept = []
+    for c, n_keep in class_counts(labels, keep).items():
+        members = np.flatnonzero(labels == c)
+        picks = np.asarray(choose(members, n_keep, rng), dtype=np.int64)
+        if len(picks) != n_keep or len(np.unique(picks)) != n_keep:  # a selector bug, never the user's
+            raise AssertionError(f"class {c}: chose {len(picks)} distinct of {n_keep} requested")
+        kept.append(members[picks])
+    return np.sort(np.concatenate(kept)).astype(np.int64)
+
+
 class Policy:
     """Base class: ``select`` loops over classes and asks ``choose`` for each one's picks."""
 
     name = ""
+    seeded = True  # False: the seed does not change the selection
 
     def params(self) -> dict:
         return {}
@@ -46,13 +68,8 @@ class Policy:
             raise DlcpruneError(f"need one score and one label per sample, got {scores.shape} and {labels.shape}")
         if not np.isfinite(scores).all():
             raise DlcpruneError(f"{int((~np.isfinite(scores)).sum())} score(s) are NaN or inf; re-run the scorer")
-        rng = np.random.default_rng(seed)
-        kept = []
-        for c, n_keep in class_counts(labels, keep).items():
-            members = np.flatnonzero(labels == c)
-            picks = self.choose(scores[members], n_keep, keep=keep, rng=rng)
-            kept.append(members[picks])
-        return np.sort(np.concatenate(kept)).astype(np.int64)
+        return stratify(labels, keep=keep, seed=seed,
+                        choose=lambda members, n_keep, rng: self.choose(scores[members], n_keep, keep=keep, rng=rng))
 
     def choose(self, scores: np.ndarray, n_keep: int, *, keep: float, rng: np.random.Generator) -> np.ndarray:
         """Positions (into ``scores``, one class) of the ``n_keep`` samples to keep."""
@@ -70,6 +87,7 @@ class Random(Policy):
 @POLICIES.register("easy", summary="top-K lowest scores (easiest) per class; ties: lower index first")
 class Easy(Policy):
     name = "easy"
+    seeded = False
 
     def choose(self, scores, n_keep, *, keep, rng):
         return np.argsort(scores, kind="stable")[:n_keep]
@@ -78,6 +96,7 @@ class Easy(Policy):
 @POLICIES.register("hard", summary="top-K highest scores (hardest) per class; ties: lower index first")
 class Hard(Policy):
     name = "hard"
+    seeded = False
 
     def choose(self, scores, n_keep, *, keep, rng):
         return np.argsort(-scores, kind="stable")[:n_keep]
@@ -127,6 +146,54 @@ class FlexRand(Policy):
         easy = rng.choice(order[:pool], size=n_easy, replace=False)
         hard = rng.choice(order[pool:], size=n_hard, replace=False)
         return np.concatenate([easy, hard])
+
+
+def ccs_hard_cut(keep: float) -> float:
+    """CCS's default share of hardest samples removed before sampling, by keep fraction: the
+    CIFAR-10 settings of Zheng et al. (2023): 0 for keep >= 0.5, 0.1 down to keep 0.2, 0.3 below."""
+    return 0.0 if keep >= 0.5 else 0.1 if keep >= 0.2 else 0.3
+
+
+@POLICIES.register("ccs", summary="Coverage-centric coreset selection: drop the hardest share, then stratified draws over the score range")
+class CCS(Policy):
+    """Coverage-centric coreset selection (Zheng et al., ICLR 2023), applied within each class.
+
+    Per class: remove the hardest ``round(n * cut)`` samples (at most ``n - n_keep``), split the
+    rest's score range [min, max] into ``strata`` equal-width bins (the maximum falls in the last
+    bin), then visit the non-empty bins from the smallest to the largest, each taking
+    ``min(size, remaining_budget // remaining_bins)`` random members. The original runs on the
+    whole set; we run it per class like every other policy here. ``cut=None``: ``ccs_hard_cut(keep)``.
+    """
+
+    name = "ccs"
+
+    def __init__(self, cut: float | None = None, strata: int = 50) -> None:
+        if cut is not None and not 0.0 <= cut < 1.0:
+            raise DlcpruneError(f"CCS's hard cut must be a fraction in [0, 1), got {cut}")
+        self.cut, self.strata = cut, int(strata)
+
+    def params(self) -> dict:
+        return {"cut": "by keep (0 / 0.1 / 0.3)" if self.cut is None else self.cut, "strata": self.strata}
+
+    def bin_budgets(self, sizes: np.ndarray, budget: int) -> np.ndarray:
+        """Samples drawn from each bin: smallest bins first, each min(size, rest // bins left)."""
+        take = np.zeros(len(sizes), dtype=np.int64)
+        order = [i for i in np.argsort(sizes, kind="stable") if sizes[i] > 0]
+        for left, i in zip(range(len(order), 0, -1), order):
+            take[i] = min(int(sizes[i]), budget // left)
+            budget -= take[i]
+        return take
+
+    def choose(self, scores, n_keep, *, keep, rng):
+        n = len(scores)
+        cut = min(round(n * (ccs_hard_cut(keep) if self.cut is None else self.cut)), n - n_keep)
+        rest = np.argsort(-scores, kind="stable")[cut:]
+        s = scores[rest]
+        width = (s.max() - s.min()) / self.strata
+        bins = np.zeros(len(s), dtype=np.int64) if width == 0 else np.minimum(((s - s.min()) / width).astype(np.int64), self.strata - 1)
+        take = self.bin_budgets(np.bincount(bins, minlength=self.strata), n_keep)
+        picks = [rng.choice(rest[bins == b], size=k, replace=False) for b, k in enumerate(take) if k]
+        return np.concatenate(picks) if picks else np.empty(0, dtype=np.int64)
 
 
 def make_policy(name: str, *, split: float | None = None) -> Policy:

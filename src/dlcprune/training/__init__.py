@@ -1,5 +1,7 @@
-"""Training on a kept subset: the linear probe on frozen features, and full fine-tuning."""
+"""Training on a kept subset (linear probe, full fine-tuning) and recording training dynamics."""
+from .dynamics import DynamicsRecorder, Trajectory, record_head_dynamics
 from .finetune import FinetuneResult, finetune
 from .probe import LinearProbe, train_linear_probe
 
-__all__ = ["FinetuneResult", "LinearProbe", "finetune", "train_linear_probe"]
+__all__ = ["DynamicsRecorder", "FinetuneResult", "LinearProbe", "Trajectory", "finetune", "record_head_dynamics",
+           "train_linear_probe"]

@@ -20,6 +20,7 @@ from ..data import Dataset
 from ..errors import DlcpruneError
 from ..models import ImageEncoder
 from ..progress import bar
+from .dynamics import DynamicsRecorder
 
 
 @dataclass
@@ -39,14 +40,22 @@ class _Classifier(nn.Module):
         self.trunk, self.feature_fn = encoder.module, encoder.feature_fn
         self.head = nn.Linear(dim, num_classes)
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        return self.feature_fn(self.trunk, x).flatten(1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.feature_fn(self.trunk, x).flatten(1))
+        return self.head(self.embed(x))
 
 
 def finetune(encoder: ImageEncoder, train: Dataset, test: Dataset, *, indices: np.ndarray | None = None,
              epochs: int = 50, lr: float = 1e-3, batch_size: int = 128, momentum: float = 0.9,
-             weight_decay: float = 1e-5, seed: int = 0, progress: bool = True) -> FinetuneResult:
-    """Fine-tune on ``train[indices]`` (all when None) and evaluate on ``test``."""
+             weight_decay: float = 1e-5, seed: int = 0, recorder: DynamicsRecorder | None = None,
+             progress: bool = True) -> FinetuneResult:
+    """Fine-tune on ``train[indices]`` (all when None) and evaluate on ``test``.
+
+    ``recorder``: sized for the ``len(indices)`` trained samples (row i = ``indices[i]``) and
+    ``epochs``; receives every sample's logits and head input as it is presented (training dynamics).
+    """
     if not isinstance(encoder, ImageEncoder):
         raise DlcpruneError(f"full fine-tuning needs an image encoder, not {encoder.name}; use --trainer probe")
     if epochs < 1:
@@ -64,16 +73,21 @@ def finetune(encoder: ImageEncoder, train: Dataset, test: Dataset, *, indices: n
     size = tuple(work.preprocess(train.items(idx[:1])).shape[-2:])
     augment = v2.Compose([v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()])
     labels = torch.from_numpy(train.labels)
+    row_of = dict(zip(idx.tolist(), range(len(idx))))
     losses = []
     with bar("fine-tuning", epochs * len(idx), enabled=progress) as advance:
-        for _ in range(epochs):
+        for epoch in range(epochs):
             model.train()
             order, total = rng.permutation(idx), 0.0
             for start in range(0, len(order), batch_size):
                 b = order[start:start + batch_size]
                 x = work.preprocess(train.items(b))
                 x = torch.stack([augment(xi) for xi in x])
-                loss = nn.functional.cross_entropy(model(x), labels[b].to(x.device))
+                h = model.embed(x)
+                logits = model.head(h)
+                if recorder is not None:
+                    recorder.add(epoch, np.array([row_of[i] for i in b.tolist()]), logits, h)
+                loss = nn.functional.cross_entropy(logits, labels[b].to(x.device))
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
