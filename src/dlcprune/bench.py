@@ -25,7 +25,7 @@ from .outputs import write_scores
 from .progress import bar, console
 from .scoring import score_dlc
 from .scoring.dlc import extract_features
-from .methods import METHODS, SelectionInputs, make_method
+from .methods import METHODS, Method, SelectionInputs, make_method
 from .registry import unknown_name_message
 from .selection import FlexRand
 from .training import DynamicsRecorder, Trajectory, finetune, record_head_dynamics, train_linear_probe
@@ -82,47 +82,70 @@ def run_bench(encoder: Encoder, train: Dataset, test: Dataset, *, config: BenchC
     upstream = {"dlc_scores": _dlc_seconds(result.timings), "features": result.timings["plain_pass_s"]}
 
     rows = read_rows(output / "results.csv")
+    record = lambda: _dynamics(encoder, train, pool, inputs, config, output, progress)
+    cells = _plan(config, rows, inputs, upstream, record)
+    val_features, val_labels = result.features[val], train.labels[val]
+    gammas: dict[float, float] = {}  # flexrand-auto: one choice per keep fraction, its time charged to seed 0
+    with bar("benchmark cells", len(cells), enabled=progress) as advance:
+        for cell in cells:
+            t = time.perf_counter()
+            if cell.method is None:
+                if cell.keep not in gammas:
+                    gammas[cell.keep] = choose_split(inputs.dlc_scores, inputs.labels, inputs.features, keep=cell.keep,
+                                                     val_features=val_features, val_labels=val_labels, seed=0).split
+                kept = FlexRand(gammas[cell.keep]).select(inputs.dlc_scores, inputs.labels, keep=cell.keep, seed=cell.seed)
+            else:
+                kept = cell.method.select(keep=cell.keep, seed=cell.seed)
+            select_s = time.perf_counter() - t
+            t = time.perf_counter()
+            probe = train_linear_probe(inputs.features[kept], inputs.labels[kept], num_classes=train.num_classes)
+            rows.append({"method": cell.name, "keep": cell.keep, "seed": cell.seed,
+                         "accuracy": probe.accuracy(test_z, test.labels), "kept": len(kept),
+                         "split": gammas.get(cell.keep, "") if cell.method is None else "",
+                         "model_s": round(cell.model_s, 3), "select_s": round(select_s, 4),
+                         "train_s": round(time.perf_counter() - t, 4)})
+            _write_rows(output / "results.csv", rows)
+            advance()
+    _summarise_run(output, rows, upstream, result.timings, config)
+    return rows
+
+
+@dataclass
+class _Cell:
+    name: str
+    method: Method | None  # None: flexrand-auto
+    keep: float
+    seed: int
+    model_s: float
+
+
+def _plan(config: BenchConfig, rows: list[dict], inputs: SelectionInputs, upstream: dict[str, float],
+          record_dynamics) -> list[_Cell]:
+    """The cells still to run, with each method fitted once (its fit time + what it reads = model_s).
+    A method whose selection ignores the seed runs seed 0 only."""
     done = {(r["method"], float(r["keep"]), int(r["seed"])) for r in rows}
-    cells, model_seconds = [], {}
+    cells = []
     for name in config.methods:
         method = None if name == AUTO else make_method(name)
-        todo = [(name, method, k, seed) for k in config.keeps for seed in range(config.seeds)
+        todo = [(k, seed) for k in config.keeps for seed in range(config.seeds)
                 if (name, k, seed) not in done and (seed == 0 or method is None or method.seeded)]
         if not todo:
             continue
         uses = ("dlc_scores",) if method is None else method.uses
         if "dynamics" in uses and inputs.dynamics is None:
-            inputs.dynamics = _dynamics(encoder, train, pool, inputs, config, output, progress)
+            inputs.dynamics = record_dynamics()
             upstream["dynamics"] = inputs.dynamics.seconds + (upstream["features"] if config.dynamics == "head" else 0.0)
         t = time.perf_counter()
         if method is not None:
             method.fit(inputs)
-        model_seconds[name] = time.perf_counter() - t + sum(upstream[u] for u in uses)
-        cells += todo
-    gammas: dict[float, tuple[float, float]] = {}
-    with bar("benchmark cells", len(cells), enabled=progress) as advance:
-        for name, method, keep, seed in cells:
-            t = time.perf_counter()
-            split = ""
-            if method is None:  # flexrand-auto: one gamma choice per keep fraction, its time charged to seed 0
-                if keep not in gammas:
-                    c = choose_split(inputs.dlc_scores, inputs.labels, inputs.features, keep=keep,
-                                     val_features=result.features[val], val_labels=train.labels[val], seed=0)
-                    gammas[keep] = (c.split, c.seconds)
-                split = gammas[keep][0]
-                kept = FlexRand(split).select(inputs.dlc_scores, inputs.labels, keep=keep, seed=seed)
-            else:
-                kept = method.select(keep=keep, seed=seed)
-            select_s = time.perf_counter() - t
-            t = time.perf_counter()
-            z, y = inputs.features[kept], inputs.labels[kept]
-            acc = train_linear_probe(z, y, num_classes=train.num_classes).accuracy(test_z, test.labels)
-            rows.append({"method": name, "keep": keep, "seed": seed, "accuracy": acc, "kept": len(kept), "split": split,
-                         "model_s": round(model_seconds[name], 3), "select_s": round(select_s, 4),
-                         "train_s": round(time.perf_counter() - t, 4)})
-            _write_rows(output / "results.csv", rows)
-            advance()
-    io.write_json(output / "timings.json", {"dlc_score_s": upstream["dlc_scores"], **result.timings,
+        model_s = time.perf_counter() - t + sum(upstream[u] for u in uses)
+        cells += [_Cell(name, method, k, seed, model_s) for k, seed in todo]
+    return cells
+
+
+def _summarise_run(output: Path, rows: list[dict], upstream: dict[str, float], dlc_timings: dict,
+                   config: BenchConfig) -> None:
+    io.write_json(output / "timings.json", {"dlc_score_s": upstream["dlc_scores"], **dlc_timings,
                                             **({"dynamics_s": upstream["dynamics"]} if "dynamics" in upstream else {})})
     io.write_text(output / "results.md", markdown_table(rows))
     plot_gap_to_random(rows, output / "gap_to_random.png")
@@ -131,7 +154,6 @@ def run_bench(encoder: Encoder, train: Dataset, test: Dataset, *, config: BenchC
         console.print(f"training-based score time / DLC score time = {upstream['dynamics'] / upstream['dlc_scores']:.2f} "
                       f"({upstream['dynamics']:.1f} s for {config.dynamics_epochs} epochs of {config.dynamics} training "
                       f"vs {upstream['dlc_scores']:.1f} s for {config.levels} DLC levels)")
-    return rows
 
 
 def _dlc_seconds(timings: dict) -> float:
