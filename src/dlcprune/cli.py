@@ -164,28 +164,37 @@ def build_parser() -> Parser:
 
 
 def cmd_score(args: argparse.Namespace) -> Path:
+    """Also under torchrun: every rank scores a block of the samples, rank 0 writes the folder."""
     from .data import load_dataset
     from .models import load_encoder
     from .outputs import PARTIAL, write_scores
     from .scoring import score_dlc
+    from .scoring.shard import init_from_environment, is_main_process, on_main
 
     t0 = time.perf_counter()
     if args.levels < 1 or not 0.0 < args.step < 1.0 or args.batch_size < 1:
         raise DlcpruneError("need --levels >= 1, 0 < --step < 1 and --batch-size >= 1")
     if args.image_size is not None and args.image_size < 8:
         raise DlcpruneError(f"--image-size must be at least 8 pixels, got {args.image_size}")
+    init_from_environment(args.device)
     only_partial = lambda p: {f.name for f in p.iterdir()} == {PARTIAL}
-    out = io.check_output_dir(args.output, force=args.force, resumable=only_partial)
+    out = on_main(lambda: io.check_output_dir(args.output, force=args.force, resumable=only_partial))
     dataset = load_dataset(args.data, text_column=args.text_column, label_column=args.label_column)
     encoder = load_encoder(args.model, weights=args.weights, device=args.device, image_size=args.image_size)
+    score = lambda: score_dlc(encoder, dataset, levels=args.levels, step=args.step, masking=args.masking,
+                              seed=args.seed, batch_size=args.batch_size, checkpoint_dir=out / PARTIAL,
+                              progress=not args.quiet)
+    if not is_main_process():
+        score()
+        return out
     # Bad input leaves nothing behind; an interrupted or crashed run keeps its checkpoint to resume.
     with io.output_dir(out, keep=lambda err: not isinstance(err, DlcpruneError)):
-        result = score_dlc(encoder, dataset, levels=args.levels, step=args.step, masking=args.masking,
-                           seed=args.seed, batch_size=args.batch_size,
-                           checkpoint_dir=out / PARTIAL, progress=not args.quiet)
+        result = score()
         write_scores(out, result, dataset=dataset, encoder=encoder, total_s=time.perf_counter() - t0)
     shutil.rmtree(out / PARTIAL, ignore_errors=True)
-    print(f"scored {len(dataset):,} samples with DLC ({args.levels} levels) -> {out / 'scores.csv'}")
+    processes = result.timings["processes"]
+    print(f"scored {len(dataset):,} samples with DLC ({args.levels} levels"
+          f"{f', {processes} processes' if processes > 1 else ''}) -> {out / 'scores.csv'}")
     return out
 
 
@@ -282,9 +291,13 @@ def select_baseline(args: argparse.Namespace, scores, keeps: list[float]):
 
 
 def cmd_prune(args: argparse.Namespace) -> None:
+    from .scoring.shard import is_main_process
+
     keep_fractions(args)  # fail on bad selection arguments before the slow scoring
     selection_policy(args)
-    cmd_select(args, scores_dir=cmd_score(args))
+    scores_dir = cmd_score(args)
+    if is_main_process():
+        cmd_select(args, scores_dir=scores_dir)
 
 
 def cmd_bench(args: argparse.Namespace) -> None:
@@ -428,4 +441,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; the weights were restored. Run the same command again to resume.", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():  # launched by torchrun
+            dist.destroy_process_group()
     return 0

@@ -23,6 +23,7 @@ from ..errors import DlcpruneError
 from ..masking import NestedMasks
 from ..models import Encoder, TextEncoder
 from ..progress import bar
+from .shard import Shard
 
 MIN_DISTANCE = 1e-12  # a feature exactly on its prototype would give an infinite logit
 
@@ -105,12 +106,16 @@ def _check_finite(z: torch.Tensor, where: str) -> None:
 
 def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int = 50, step: float = 0.02,
               masking: str = "magnitude", seed: int = 0, batch_size: int = 64, checkpoint_dir: str | Path | None = None,
-              progress: bool = True) -> DlcResult:
+              progress: bool = True) -> DlcResult | None:
     """DLC scores of every sample of ``dataset`` (higher = harder). See the module docstring.
 
     ``checkpoint_dir``: per-level losses are saved there as they are computed, so a run killed
     midway and started again with the same arguments continues where it stopped and ends with
     identical scores. The encoder's weights are restored bit-exactly on return, error or Ctrl-C.
+
+    Under ``torch.distributed`` (torchrun), each rank scores one block of samples; rank 0 joins
+    the features and per-level losses in sample order, builds the prototypes from all samples and
+    shares them, keeps the checkpoint and returns the result; the other ranks return None.
     """
     if levels < 1:
         raise DlcpruneError(f"--levels must be at least 1, got {levels}")
@@ -119,43 +124,52 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int = 50, step: flo
     check_dataset(dataset, encoder)
     params = dict(levels=levels, step=step, masking=masking, seed=seed, batch_size=batch_size,
                   **encoder.preprocessing())
-    ckpt = Checkpoint(checkpoint_dir, key=dict(params, model=encoder.name, weights_sha256=encoder.weights_sha256,
-                                               dataset=dataset.fingerprint()))
+    shard = Shard(len(dataset))
+    progress = progress and shard.is_main
+    ckpt = Checkpoint(checkpoint_dir if shard.is_main else None,
+                      key=dict(params, model=encoder.name, weights_sha256=encoder.weights_sha256,
+                               dataset=dataset.fingerprint()))
     labels = torch.from_numpy(dataset.labels)
+    mine = dataset if shard.world == 1 else dataset.subset(np.arange(shard.start, shard.stop))
     timings = ckpt.timings
 
     z0 = ckpt.load_features()
-    if z0 is None:
+    if not shard.share(z0 is not None):
         t = time.perf_counter()
-        z0 = extract_features(encoder, dataset, batch_size=batch_size, description="plain pass (unmasked)",
-                              progress=progress)
+        z0 = shard.gather(extract_features(encoder, mine, batch_size=batch_size, description="plain pass (unmasked)",
+                                           progress=progress))
         timings["plain_pass_s"] = time.perf_counter() - t
         ckpt.save_features(z0)
-    prototypes = class_prototypes(z0, labels, dataset.num_classes)
-    losses = {0: prototype_losses(z0, labels, prototypes).numpy()}
+    # From all samples on rank 0 (the same sums in the same order as one process), then shared.
+    prototypes = shard.share(class_prototypes(z0, labels, dataset.num_classes) if shard.is_main else None)
+    losses = {0: prototype_losses(z0, labels, prototypes).numpy()} if shard.is_main else {}
 
     t = time.perf_counter()
     masks = NestedMasks([w for _, w in encoder.maskable], levels=levels, step=step, method=masking, seed=seed)
     timings["thresholds_s"] = time.perf_counter() - t
-    todo = []
     for k in range(1, levels):
-        cached = ckpt.load_level(k)
-        if cached is None:
-            todo.append(k)
-        else:
+        if (cached := ckpt.load_level(k)) is not None:
             losses[k] = cached
-    with masks.applied() as set_level, bar("masked levels", len(todo) * len(dataset), enabled=progress) as advance:
+    todo = shard.share([k for k in range(1, levels) if k not in losses])
+    my_labels = labels[shard.start:shard.stop]
+    with masks.applied() as set_level, bar("masked levels", len(todo) * len(mine), enabled=progress) as advance:
         for k in todo:
             t = time.perf_counter()
             set_level(k)
-            losses[k] = _level_losses(encoder, dataset, prototypes, labels, batch_size=batch_size,
-                                      where=f"level {k}, sparsity {masks.sparsity_[k]:.3f}", advance=advance)
+            mine_k = _level_losses(encoder, mine, prototypes, my_labels, batch_size=batch_size,
+                                   where=f"level {k}, sparsity {masks.sparsity_[k]:.3f}", advance=advance)
+            joined = shard.gather(mine_k)
             timings.setdefault("level_s", {})[str(k)] = time.perf_counter() - t
-            ckpt.save_level(k, losses[k])
+            if shard.is_main:
+                losses[k] = joined.numpy()
+                ckpt.save_level(k, losses[k])
+    if not shard.is_main:
+        return None
     level_losses = np.stack([losses[k] for k in range(levels)])
     level_times = list(timings.get("level_s", {}).values())
     timings["masking_loop_s"] = float(sum(level_times))
     timings["mean_masked_level_s"] = float(np.mean(level_times)) if level_times else 0.0
+    timings["processes"] = shard.world
     return DlcResult(scores=level_losses.mean(0), level_losses=level_losses, features=z0.numpy(),
                      sparsity=masks.sparsity_, parameters=params, timings=timings)
 
@@ -168,7 +182,7 @@ def _level_losses(encoder, dataset, prototypes, labels, *, batch_size, where, ad
         _check_finite(z, where)
         out.append(prototype_losses(z, labels[start:start + len(idx)], prototypes))
         advance(len(idx))
-    return torch.cat(out).numpy()
+    return torch.cat(out)
 
 
 class Checkpoint:
