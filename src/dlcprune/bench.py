@@ -45,7 +45,7 @@ class BenchConfig:
     methods: list[str] = field(default_factory=lambda: ["random", "easy", "hard", "flexrand", AUTO])
     keeps: list[float] = field(default_factory=lambda: list(KEEPS))
     seeds: int = 3
-    levels: int = 50
+    levels: int | str = 50  # or "auto" (adaptive, at most 50)
     step: float = 0.02
     val_fraction: float = 0.2
     batch_size: int = 64
@@ -72,7 +72,9 @@ def run_bench(encoder: Encoder, train: Dataset, test: Dataset, *, config: BenchC
                 "train": train.fingerprint(), "test": test.fingerprint()}
     _check_identity(output, identity)
 
-    result = score_dlc(encoder, train, levels=config.levels, step=config.step, batch_size=config.batch_size,
+    auto = config.levels == "auto"
+    result = score_dlc(encoder, train, levels=50 if auto else config.levels, step=config.step, adaptive=auto,
+                       batch_size=config.batch_size,
                        checkpoint_dir=output / "scores" / ".partial", progress=progress)
     write_scores(output / "scores", result, dataset=train, encoder=encoder, total_s=_dlc_seconds(result.timings))
     test_z = _cached(output / "test_features.npy", lambda: extract_features(

@@ -55,12 +55,31 @@ def add_score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--text-column", default="text", help="text datasets: the column holding the text")
     p.add_argument("--label-column", default="label", help="text datasets: the column holding the label")
     p.add_argument("--image-size", type=int, default=None, help="resize every image to NxN (default: keep sizes)")
-    p.add_argument("--levels", type=int, default=50, help="masking levels K, level 0 unmasked (default 50)")
+    p.add_argument("--levels", type=levels_arg, default=50,
+                   help="masking levels K, level 0 unmasked (default 50); or auto: at most 50, only those the "
+                        "ranking needs, none past the encoder's collapse")
     p.add_argument("--step", type=float, default=0.02, help="fraction of the remaining weights masked per level (0.02)")
     p.add_argument("--masking", choices=["magnitude", "random"], default="magnitude")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when present)")
+
+
+AUTO_MAX_LEVELS = 50
+
+
+def levels_arg(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of levels or 'auto', got {text!r}") from None
+
+
+def level_plan(levels: int | str) -> tuple[int, bool]:
+    """(K, adaptive) for --levels N or auto."""
+    return (AUTO_MAX_LEVELS, True) if levels == "auto" else (levels, False)
 
 
 def add_select_args(p: argparse.ArgumentParser, *, seed: bool) -> None:
@@ -172,7 +191,8 @@ def cmd_score(args: argparse.Namespace) -> Path:
     from .scoring.shard import init_from_environment, is_main_process, on_main
 
     t0 = time.perf_counter()
-    if args.levels < 1 or not 0.0 < args.step < 1.0 or args.batch_size < 1:
+    levels, adaptive = level_plan(args.levels)
+    if levels < 1 or not 0.0 < args.step < 1.0 or args.batch_size < 1:
         raise DlcpruneError("need --levels >= 1, 0 < --step < 1 and --batch-size >= 1")
     if args.image_size is not None and args.image_size < 8:
         raise DlcpruneError(f"--image-size must be at least 8 pixels, got {args.image_size}")
@@ -181,8 +201,8 @@ def cmd_score(args: argparse.Namespace) -> Path:
     out = on_main(lambda: io.check_output_dir(args.output, force=args.force, resumable=only_partial))
     dataset = load_dataset(args.data, text_column=args.text_column, label_column=args.label_column)
     encoder = load_encoder(args.model, weights=args.weights, device=args.device, image_size=args.image_size)
-    score = lambda: score_dlc(encoder, dataset, levels=args.levels, step=args.step, masking=args.masking,
-                              seed=args.seed, batch_size=args.batch_size, checkpoint_dir=out / PARTIAL,
+    score = lambda: score_dlc(encoder, dataset, levels=levels, step=args.step, masking=args.masking,
+                              seed=args.seed, adaptive=adaptive, batch_size=args.batch_size, checkpoint_dir=out / PARTIAL,
                               progress=not args.quiet)
     if not is_main_process():
         score()
@@ -193,7 +213,8 @@ def cmd_score(args: argparse.Namespace) -> Path:
         write_scores(out, result, dataset=dataset, encoder=encoder, total_s=time.perf_counter() - t0)
     shutil.rmtree(out / PARTIAL, ignore_errors=True)
     processes = result.timings["processes"]
-    print(f"scored {len(dataset):,} samples with DLC ({args.levels} levels"
+    computed = len(result.parameters.get("levels_computed", range(levels)))
+    print(f"scored {len(dataset):,} samples with DLC ({computed} of {levels} levels"
           f"{f', {processes} processes' if processes > 1 else ''}) -> {out / 'scores.csv'}")
     return out
 

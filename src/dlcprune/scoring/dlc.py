@@ -23,6 +23,7 @@ from ..errors import DlcpruneError
 from ..masking import NestedMasks
 from ..models import Encoder, TextEncoder
 from ..progress import bar
+from .adaptive import AdaptiveLevels, interpolated_mean
 from .shard import Shard
 
 MIN_DISTANCE = 1e-12  # a feature exactly on its prototype would give an infinite logit
@@ -50,7 +51,8 @@ def prototype_losses(features: torch.Tensor, labels: torch.Tensor, prototypes: t
 @dataclass
 class DlcResult:
     """scores: (N,) mean loss over levels, higher = harder, in sample order;
-    level_losses: (K, N); features: (N, D) unmasked features; sparsity: (K,) per level."""
+    level_losses: (K, N) (with adaptive levels: the K' computed ones); features: (N, D) unmasked
+    features; sparsity: (K,) or (K',) per level."""
 
     scores: np.ndarray
     level_losses: np.ndarray
@@ -105,13 +107,18 @@ def _check_finite(z: torch.Tensor, where: str) -> None:
 
 
 def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int = 50, step: float = 0.02,
-              masking: str = "magnitude", seed: int = 0, batch_size: int = 64, checkpoint_dir: str | Path | None = None,
-              progress: bool = True) -> DlcResult | None:
+              masking: str = "magnitude", seed: int = 0, batch_size: int = 64, adaptive: bool = False,
+              checkpoint_dir: str | Path | None = None, progress: bool = True) -> DlcResult | None:
     """DLC scores of every sample of ``dataset`` (higher = harder). See the module docstring.
 
     ``checkpoint_dir``: per-level losses are saved there as they are computed, so a run killed
     midway and started again with the same arguments continues where it stopped and ends with
     identical scores. The encoder's weights are restored bit-exactly on return, error or Ctrl-C.
+
+    ``adaptive``: ``levels`` is the most levels of the path and only those the ranking needs are
+    computed (``--levels auto``, :mod:`dlcprune.scoring.adaptive`); the score is then the estimate
+    of the full path's mean, ``level_losses`` (K', N) holds the computed levels only, and
+    ``parameters["levels_computed"]`` says which.
 
     Under ``torch.distributed`` (torchrun), each rank scores one block of samples; rank 0 joins
     the features and per-level losses in sample order, builds the prototypes from all samples and
@@ -123,7 +130,7 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int = 50, step: flo
         raise DlcpruneError(f"--step must lie in (0, 1), got {step}")
     check_dataset(dataset, encoder)
     params = dict(levels=levels, step=step, masking=masking, seed=seed, batch_size=batch_size,
-                  **encoder.preprocessing())
+                  **({"adaptive": True} if adaptive else {}), **encoder.preprocessing())
     shard = Shard(len(dataset))
     progress = progress and shard.is_main
     ckpt = Checkpoint(checkpoint_dir if shard.is_main else None,
@@ -150,28 +157,44 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int = 50, step: flo
     for k in range(1, levels):
         if (cached := ckpt.load_level(k)) is not None:
             losses[k] = cached
-    todo = shard.share([k for k in range(1, levels) if k not in losses])
     my_labels = labels[shard.start:shard.stop]
-    with masks.applied() as set_level, bar("masked levels", len(todo) * len(mine), enabled=progress) as advance:
-        for k in todo:
-            t = time.perf_counter()
-            set_level(k)
-            mine_k = _level_losses(encoder, mine, prototypes, my_labels, batch_size=batch_size,
-                                   where=f"level {k}, sparsity {masks.sparsity_[k]:.3f}", advance=advance)
-            joined = shard.gather(mine_k)
-            timings.setdefault("level_s", {})[str(k)] = time.perf_counter() - t
-            if shard.is_main:
-                losses[k] = joined.numpy()
-                ckpt.save_level(k, losses[k])
+
+    def compute(wanted: list[int]) -> None:
+        """Losses of the levels in ``wanted`` not computed yet, in increasing order (masks only grow)."""
+        todo = shard.share([k for k in wanted if k not in losses])
+        with masks.applied() as set_level, bar("masked levels", len(todo) * len(mine), enabled=progress) as advance:
+            for k in todo:
+                t = time.perf_counter()
+                set_level(k)
+                mine_k = _level_losses(encoder, mine, prototypes, my_labels, batch_size=batch_size,
+                                       where=f"level {k}, sparsity {masks.sparsity_[k]:.3f}", advance=advance)
+                joined = shard.gather(mine_k)
+                timings.setdefault("level_s", {})[str(k)] = time.perf_counter() - t
+                if shard.is_main:
+                    losses[k] = joined.numpy()
+                    ckpt.save_level(k, losses[k])
+
+    if adaptive:
+        plan = AdaptiveLevels(levels, dataset.num_classes)
+        wanted = plan.first_round()
+        while wanted:
+            compute(wanted)
+            wanted = shard.share(plan.next_round(losses) if shard.is_main else None)
+        params.update(levels_computed=sorted(losses), collapse_level=plan.collapse_level_,
+                      refinement=[list(h) for h in plan.history_])
+    else:
+        compute(list(range(1, levels)))
     if not shard.is_main:
         return None
-    level_losses = np.stack([losses[k] for k in range(levels)])
-    level_times = list(timings.get("level_s", {}).values())
+    computed = sorted(losses)
+    level_losses = np.stack([losses[k] for k in computed])
+    scores = interpolated_mean(losses, levels) if adaptive else level_losses.mean(0)
+    level_times = [v for k, v in timings.get("level_s", {}).items() if int(k) in losses]
     timings["masking_loop_s"] = float(sum(level_times))
     timings["mean_masked_level_s"] = float(np.mean(level_times)) if level_times else 0.0
     timings["processes"] = shard.world
-    return DlcResult(scores=level_losses.mean(0), level_losses=level_losses, features=z0.numpy(),
-                     sparsity=masks.sparsity_, parameters=params, timings=timings)
+    return DlcResult(scores=scores, level_losses=level_losses, features=z0.numpy(),
+                     sparsity=masks.sparsity_[computed], parameters=params, timings=timings)
 
 
 def _level_losses(encoder, dataset, prototypes, labels, *, batch_size, where, advance) -> np.ndarray:

@@ -1,0 +1,80 @@
+"""--levels auto: the refinement plan on constructed losses, and through the scorer and the CLI."""
+import numpy as np
+import pytest
+
+from dlcprune import from_arrays, from_module, score_dlc
+from dlcprune.scoring.adaptive import AdaptiveLevels, interpolated_mean, spearman
+from tests.conftest import random_images, tiny_cnn
+
+K, C = 50, 4
+
+
+def constructed_losses() -> np.ndarray:
+    """(K, 100): loss_k = log C - g(k) * u with g = max(0, 1 - k / 24): every sample's gap to log C
+    shrinks linearly and vanishes from level 24 on (the collapse)."""
+    u = np.linspace(0.1, 1.0, 100)[np.random.default_rng(0).permutation(100)]
+    g = np.maximum(0.0, 1.0 - np.arange(K) / 24)
+    return np.log(C) - g[:, None] * u[None, :]
+
+
+def run(plan: AdaptiveLevels, table: np.ndarray) -> dict:
+    losses = {k: table[k] for k in plan.first_round()}
+    while wanted := plan.next_round(losses):
+        assert wanted == sorted(wanted) and not set(wanted) & set(losses)
+        losses.update({k: table[k] for k in wanted})
+    return losses
+
+
+def test_stops_once_the_ranking_is_stable_and_never_refines_past_the_collapse():
+    table = constructed_losses()
+    plan = AdaptiveLevels(K, C)
+    assert plan.first_round() == [0, 16, 32, 48, 49]
+    losses = run(plan, table)
+    # level 32 is the first computed level with gap <= 0.1 x level 0's; round 2 adds 8 and 24 below it;
+    # the ranking (by u) is already that of round 1, so refinement stops there
+    assert plan.collapse_level_ == 32
+    assert sorted(losses) == [0, 8, 16, 24, 32, 48, 49]
+    # g is piecewise linear with its kink at a computed level: the interpolated mean is the full mean
+    np.testing.assert_allclose(interpolated_mean(losses, K), table.mean(0), rtol=1e-12)
+
+
+def test_without_stability_it_refines_every_level_below_the_collapse():
+    losses = run(AdaptiveLevels(K, C, stability=1.01), constructed_losses())
+    assert sorted(losses) == list(range(32)) + [32, 48, 49]
+
+
+def test_spearman_matches_the_definition():
+    a, b = np.array([1.0, 2.0, 3.0, 4.0]), np.array([10.0, 30.0, 20.0, 40.0])
+    ra, rb = np.array([0, 1, 2, 3]), np.array([0, 2, 1, 3])
+    assert spearman(a, b) == pytest.approx(1 - 6 * ((ra - rb) ** 2).sum() / (4 * (16 - 1)))
+    assert spearman(a, -a) == pytest.approx(-1.0)
+
+
+def test_scorer_with_adaptive_levels():
+    data = from_arrays(*random_images(18, seed=1))
+    encoder = from_module(tiny_cnn(0), lambda m, x: m.features(x))
+    result = score_dlc(encoder, data, levels=20, step=0.1, adaptive=True, progress=False)
+    computed = result.parameters["levels_computed"]
+    # round 1: 0, 16, 19; the tiny model has collapsed at 16; spacing 8, 4, 2 below it, then stable
+    assert computed == [0, 2, 4, 6, 8, 10, 12, 14, 16, 19] and result.parameters["collapse_level"] == 16
+    assert result.level_losses.shape == (len(computed), 18) and result.sparsity.shape == (len(computed),)
+    full = score_dlc(encoder, data, levels=20, step=0.1, progress=False)
+    for row, k in zip(result.level_losses, computed):  # each computed level equals the same level of the full path
+        np.testing.assert_array_equal(row, full.level_losses[k])
+
+
+def test_cli_levels_auto(tmp_path, capsys):
+    import json
+
+    from dlcprune.cli import main
+    from tests.conftest import write_image_folder
+
+    data = write_image_folder(tmp_path / "d", {"a": 5, "b": 5}, size=32)
+    assert main(["score", "--data", str(data), "--levels", "auto", "--output", str(tmp_path / "o"), "--quiet"]) == 0
+    m = json.loads((tmp_path / "o" / "manifest.json").read_text())
+    computed = m["parameters"]["levels_computed"]
+    assert m["parameters"]["adaptive"] and {0, 16, 32, 48, 49} <= set(computed) and computed[-1] == 49
+    assert computed == sorted(computed) and all(k < m["parameters"]["collapse_level"] for k in computed if k % 16 and k != 49)
+    assert np.load(tmp_path / "o" / "levels.npy").shape == (len(computed), 10)
+    assert f"({len(computed)} of 50 levels)" in capsys.readouterr().out
+    assert main(["score", "--data", str(data), "--levels", "many", "--output", str(tmp_path / "x")]) == 2
