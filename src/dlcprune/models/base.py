@@ -41,3 +41,14 @@ def existing_file(path: str) -> Path:
     if not p.is_file():
         raise DlcpruneError(f"--weights {path!r}: expected 'pretrained', 'random' or a weights file")
     return p
+
+
+def gpu_autocast(device: torch.device):
+    """bf16 autocast for forward passes on CUDA (about twice the throughput on recent GPUs);
+    a no-op on the CPU, where scores stay float32 and bit-reproducible."""
+    return torch.autocast("cuda", dtype=torch.bfloat16, enabled=torch.device(device).type == "cuda")
+
+
+def autocast_record(device: torch.device) -> dict:
+    """What the manifest and checkpoint key record about the arithmetic (nothing on the CPU)."""
+    return {"autocast": "bf16"} if torch.device(device).type == "cuda" else {}

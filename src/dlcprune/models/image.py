@@ -18,7 +18,7 @@ from torch import nn
 
 from ..errors import DlcpruneError
 from ..registry import unknown_name_message
-from .base import MODELS, default_device, existing_file, module_weights, state_dict_sha256
+from .base import MODELS, autocast_record, gpu_autocast, default_device, existing_file, module_weights, state_dict_sha256
 
 FeatureFn = Callable[[nn.Module, torch.Tensor], torch.Tensor]
 
@@ -52,8 +52,8 @@ class ImageEncoder:
             self.module.to(memory_format=torch.channels_last)
 
     def preprocessing(self) -> dict:
-        """What shapes the encoder's input, for manifests and checkpoint keys."""
-        return {"image_size": self.image_size}
+        """What shapes the encoder's input and arithmetic, for manifests and checkpoint keys."""
+        return {"image_size": self.image_size, **autocast_record(self.device)}
 
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """uint8 (H, W, C) images -> float (B, 3, S, S) on the encoder's device.
@@ -85,7 +85,8 @@ class ImageEncoder:
         """Pooled features (B, D), float32 on the CPU."""
         x = self.preprocess(images)
         try:
-            z = self.feature_fn(self.module, x)
+            with gpu_autocast(self.device):
+                z = self.feature_fn(self.module, x)
         except RuntimeError as err:  # typically an input size the architecture cannot take
             raise DlcpruneError(f"{self.name} failed on {x.shape[-1]}x{x.shape[-2]} images: "
                                 f"{str(err).splitlines()[0]}; try another --image-size (e.g. 64 or 224)") from None

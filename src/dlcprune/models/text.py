@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import DlcpruneError
-from .base import MODELS, default_device, state_dict_sha256
+from .base import MODELS, autocast_record, gpu_autocast, default_device, state_dict_sha256
 
 
 @dataclass
@@ -35,14 +35,15 @@ class TextEncoder:
         self.weights_sha256 = self.weights_sha256 or state_dict_sha256(self.module)
 
     def preprocessing(self) -> dict:
-        return {"max_length": self.max_length}
+        return {"max_length": self.max_length, **autocast_record(self.device)}
 
     @torch.inference_mode()
     def features(self, texts: Sequence[str]) -> torch.Tensor:
         """(B, D) float32 on the CPU: sum_t h_t * m_t / sum_t m_t with m the attention mask."""
         batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
                                return_tensors="pt").to(self.device)
-        hidden = self.module(**batch).last_hidden_state
+        with gpu_autocast(self.device):
+            hidden = self.module(**batch).last_hidden_state.float()
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         return ((hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)).float().cpu()
 
