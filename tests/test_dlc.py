@@ -130,3 +130,16 @@ def test_nan_features_are_rejected():
     images, labels = random_images(6, size=10)
     with pytest.raises(DlcpruneError, match="NaN/inf features for 6 sample"):
         score_dlc(encoder, from_arrays(images, labels), levels=2, step=0.1, progress=False)
+
+
+def test_dataloader_workers_give_identical_scores():
+    from dlcprune.scoring.dlc import batches
+    from tests.conftest import random_images, tiny_cnn
+
+    data = from_arrays(*random_images(21, seed=2))
+    encoder = from_module(tiny_cnn(0), lambda m, x: m.features(x))
+    spans = [span for span, _ in batches(data, batch_size=8, workers=2)]
+    assert spans == [range(0, 8), range(8, 16), range(16, 21)]
+    plain = score_dlc(encoder, data, levels=3, step=0.1, batch_size=8, progress=False)
+    prefetched = score_dlc(encoder, data, levels=3, step=0.1, batch_size=8, workers=2, progress=False)
+    np.testing.assert_array_equal(plain.level_losses, prefetched.level_losses)

@@ -62,6 +62,8 @@ def add_score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--masking", choices=["magnitude", "random"], default="magnitude")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--workers", type=int, default=0,
+                   help="DataLoader processes decoding the next batches while the encoder runs (default 0)")
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when present)")
 
 
@@ -202,7 +204,7 @@ def cmd_score(args: argparse.Namespace) -> Path:
     dataset = load_dataset(args.data, text_column=args.text_column, label_column=args.label_column)
     encoder = load_encoder(args.model, weights=args.weights, device=args.device, image_size=args.image_size)
     score = lambda: score_dlc(encoder, dataset, levels=levels, step=args.step, masking=args.masking,
-                              seed=args.seed, adaptive=adaptive, batch_size=args.batch_size, checkpoint_dir=out / PARTIAL,
+                              seed=args.seed, adaptive=adaptive, workers=args.workers, batch_size=args.batch_size, checkpoint_dir=out / PARTIAL,
                               progress=not args.quiet)
     if not is_main_process():
         score()

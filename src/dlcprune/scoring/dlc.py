@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -84,15 +85,42 @@ def check_dataset(dataset: Dataset, encoder: Encoder) -> None:
                 f"{dataset.first_with_size(b)} is {b[1]}x{b[0]}); pass --image-size N to resize them all to NxN")
 
 
-def extract_features(encoder: Encoder, dataset: Dataset, *, batch_size: int,
+def batches(dataset: Dataset, *, batch_size: int, workers: int = 0) -> Iterator[tuple[range, list]]:
+    """(positions, decoded samples) of consecutive batches, in order. ``workers`` > 0 decodes the
+    next batches in DataLoader worker processes while the encoder runs on the current one."""
+    spans = [range(s, min(s + batch_size, len(dataset))) for s in range(0, len(dataset), batch_size)]
+    if workers <= 0:
+        for span in spans:
+            yield span, dataset.items(span)
+        return
+    loader = torch.utils.data.DataLoader(_Spans(dataset, spans), batch_size=None, num_workers=workers,
+                                         collate_fn=_as_is, prefetch_factor=2)
+    yield from zip(spans, loader)
+
+
+class _Spans(torch.utils.data.Dataset):
+    def __init__(self, dataset: Dataset, spans: list[range]) -> None:
+        self.dataset, self.spans = dataset, spans
+
+    def __len__(self) -> int:
+        return len(self.spans)
+
+    def __getitem__(self, i: int) -> list:
+        return self.dataset.items(self.spans[i])
+
+
+def _as_is(batch):
+    return batch
+
+
+def extract_features(encoder: Encoder, dataset: Dataset, *, batch_size: int, workers: int = 0,
                      description: str = "features", progress: bool = True) -> torch.Tensor:
     """Features of every sample, (N, D) float32, in sample order; rejects NaN / inf."""
     chunks = []
     with bar(description, len(dataset), enabled=progress) as advance:
-        for start in range(0, len(dataset), batch_size):
-            idx = range(start, min(start + batch_size, len(dataset)))
-            chunks.append(encoder.features(dataset.items(idx)))
-            advance(len(idx))
+        for span, items in batches(dataset, batch_size=batch_size, workers=workers):
+            chunks.append(encoder.features(items))
+            advance(len(span))
     z = torch.cat(chunks)
     _check_finite(z, description)
     return z
@@ -107,7 +135,7 @@ def _check_finite(z: torch.Tensor, where: str) -> None:
 
 
 def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int = 50, step: float = 0.02,
-              masking: str = "magnitude", seed: int = 0, batch_size: int = 64, adaptive: bool = False,
+              masking: str = "magnitude", seed: int = 0, batch_size: int = 64, workers: int = 0, adaptive: bool = False,
               checkpoint_dir: str | Path | None = None, progress: bool = True) -> DlcResult | None:
     """DLC scores of every sample of ``dataset`` (higher = harder). See the module docstring.
 
@@ -115,6 +143,7 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int = 50, step: flo
     midway and started again with the same arguments continues where it stopped and ends with
     identical scores. The encoder's weights are restored bit-exactly on return, error or Ctrl-C.
 
+    ``workers``: DataLoader processes decoding the next batches while the encoder runs (0: none).
     ``adaptive``: ``levels`` is the most levels of the path and only those the ranking needs are
     computed (``--levels auto``, :mod:`dlcprune.scoring.adaptive`); the score is then the estimate
     of the full path's mean, ``level_losses`` (K', N) holds the computed levels only, and
@@ -143,7 +172,8 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int = 50, step: flo
     z0 = ckpt.load_features()
     if not shard.share(z0 is not None):
         t = time.perf_counter()
-        z0 = shard.gather(extract_features(encoder, mine, batch_size=batch_size, description="plain pass (unmasked)",
+        z0 = shard.gather(extract_features(encoder, mine, batch_size=batch_size, workers=workers,
+                                           description="plain pass (unmasked)",
                                            progress=progress))
         timings["plain_pass_s"] = time.perf_counter() - t
         ckpt.save_features(z0)
@@ -166,7 +196,7 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int = 50, step: flo
             for k in todo:
                 t = time.perf_counter()
                 set_level(k)
-                mine_k = _level_losses(encoder, mine, prototypes, my_labels, batch_size=batch_size,
+                mine_k = _level_losses(encoder, mine, prototypes, my_labels, batch_size=batch_size, workers=workers,
                                        where=f"level {k}, sparsity {masks.sparsity_[k]:.3f}", advance=advance)
                 joined = shard.gather(mine_k)
                 timings.setdefault("level_s", {})[str(k)] = time.perf_counter() - t
@@ -197,14 +227,13 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int = 50, step: flo
                      sparsity=masks.sparsity_[computed], parameters=params, timings=timings)
 
 
-def _level_losses(encoder, dataset, prototypes, labels, *, batch_size, where, advance) -> np.ndarray:
+def _level_losses(encoder, dataset, prototypes, labels, *, batch_size, workers, where, advance) -> torch.Tensor:
     out = []
-    for start in range(0, len(dataset), batch_size):
-        idx = range(start, min(start + batch_size, len(dataset)))
-        z = encoder.features(dataset.items(idx))
+    for span, items in batches(dataset, batch_size=batch_size, workers=workers):
+        z = encoder.features(items)
         _check_finite(z, where)
-        out.append(prototype_losses(z, labels[start:start + len(idx)], prototypes))
-        advance(len(idx))
+        out.append(prototype_losses(z, labels[span.start:span.stop], prototypes))
+        advance(len(span))
     return torch.cat(out)
 
 
