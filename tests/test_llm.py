@@ -125,3 +125,30 @@ def test_cli_instruct_writes_the_kept_records_byte_identical(tiny_lm, tmp_path, 
     data.write_text(ALPACA_LINES[0] + "\n{oops\n")
     assert main(["instruct", "--data", str(data), "--model", str(folder), "--output", str(tmp_path / "bad"), "--quiet"]) == 2
     assert "line 2: not valid JSON" in capsys.readouterr().err and not (tmp_path / "bad").exists()
+
+
+def test_lora_learns_the_responses_and_leaves_the_base_model_alone(tiny_lm, alpaca):
+    from dlcprune.llm.lora import finetune_lora, heldout_metrics
+
+    before = {k: v.clone() for k, v in tiny_lm.module.state_dict().items()}
+    start = heldout_metrics(tiny_lm, alpaca)
+    r = finetune_lora(tiny_lm, alpaca, epochs=8, lr=3e-2, batch_size=5, progress=False)
+    after = heldout_metrics(r.model, alpaca)
+    assert r.train_loss[-1] < r.train_loss[0] and after["response_nll"] < start["response_nll"]
+    assert set(r.parameters["targets"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert all(torch.equal(v, before[k]) for k, v in tiny_lm.module.state_dict().items())
+    again = finetune_lora(tiny_lm, alpaca, epochs=8, lr=3e-2, batch_size=5, progress=False)
+    assert again.train_loss == r.train_loss  # seeded
+
+
+def test_lm_eval_local_multiple_choice_task_runs_on_a_tiny_model(tiny_lm, tmp_path):
+    from dlcprune.llm.evaluate import lm_eval_scores, write_choice_task
+
+    lines = [json.dumps({"instruction": "Sentiment?", "input": t, "output": o})
+             for t, o in [("great", "positive"), ("awful", "negative"), ("lovely", "positive"), ("boring", "negative")]]
+    (tmp_path / "h.jsonl").write_text("\n".join(lines) + "\n")
+    task = write_choice_task(load_instructions(tmp_path / "h.jsonl"), tmp_path / "task")
+    docs = [json.loads(x) for x in (tmp_path / "task" / f"{task}.jsonl").read_text().splitlines()]
+    assert docs[1]["choices"] == ["negative", "positive"] and [d["target"] for d in docs] == [1, 0, 1, 0]
+    scores = lm_eval_scores(tiny_lm, tmp_path / "task", task, batch_size=4)
+    assert 0.0 <= scores["acc"] <= 1.0 and scores["acc"] * 4 == round(scores["acc"] * 4)

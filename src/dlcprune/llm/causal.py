@@ -39,7 +39,12 @@ def smollm2_folder() -> Path:
 
     src = spec.submodule_search_locations[0]
     tok = AutoTokenizer.from_pretrained(src, gguf_file=GGUF_FILE)
-    lm = AutoModelForCausalLM.from_pretrained(src, gguf_file=GGUF_FILE, dtype=torch.float32)
+    dequantised = AutoModelForCausalLM.from_pretrained(src, gguf_file=GGUF_FILE, dtype=torch.float32)
+    config = dequantised.config
+    if hasattr(config, "quantization_config"):  # a GGUF-loaded model refuses save_pretrained: rebuild it plain
+        del config.quantization_config
+    lm = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    lm.load_state_dict(dequantised.state_dict())
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".smollm2-"))
     try:

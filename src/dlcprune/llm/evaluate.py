@@ -1,0 +1,64 @@
+"""Offline lm-eval: a multiple-choice task over local JSONL, defined by a YAML file we write.
+
+Built from held-out instruction records whose responses come from a small label set (e.g. the
+sentiment set's "positive" / "negative"): each document holds the record's prompt, the choices
+(the sorted label set) and the index of its label. ``lm_eval`` scores the log-likelihood of each
+choice after the prompt and reports accuracy (``acc``) and length-normalised accuracy
+(``acc_norm``). With network access, any registered lm-eval task (MMLU, ...) can be named instead.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .. import io
+from ..errors import DlcpruneError
+from .causal import CausalLM
+from .instructions import InstructionSet
+
+TASK_YAML = """task: {name}
+dataset_path: json
+dataset_kwargs:
+  data_files:
+    test: {data}
+test_split: test
+output_type: multiple_choice
+doc_to_text: "{{{{prompt}}}}"
+doc_to_choice: "{{{{choices}}}}"
+doc_to_target: target
+metric_list:
+  - metric: acc
+  - metric: acc_norm
+"""
+
+
+def write_choice_task(data: InstructionSet, folder: str | Path, *, name: str = "dlcprune_heldout",
+                      template: str = "alpaca", tokenizer=None) -> str:
+    """Write ``folder/<name>.yaml`` and ``folder/<name>.jsonl``; returns the task name."""
+    labels = sorted({data.messages(i)[1] for i in range(len(data))})
+    if not 2 <= len(labels) <= 20:
+        raise DlcpruneError(f"a multiple-choice task needs 2..20 distinct responses, {data.source} has {len(labels)}")
+    folder = Path(folder)
+    docs = [{"prompt": data.prompt(i, template=template, tokenizer=tokenizer), "choices": labels,
+             "target": labels.index(data.messages(i)[1])} for i in range(len(data))]
+    io.write_text(folder / f"{name}.jsonl", "".join(json.dumps(d) + "\n" for d in docs))
+    io.write_text(folder / f"{name}.yaml", TASK_YAML.format(name=name, data=(folder / f"{name}.jsonl").resolve()))
+    return name
+
+
+def lm_eval_scores(lm: CausalLM, task_folder: str | Path, task: str, *, batch_size: int = 8) -> dict:
+    """Run lm-eval's ``simple_evaluate`` on the task (a local one from ``task_folder``, or any
+    registered name); returns {metric: value}. A PEFT model is merged into a plain copy first."""
+    from lm_eval import simple_evaluate
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    module = lm.module.merge_and_unload() if hasattr(lm.module, "merge_and_unload") else lm.module
+    tok = lm.tokenizer
+    prefix = next((t for t in (tok.bos_token_id, tok.eos_token_id, tok.cls_token_id, tok.pad_token_id) if t is not None), None)
+    model = HFLM(pretrained=module, tokenizer=tok, batch_size=batch_size, device=str(lm.device), prefix_token_id=prefix)
+    out = simple_evaluate(model=model, tasks=[task], task_manager=TaskManager(include_path=str(task_folder)),
+                          log_samples=False, verbosity="ERROR")
+    metrics = out["results"][task]
+    return {k.split(",")[0]: float(v) for k, v in metrics.items()
+            if isinstance(v, (int, float)) and "stderr" not in k}
