@@ -210,7 +210,7 @@ def test_bad_image_size_for_the_architecture(tmp_path, capsys):
 def test_bad_level_arguments(tmp_path, capsys):
     data = write_image_folder(tmp_path / "d", {"a": 2, "b": 2}, size=16)
     bad(capsys, ["score", "--data", str(data), "--step", "1.5", "--output", str(tmp_path / "o")], "0 < --step < 1")
-    bad(capsys, ["score", "--data", str(data), "--levels", "x", "--output", str(tmp_path / "o")], "invalid int value")
+    bad(capsys, ["score", "--data", str(data), "--levels", "x", "--output", str(tmp_path / "o")], "expected a whole number of levels or 'auto', got 'x'")
 
 
 def test_select_with_baseline_methods(scored, tmp_path, capsys):
