@@ -66,7 +66,10 @@ class ImageEncoder:
         batches = []
         same_shape = len({im.shape for im in images}) == 1
         for group in ([np.stack(images)] if same_shape else [np.stack([im]) for im in images]):
-            x = torch.from_numpy(group).to(self.device)  # np.stack copies: writable, contiguous
+            x = torch.from_numpy(group)  # np.stack copies: writable, contiguous
+            if self.device.type == "cuda":  # page-locked host memory: an asynchronous copy to the GPU
+                x = x.pin_memory()
+            x = x.to(self.device, non_blocking=True)
             x = x.permute(0, 3, 1, 2).float()
             if x.shape[1] == 1:
                 x = x.expand(-1, 3, -1, -1)
