@@ -118,6 +118,19 @@ def encode(lm: CausalLM, data: InstructionSet, *, template: str = "alpaca", max_
     return out
 
 
+def pad_batch(rows: list[tuple[list[int], int]], *, pad_id: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded (B, T) token ids, attention mask, and the boolean mask of response positions."""
+    width = max(len(tokens) for tokens, _ in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attn = torch.zeros((len(rows), width), dtype=torch.long)
+    response = torch.zeros((len(rows), width), dtype=torch.bool)
+    for r, (tokens, n_prompt) in enumerate(rows):
+        ids[r, :len(tokens)] = torch.tensor(tokens)
+        attn[r, :len(tokens)] = 1
+        response[r, n_prompt:len(tokens)] = True
+    return ids, attn, response
+
+
 @torch.inference_mode()
 def response_losses(lm: CausalLM, encoded: list[tuple[list[int], int]], *, batch_size: int = 8) -> np.ndarray:
     """(N,) mean negative log-likelihood of each record's response tokens given its prompt, float64.
@@ -126,18 +139,9 @@ def response_losses(lm: CausalLM, encoded: list[tuple[list[int], int]], *, batch
     unpadded sequence) and formed from length-sorted records, results returned in record order."""
     order = sorted(range(len(encoded)), key=lambda i: len(encoded[i][0]))
     out = np.zeros(len(encoded))
-    pad = lm.tokenizer.pad_token_id or 0
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
-        width = max(len(encoded[i][0]) for i in rows)
-        ids = torch.full((len(rows), width), pad, dtype=torch.long)
-        attn = torch.zeros((len(rows), width), dtype=torch.long)
-        target = torch.zeros((len(rows), width), dtype=torch.bool)  # positions whose token is scored
-        for r, i in enumerate(rows):
-            tokens, n_prompt = encoded[i]
-            ids[r, :len(tokens)] = torch.tensor(tokens)
-            attn[r, :len(tokens)] = 1
-            target[r, n_prompt:len(tokens)] = True
+        ids, attn, target = pad_batch([encoded[i] for i in rows], pad_id=lm.tokenizer.pad_token_id or 0)
         logits = lm.module(input_ids=ids.to(lm.device), attention_mask=attn.to(lm.device)).logits.float().cpu()
         logp = torch.log_softmax(logits[:, :-1].double(), dim=-1)
         nll = -logp.gather(2, ids[:, 1:, None])[..., 0]  # token t+1 predicted at position t

@@ -18,7 +18,7 @@ import torch
 
 from ..errors import DlcpruneError
 from ..progress import bar
-from .causal import CausalLM, encode, response_losses
+from .causal import CausalLM, encode, pad_batch, response_losses
 from .instructions import InstructionSet
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -62,14 +62,8 @@ def finetune_lora(lm: CausalLM, data: InstructionSet, *, indices: np.ndarray | N
             order, total = rng.permutation(idx), 0.0
             for start in range(0, len(order), batch_size):
                 rows = [encoded[i] for i in order[start:start + batch_size]]
-                width = max(len(t) for t, _ in rows)
-                ids = torch.full((len(rows), width), pad, dtype=torch.long)
-                labels = torch.full((len(rows), width), -100, dtype=torch.long)
-                attn = torch.zeros((len(rows), width), dtype=torch.long)
-                for k, (tokens, n_prompt) in enumerate(rows):
-                    ids[k, :len(tokens)] = torch.tensor(tokens)
-                    labels[k, n_prompt:len(tokens)] = torch.tensor(tokens[n_prompt:])
-                    attn[k, :len(tokens)] = 1
+                ids, attn, response = pad_batch(rows, pad_id=pad)
+                labels = ids.masked_fill(~response, -100)  # only response tokens are learnt
                 out = model(input_ids=ids.to(lm.device), attention_mask=attn.to(lm.device), labels=labels.to(lm.device))
                 opt.zero_grad()
                 out.loss.backward()
