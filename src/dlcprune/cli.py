@@ -1,4 +1,4 @@
-"""``dlcprune score | select | prune | list | demo``.
+"""``dlcprune score | select | prune | bench | finetune | instruct | lora | report | list | demo``.
 
 Bad input ends with ``error: <one line>`` on stderr and exit status 2, before any output is written.
 """
@@ -12,6 +12,7 @@ from pathlib import Path
 
 from . import io
 from .errors import DlcpruneError
+from . import cli_llm as llm_commands
 
 EXIT_BAD_INPUT, EXIT_INTERRUPTED = 2, 130
 
@@ -169,23 +170,7 @@ def build_parser() -> Parser:
     p.add_argument("--text-column", default="text")
     p.add_argument("--label-column", default="label")
 
-    p = sub.add_parser("instruct", help="DLC on instruction data with a causal LM; writes the kept records as JSONL")
-    p.add_argument("--data", required=True, help="Alpaca or ShareGPT records: .jsonl, .json, or a save_to_disk folder")
-    p.add_argument("--model", default="smollm2", help="smollm2 (offline default), hf:<folder or hub name>, or a folder")
-    p.add_argument("--levels", type=fractions, default=[0.0, 0.1, 0.2, 0.3, 0.4],
-                   help="sparsity of each masking level, strictly increasing (default 0,0.1,0.2,0.3,0.4)")
-    p.add_argument("--mask-scope", choices=["global", "layer"], default="global")
-    p.add_argument("--template", choices=["alpaca", "chat"], default="alpaca")
-    p.add_argument("--max-length", type=int, default=512)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--policy", choices=["random", "easy", "hard", "flexrand"], default="flexrand")
-    p.add_argument("--split", type=float, default=None, help="FlexRand's gamma (default 0.5)")
-    p.add_argument("--keep", type=float, default=0.5, help="fraction of records KEPT (default 0.5)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None)
-    p.add_argument("--output", required=True)
-    p.add_argument("--force", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    llm_commands.add_parsers(sub, fractions=fractions)
 
     sub.add_parser("list", help="registered models, datasets, scorers and policies")
 
@@ -422,38 +407,6 @@ def cmd_finetune(args: argparse.Namespace) -> None:
           f"(trained on {len(idx):,}) -> {out / 'metrics.json'}")
 
 
-def cmd_instruct(args: argparse.Namespace) -> None:
-    """Score instruction records (no classes: selection is global) and write the kept ones."""
-    import numpy as np
-
-    from .llm import load_causal_lm, load_instructions, score_instructions
-    from .selection import check_keep, make_policy
-
-    t0 = time.perf_counter()
-    policy = make_policy(args.policy, split=args.split)
-    keep = check_keep(args.keep)
-    out = io.check_output_dir(args.output, force=args.force)
-    data = load_instructions(args.data)
-    lm = load_causal_lm(args.model, device=args.device)
-    result = score_instructions(lm, data, sparsities=args.levels, scope=args.mask_scope, template=args.template,
-                                max_length=args.max_length, batch_size=args.batch_size, progress=not args.quiet)
-    kept = policy.select(result.scores, None, keep=keep, seed=args.seed)
-    with io.output_dir(out, keep=lambda err: False):
-        io.write_text(out / "scores.csv", "index,score\n" + "".join(f"{i},{float(v)!r}\n" for i, v in enumerate(result.scores)))
-        io.save_npy(out / "levels.npy", result.level_losses)
-        io.save_npy(out / "keep_indices.npy", kept)
-        io.save_npy(out / "pruned_indices.npy", np.setdiff1d(np.arange(len(data)), kept))
-        data.write_jsonl(out / "kept.jsonl", kept)
-        io.write_json(out / "manifest.json", {
-            "method": "dlc (causal LM, response-token loss)", "score_direction": "higher = harder",
-            "parameters": result.parameters, "sparsity_per_level": result.sparsity.round(6).tolist(),
-            "model": lm.name, "data": {"source": data.source, "form": data.form, "records": len(data)},
-            "policy": policy.name, "policy_parameters": policy.params(), "keep": keep, "kept": int(len(kept)),
-            "seed": args.seed, "timings_s": dict(result.timings, total_s=time.perf_counter() - t0),
-            "memory": io.peak_memory_mb(), "versions": io.versions(), "command": sys.argv, "created": io.now_iso()})
-    print(f"kept {len(kept):,} of {len(data):,} records ({policy.name}) -> {out / 'kept.jsonl'}")
-
-
 def cmd_report(args: argparse.Namespace) -> None:
     from .data import load_dataset
     from .report import build_report
@@ -497,8 +450,9 @@ def cmd_demo(args: argparse.Namespace) -> None:
              output=args.output, progress=not args.quiet)
 
 
-COMMANDS = {"score": cmd_score, "select": cmd_select, "prune": cmd_prune, "bench": cmd_bench, "finetune": cmd_finetune, "instruct": cmd_instruct, "report": cmd_report, "list": cmd_list,
-            "demo": cmd_demo}
+COMMANDS = {"score": cmd_score, "select": cmd_select, "prune": cmd_prune, "bench": cmd_bench, "finetune": cmd_finetune,
+            "instruct": llm_commands.cmd_instruct, "lora": llm_commands.cmd_lora, "report": cmd_report,
+            "list": cmd_list, "demo": cmd_demo}
 
 
 def main(argv: list[str] | None = None) -> int:

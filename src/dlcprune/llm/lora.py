@@ -2,9 +2,10 @@
 
 Defaults: r 16, alpha 32, dropout 0.05 on the attention and MLP projections (q, k, v, o, gate,
 up, down), AdamW, cosine schedule with linear warm-up over the first 3% of the steps, loss = the
-response tokens' cross-entropy only (the prompt is context, as in scoring). ``PAPER_PRESET``
+response tokens' cross-entropy only (the prompt is context, as in scoring). ``PRESETS["paper"]``
 records the usual instruction-tuning settings for 7-9B models on a GPU (3 epochs, lr 2e-4, batch
-128 via accumulation); the CPU default is smaller. Trains a copy: the model passed in is untouched.
+128 by gradient accumulation over micro-batches); ``PRESETS["cpu"]``, the default, suits a small
+model on a CPU. bf16 autocast on CUDA. Trains a copy: the model passed in is untouched.
 """
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ import torch
 
 from ..errors import DlcpruneError
 from ..progress import bar
-from .causal import CausalLM, encode, pad_batch, response_losses
+from .causal import CausalLM, encode, pad_batch, response_losses, response_token_nll
 from .instructions import InstructionSet
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-PAPER_PRESET = dict(epochs=3, lr=2e-4, batch_size=128, r=16, alpha=32, dropout=0.05)
+PRESETS = {"cpu": dict(epochs=1, lr=1e-3, batch_size=8), "paper": dict(epochs=3, lr=2e-4, batch_size=128)}
 
 
 @dataclass
@@ -34,16 +35,23 @@ class LoraResult:
 
 
 def finetune_lora(lm: CausalLM, data: InstructionSet, *, indices: np.ndarray | None = None, epochs: int = 1,
-                  lr: float = 1e-3, batch_size: int = 8, r: int = 16, alpha: int = 32, dropout: float = 0.05,
+                  lr: float = 1e-3, batch_size: int = 8, micro_batch_size: int = 8, r: int = 16, alpha: int = 32, dropout: float = 0.05,
                   warmup: float = 0.03, template: str = "alpaca", max_length: int = 512, seed: int = 0,
                   progress: bool = True) -> LoraResult:
-    """LoRA on ``data[indices]`` (all when None); returns the adapted model (base weights unchanged)."""
+    """LoRA on ``data[indices]`` (all when None); returns the adapted model (base weights unchanged).
+
+    Each optimiser step sees ``batch_size`` records, run through the model ``micro_batch_size`` at
+    a time with the gradients accumulated; the loss is the mean over the whole batch's response
+    tokens, so the step does not depend on the micro-batch size (up to float rounding, and given the
+    same dropout draws)."""
     from peft import LoraConfig, get_peft_model
     from transformers import get_cosine_schedule_with_warmup
 
     idx = np.arange(len(data)) if indices is None else np.asarray(indices, dtype=np.int64)
     if epochs < 1 or len(idx) == 0:
         raise DlcpruneError("LoRA fine-tuning needs at least one epoch and one record")
+    if batch_size < 1 or micro_batch_size < 1:
+        raise DlcpruneError(f"batch sizes must be positive, got {batch_size} and micro {micro_batch_size}")
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -62,21 +70,26 @@ def finetune_lora(lm: CausalLM, data: InstructionSet, *, indices: np.ndarray | N
             order, total = rng.permutation(idx), 0.0
             for start in range(0, len(order), batch_size):
                 rows = [encoded[i] for i in order[start:start + batch_size]]
-                ids, attn, response = pad_batch(rows, pad_id=pad)
-                labels = ids.masked_fill(~response, -100)  # only response tokens are learnt
-                out = model(input_ids=ids.to(lm.device), attention_mask=attn.to(lm.device), labels=labels.to(lm.device))
+                n_tokens = sum(len(tokens) - n_prompt for tokens, n_prompt in rows)  # response tokens in the batch
                 opt.zero_grad()
-                out.loss.backward()
+                batch_loss = 0.0
+                for micro in range(0, len(rows), micro_batch_size):
+                    ids, attn, response = pad_batch(rows[micro:micro + micro_batch_size], pad_id=pad)
+                    nll = response_token_nll(model, ids.to(lm.device), attn.to(lm.device), response.to(lm.device))
+                    loss = (nll.sum() / n_tokens).float()  # token-weighted over the whole batch
+                    loss.backward()
+                    batch_loss += loss.item()
                 opt.step()
                 sched.step()
-                total += out.loss.item() * len(rows)
+                total += batch_loss * len(rows)
                 advance()
             losses.append(total / len(idx))
     model.eval()
     adapted = CausalLM(name=f"{lm.name}+lora", module=model, tokenizer=lm.tokenizer, maskable=[], device=lm.device)
     return LoraResult(model=adapted, train_loss=losses, seconds=time.perf_counter() - t0,
-                      parameters=dict(epochs=epochs, lr=lr, batch_size=batch_size, r=r, alpha=alpha, dropout=dropout,
-                                      warmup=warmup, targets=targets, seed=seed, kept=int(len(idx))))
+                      parameters=dict(epochs=epochs, lr=lr, batch_size=batch_size, micro_batch_size=micro_batch_size,
+                                      r=r, alpha=alpha, dropout=dropout, warmup=warmup, targets=targets, seed=seed,
+                                      kept=int(len(idx))))
 
 
 def heldout_metrics(lm: CausalLM, data: InstructionSet, *, template: str = "alpaca", max_length: int = 512,

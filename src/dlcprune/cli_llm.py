@@ -1,0 +1,126 @@
+"""``dlcprune instruct`` (DLC on instruction records, kept records out as JSONL) and
+``dlcprune lora`` (LoRA fine-tuning on them, the adapter saved, evaluated offline)."""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+
+from . import io
+from .errors import DlcpruneError
+
+
+def add_parsers(sub, *, fractions) -> None:
+    p = sub.add_parser("instruct", help="DLC on instruction data with a causal LM; writes the kept records as JSONL")
+    p.add_argument("--data", required=True, help="Alpaca or ShareGPT records: .jsonl, .json, or a save_to_disk folder")
+    _model_args(p)
+    p.add_argument("--levels", type=fractions, default=[0.0, 0.1, 0.2, 0.3, 0.4],
+                   help="sparsity of each masking level, strictly increasing (default 0,0.1,0.2,0.3,0.4)")
+    p.add_argument("--mask-scope", choices=["global", "layer"], default="global")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--policy", choices=["random", "easy", "hard", "flexrand"], default="flexrand")
+    p.add_argument("--split", type=float, default=None, help="FlexRand's gamma (default 0.5)")
+    p.add_argument("--keep", type=float, default=0.5, help="fraction of records KEPT (default 0.5)")
+    _run_args(p)
+
+    p = sub.add_parser("lora", help="LoRA fine-tuning (PEFT) on instruction records; saves the adapter, "
+                                    "evaluates on held-out records")
+    p.add_argument("--data", required=True, help="the records to train on, e.g. OUT/kept.jsonl of `dlcprune instruct`")
+    _model_args(p)
+    p.add_argument("--preset", choices=["cpu", "paper"], default="cpu",
+                   help="epochs/lr/batch size: cpu (1, 1e-3, 8) or paper (3, 2e-4, 128); the options below override")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--batch-size", type=int, default=None, help="records per optimiser step")
+    p.add_argument("--micro-batch-size", type=int, default=8,
+                   help="records per forward pass; gradients are accumulated up to --batch-size (default 8)")
+    p.add_argument("--heldout", default=None, help="held-out records: response NLL and perplexity in metrics.json")
+    p.add_argument("--lm-eval", default=None, metavar="TASKS",
+                   help="'local' (a multiple-choice task over --heldout, whose responses must be a small label "
+                        "set) or lm-eval task names, comma-separated (those need their data or network)")
+    _run_args(p)
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="smollm2", help="smollm2 (offline default), hf:<folder or hub name>, or a folder")
+    p.add_argument("--template", choices=["alpaca", "chat"], default="alpaca")
+    p.add_argument("--max-length", type=int, default=512)
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default=None)
+    p.add_argument("--output", required=True)
+    p.add_argument("--force", action="store_true")
+    p.add_argument("--quiet", action="store_true")
+
+
+def cmd_instruct(args: argparse.Namespace) -> None:
+    """Score instruction records (no classes: selection is global) and write the kept ones."""
+    import numpy as np
+
+    from .selection import check_keep, make_policy
+    from .llm import load_causal_lm, load_instructions, score_instructions
+
+    t0 = time.perf_counter()
+    policy = make_policy(args.policy, split=args.split)
+    keep = check_keep(args.keep)
+    out = io.check_output_dir(args.output, force=args.force)
+    data = load_instructions(args.data)
+    lm = load_causal_lm(args.model, device=args.device)
+    result = score_instructions(lm, data, sparsities=args.levels, scope=args.mask_scope, template=args.template,
+                                max_length=args.max_length, batch_size=args.batch_size, progress=not args.quiet)
+    kept = policy.select(result.scores, None, keep=keep, seed=args.seed)
+    with io.output_dir(out, keep=lambda err: False):
+        io.write_text(out / "scores.csv", "index,score\n" + "".join(f"{i},{float(v)!r}\n" for i, v in enumerate(result.scores)))
+        io.save_npy(out / "levels.npy", result.level_losses)
+        io.save_npy(out / "keep_indices.npy", kept)
+        io.save_npy(out / "pruned_indices.npy", np.setdiff1d(np.arange(len(data)), kept))
+        data.write_jsonl(out / "kept.jsonl", kept)
+        io.write_json(out / "manifest.json", {
+            "method": "dlc (causal LM, response-token loss)", "score_direction": "higher = harder",
+            "parameters": result.parameters, "sparsity_per_level": result.sparsity.round(6).tolist(),
+            "model": lm.name, "data": {"source": data.source, "form": data.form, "records": len(data)},
+            "policy": policy.name, "policy_parameters": policy.params(), "keep": keep, "kept": int(len(kept)),
+            "seed": args.seed, "timings_s": dict(result.timings, total_s=time.perf_counter() - t0),
+            "memory": io.peak_memory_mb(), "versions": io.versions(), "command": sys.argv, "created": io.now_iso()})
+    print(f"kept {len(kept):,} of {len(data):,} records ({policy.name}) -> {out / 'kept.jsonl'}")
+
+
+def cmd_lora(args: argparse.Namespace) -> None:
+    """Fine-tune LoRA adapters on the records; write the PEFT adapter and metrics.json."""
+    from .llm import load_causal_lm, load_instructions
+    from .llm.evaluate import lm_eval_scores, write_choice_task
+    from .llm.lora import PRESETS, finetune_lora, heldout_metrics
+
+    settings = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in PRESETS[args.preset].items()}
+    tasks = [t.strip() for t in (args.lm_eval or "").split(",") if t.strip()]
+    if "local" in tasks and args.heldout is None:
+        raise DlcpruneError("--lm-eval local builds its task from the held-out records: add --heldout FILE")
+    out = io.check_output_dir(args.output, force=args.force)
+    data = load_instructions(args.data)
+    heldout = load_instructions(args.heldout) if args.heldout else None
+    lm = load_causal_lm(args.model, device=args.device)
+    fmt = dict(template=args.template, max_length=args.max_length)
+    r = finetune_lora(lm, data, micro_batch_size=args.micro_batch_size, seed=args.seed, progress=not args.quiet,
+                      **settings, **fmt)
+    metrics = {"train_loss": r.train_loss, "lora_s": r.seconds, "parameters": {**r.parameters, **fmt},
+               "model": lm.name, "data": {"source": data.source, "records": len(data)}}
+    with io.output_dir(out, keep=lambda err: False):
+        r.model.module.save_pretrained(out)  # before any lm-eval run, which merges the adapter into the weights
+        if heldout is not None:
+            metrics["heldout"] = {"source": heldout.source, **heldout_metrics(r.model, heldout, **fmt)}
+        if tasks:
+            with tempfile.TemporaryDirectory() as task_dir:
+                names = [write_choice_task(heldout, task_dir, template=args.template, tokenizer=lm.tokenizer)
+                         if t == "local" else t for t in tasks]
+                metrics["lm_eval"] = {t: lm_eval_scores(r.model, task_dir, name) for t, name in zip(tasks, names)}
+        io.write_json(out / "metrics.json", {**metrics, "versions": io.versions(), "command": sys.argv,
+                                             "created": io.now_iso()})
+    summary = f"trained on {len(data):,} records in {r.seconds:.0f} s"
+    if heldout is not None:
+        summary += f"; held-out perplexity {metrics['heldout']['perplexity']:.3f}"
+    for t, m in metrics.get("lm_eval", {}).items():
+        summary += f"; lm-eval {t} acc {m.get('acc', float('nan')):.4f}"
+    print(f"{summary} -> {out}")
