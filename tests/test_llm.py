@@ -204,6 +204,10 @@ def test_cli_lora_saves_an_adapter_that_reproduces_its_heldout_metrics(tiny_lm, 
     common = ["--data", str(data), "--model", str(folder), "--device", "cpu", "--quiet"]
     assert main(["lora", *common, "--lm-eval", "local", "--output", str(out)]) == 2
     assert "add --heldout" in capsys.readouterr().err and not out.exists()
+    one_label = tmp_path / "one.jsonl"
+    one_label.write_text(ALPACA_LINES[0] + "\n" + ALPACA_LINES[0] + "\n")
+    assert main(["lora", *common, "--heldout", str(one_label), "--lm-eval", "local", "--output", str(out)]) == 2
+    assert "needs 2..20 distinct responses" in capsys.readouterr().err and not out.exists()
     assert main(["lora", *common, "--epochs", "3", "--lr", "0.03", "--heldout", str(data), "--output", str(out)]) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in out.iterdir()}

@@ -103,21 +103,22 @@ def cmd_lora(args: argparse.Namespace) -> None:
     heldout = load_instructions(args.heldout) if args.heldout else None
     lm = load_causal_lm(args.model, device=args.device)
     fmt = dict(template=args.template, max_length=args.max_length)
-    r = finetune_lora(lm, data, micro_batch_size=args.micro_batch_size, seed=args.seed, progress=not args.quiet,
-                      **settings, **fmt)
-    metrics = {"train_loss": r.train_loss, "lora_s": r.seconds, "parameters": {**r.parameters, **fmt},
-               "model": lm.name, "data": {"source": data.source, "records": len(data)}}
-    with io.output_dir(out, keep=lambda err: False):
-        r.model.module.save_pretrained(out)  # before any lm-eval run, which merges the adapter into the weights
-        if heldout is not None:
-            metrics["heldout"] = {"source": heldout.source, **heldout_metrics(r.model, heldout, **fmt)}
-        if tasks:
-            with tempfile.TemporaryDirectory() as task_dir:
-                names = [write_choice_task(heldout, task_dir, template=args.template, tokenizer=lm.tokenizer)
-                         if t == "local" else t for t in tasks]
+    with tempfile.TemporaryDirectory() as task_dir:
+        # the local task is written first: a held-out set it cannot be built from fails before training
+        names = [write_choice_task(heldout, task_dir, template=args.template, tokenizer=lm.tokenizer)
+                 if t == "local" else t for t in tasks]
+        r = finetune_lora(lm, data, micro_batch_size=args.micro_batch_size, seed=args.seed, progress=not args.quiet,
+                          **settings, **fmt)
+        metrics = {"train_loss": r.train_loss, "lora_s": r.seconds, "parameters": {**r.parameters, **fmt},
+                   "model": lm.name, "data": {"source": data.source, "records": len(data)}}
+        with io.output_dir(out, keep=lambda err: False):
+            r.model.module.save_pretrained(out)
+            if heldout is not None:
+                metrics["heldout"] = {"source": heldout.source, **heldout_metrics(r.model, heldout, **fmt)}
+            if tasks:
                 metrics["lm_eval"] = {t: lm_eval_scores(r.model, task_dir, name) for t, name in zip(tasks, names)}
-        io.write_json(out / "metrics.json", {**metrics, "versions": io.versions(), "command": sys.argv,
-                                             "created": io.now_iso()})
+            io.write_json(out / "metrics.json", {**metrics, "versions": io.versions(), "command": sys.argv,
+                                                 "created": io.now_iso()})
     summary = f"trained on {len(data):,} records in {r.seconds:.0f} s"
     if heldout is not None:
         summary += f"; held-out perplexity {metrics['heldout']['perplexity']:.3f}"

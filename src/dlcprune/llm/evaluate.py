@@ -30,7 +30,11 @@ doc_to_target: target
 target_delimiter: ""
 metric_list:
   - metric: acc
+    aggregation: mean
+    higher_is_better: true
   - metric: acc_norm
+    aggregation: mean
+    higher_is_better: true
 """
 
 
