@@ -32,10 +32,24 @@ def tiny_lm():
 
 
 @pytest.fixture()
-def alpaca(tmp_path):
+def alpaca_path(tmp_path):
     path = tmp_path / "data.jsonl"
     path.write_bytes(("\n".join(ALPACA_LINES) + "\n").encode())
-    return load_instructions(path)
+    return path
+
+
+@pytest.fixture()
+def alpaca(alpaca_path):
+    return load_instructions(alpaca_path)
+
+
+@pytest.fixture()
+def tiny_folder(tiny_lm, tmp_path):
+    """The tiny model saved as a local HF folder, for the CLI's --model."""
+    folder = tmp_path / "tiny-llama"
+    tiny_lm.module.save_pretrained(folder)
+    tiny_lm.tokenizer.save_pretrained(folder)
+    return folder
 
 
 def test_loss_is_the_mean_nll_of_the_response_tokens(tiny_lm, alpaca):
@@ -105,14 +119,10 @@ def test_malformed_input_names_the_line(tmp_path, lines, pattern):
         load_instructions(path)
 
 
-def test_cli_instruct_writes_the_kept_records_byte_identical(tiny_lm, tmp_path, capsys):
+def test_cli_instruct_writes_the_kept_records_byte_identical(tiny_folder, alpaca_path, tmp_path, capsys):
     from dlcprune.cli import main
 
-    folder = tmp_path / "tiny-llama"
-    tiny_lm.module.save_pretrained(folder)
-    tiny_lm.tokenizer.save_pretrained(folder)
-    data = tmp_path / "data.jsonl"
-    data.write_bytes(("\n".join(ALPACA_LINES) + "\n").encode())
+    folder, data = tiny_folder, alpaca_path
     out = tmp_path / "out"
     assert main(["instruct", "--data", str(data), "--model", str(folder), "--device", "cpu", "--levels", "0,0.2",
                  "--keep", "0.4", "--output", str(out), "--quiet"]) == 0
@@ -188,18 +198,15 @@ def test_lm_eval_local_multiple_choice_task_matches_a_direct_computation(tmp_pat
     assert lm_eval_scores(lm, tmp_path / "task", task, batch_size=4)["acc"] == pytest.approx(direct)
 
 
-def test_cli_lora_saves_an_adapter_that_reproduces_its_heldout_metrics(tiny_lm, tmp_path, capsys):
+def test_cli_lora_saves_an_adapter_that_reproduces_its_heldout_metrics(tiny_lm, tiny_folder, alpaca_path, tmp_path,
+                                                                       capsys):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
     from dlcprune.cli import main
     from dlcprune.llm.lora import heldout_metrics
 
-    folder = tmp_path / "tiny-llama"
-    tiny_lm.module.save_pretrained(folder)
-    tiny_lm.tokenizer.save_pretrained(folder)
-    data = tmp_path / "data.jsonl"
-    data.write_bytes(("\n".join(ALPACA_LINES) + "\n").encode())
+    folder, data = tiny_folder, alpaca_path
     out = tmp_path / "adapter"
     common = ["--data", str(data), "--model", str(folder), "--device", "cpu", "--quiet"]
     assert main(["lora", *common, "--lm-eval", "local", "--output", str(out)]) == 2
@@ -208,6 +215,8 @@ def test_cli_lora_saves_an_adapter_that_reproduces_its_heldout_metrics(tiny_lm, 
     one_label.write_text(ALPACA_LINES[0] + "\n" + ALPACA_LINES[0] + "\n")
     assert main(["lora", *common, "--heldout", str(one_label), "--lm-eval", "local", "--output", str(out)]) == 2
     assert "needs 2..20 distinct responses" in capsys.readouterr().err and not out.exists()
+    assert main(["lora", *common, "--heldout", str(data), "--lm-eval", "local,no_such_task", "--output", str(out)]) == 2
+    assert "unknown lm-eval task(s) no_such_task" in capsys.readouterr().err and not out.exists()
     assert main(["lora", *common, "--epochs", "3", "--lr", "0.03", "--heldout", str(data), "--output", str(out)]) == 0
     m = json.loads((out / "metrics.json").read_text())
     assert {"adapter_config.json", "adapter_model.safetensors"} <= {p.name for p in out.iterdir()}

@@ -10,9 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from . import io
+from . import cli_llm, io
 from .errors import DlcpruneError
-from . import cli_llm as llm_commands
 
 EXIT_BAD_INPUT, EXIT_INTERRUPTED = 2, 130
 
@@ -170,7 +169,7 @@ def build_parser() -> Parser:
     p.add_argument("--text-column", default="text")
     p.add_argument("--label-column", default="label")
 
-    llm_commands.add_parsers(sub, fractions=fractions)
+    cli_llm.add_parsers(sub, fractions=fractions)
 
     sub.add_parser("list", help="registered models, datasets, scorers and policies")
 
@@ -451,7 +450,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 COMMANDS = {"score": cmd_score, "select": cmd_select, "prune": cmd_prune, "bench": cmd_bench, "finetune": cmd_finetune,
-            "instruct": llm_commands.cmd_instruct, "lora": llm_commands.cmd_lora, "report": cmd_report,
+            "instruct": cli_llm.cmd_instruct, "lora": cli_llm.cmd_lora, "report": cmd_report,
             "list": cmd_list, "demo": cmd_demo}
 
 

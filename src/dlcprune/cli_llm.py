@@ -60,8 +60,8 @@ def cmd_instruct(args: argparse.Namespace) -> None:
     """Score instruction records (no classes: selection is global) and write the kept ones."""
     import numpy as np
 
-    from .selection import check_keep, make_policy
     from .llm import load_causal_lm, load_instructions, score_instructions
+    from .selection import check_keep, make_policy
 
     t0 = time.perf_counter()
     policy = make_policy(args.policy, split=args.split)
@@ -91,7 +91,7 @@ def cmd_instruct(args: argparse.Namespace) -> None:
 def cmd_lora(args: argparse.Namespace) -> None:
     """Fine-tune LoRA adapters on the records; write the PEFT adapter and metrics.json."""
     from .llm import load_causal_lm, load_instructions
-    from .llm.evaluate import lm_eval_scores, write_choice_task
+    from .llm.evaluate import check_tasks, lm_eval_scores, write_choice_task
     from .llm.lora import PRESETS, finetune_lora, heldout_metrics
 
     settings = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in PRESETS[args.preset].items()}
@@ -107,6 +107,8 @@ def cmd_lora(args: argparse.Namespace) -> None:
         # the local task is written first: a held-out set it cannot be built from fails before training
         names = [write_choice_task(heldout, task_dir, template=args.template, tokenizer=lm.tokenizer)
                  if t == "local" else t for t in tasks]
+        if names:
+            check_tasks(task_dir, names)
         r = finetune_lora(lm, data, micro_batch_size=args.micro_batch_size, seed=args.seed, progress=not args.quiet,
                           **settings, **fmt)
         metrics = {"train_loss": r.train_loss, "lora_s": r.seconds, "parameters": {**r.parameters, **fmt},

@@ -52,6 +52,16 @@ def write_choice_task(data: InstructionSet, folder: str | Path, *, name: str = "
     return name
 
 
+def check_tasks(task_folder: str | Path, tasks: list[str]) -> None:
+    """Fail before any training if a task is neither in ``task_folder`` nor registered in lm-eval."""
+    from lm_eval.tasks import TaskManager
+
+    known = TaskManager(include_path=str(task_folder)).all_tasks
+    missing = [t for t in tasks if t not in known]
+    if missing:
+        raise DlcpruneError(f"unknown lm-eval task(s) {', '.join(missing)}; use 'local' or a name from `lm-eval ls tasks`")
+
+
 def lm_eval_scores(lm: CausalLM, task_folder: str | Path, task: str, *, batch_size: int = 8) -> dict:
     """Run lm-eval's ``simple_evaluate`` on the task (a local one from ``task_folder``, or any
     registered name); returns {metric: value}. A PEFT model is evaluated as it is (the adapter is

@@ -35,8 +35,8 @@ class LoraResult:
 
 
 def finetune_lora(lm: CausalLM, data: InstructionSet, *, indices: np.ndarray | None = None, epochs: int = 1,
-                  lr: float = 1e-3, batch_size: int = 8, micro_batch_size: int = 8, r: int = 16, alpha: int = 32, dropout: float = 0.05,
-                  warmup: float = 0.03, template: str = "alpaca", max_length: int = 512, seed: int = 0,
+                  lr: float = 1e-3, batch_size: int = 8, micro_batch_size: int = 8, r: int = 16, alpha: int = 32,
+                  dropout: float = 0.05, warmup: float = 0.03, template: str = "alpaca", max_length: int = 512, seed: int = 0,
                   progress: bool = True) -> LoraResult:
     """LoRA on ``data[indices]`` (all when None); returns the adapted model (base weights unchanged).
 
