@@ -20,6 +20,7 @@ import numpy as np
 
 
 def main() -> None:
+    from dlcprune import io
     from dlcprune.llm import load_causal_lm, load_instructions
     from dlcprune.llm.evaluate import lm_eval_scores, write_choice_task
     from dlcprune.llm.lora import finetune_lora, heldout_metrics
@@ -64,7 +65,7 @@ def main() -> None:
         runs.append({"subset": labels[policy], "seed": seed, "train_loss": r.train_loss, **metrics})
         print(labels[policy], seed, metrics, flush=True)
         if args.output:
-            Path(args.output).write_text(json.dumps({"args": vars(args), "runs": runs}, indent=1))
+            io.write_json(args.output, {"args": vars(args), "runs": runs})  # atomic: a reader never sees half a file
     print(f"\n{len(train)} training records, {len(test)} held-out; keep {args.keep}; LoRA {args.epochs} epoch(s), "
           f"lr {args.lr}, batch {args.batch_size}")
     print("| subset | runs | held-out response NLL | perplexity | lm-eval acc | lm-eval acc_norm |")
