@@ -16,16 +16,16 @@ import numpy as np
 
 
 def main() -> None:
-    from dlcprune import load_dataset, load_encoder, score_dlc
+    from dlcprune import load_dataset, load_encoder, score_dlc, select
     from dlcprune.data import stratified_split
     from dlcprune.scoring.adaptive import spearman
-    from dlcprune.selection import make_policy
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", nargs="+", default=["animal-mnist", "mnist"])
     ap.add_argument("--samples", type=int, default=3000)
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--keep", type=float, default=0.3)
+    ap.add_argument("--levels", type=int, default=50, help="K of the full path (the paper's 50)")
     args = ap.parse_args()
     encoder = load_encoder("efficientnet_lite0", device="cpu", image_size=args.image_size)
     print("| data | path | levels computed | time (s) | Spearman vs full | kept-set agreement easy / hard / flexrand |")
@@ -37,15 +37,14 @@ def main() -> None:
         runs = {}
         for path, adaptive in (("full", False), ("auto", True)):
             t = time.perf_counter()
-            r = score_dlc(encoder, data, levels=50, step=0.02, adaptive=adaptive, progress=False)
+            r = score_dlc(encoder, data, levels=args.levels, step=0.02, adaptive=adaptive, progress=False)
             runs[path] = (r, time.perf_counter() - t)
         (full, full_s), (auto, auto_s) = runs["full"], runs["auto"]
         agree = []
         for policy in ("easy", "hard", "flexrand"):
-            a = make_policy(policy).select(auto.scores, data.labels, keep=args.keep, seed=0)
-            b = make_policy(policy).select(full.scores, data.labels, keep=args.keep, seed=0)
+            a, b = (select(r.scores, labels=data.labels, method=policy, keep=args.keep).indices() for r in (auto, full))
             agree.append(f"{len(np.intersect1d(a, b)) / len(b):.3f}")
-        print(f"| {name} ({len(data):,}) | full | 50 | {full_s:.0f} | 1 | 1 / 1 / 1 |")
+        print(f"| {name} ({len(data):,}) | full | {args.levels} | {full_s:.0f} | 1 | 1 / 1 / 1 |")
         print(f"| {name} ({len(data):,}) | auto | {len(auto.parameters['levels_computed'])} "
               f"(collapse at level {auto.parameters['collapse_level']}) | {auto_s:.0f} "
               f"(**{full_s / auto_s:.1f}x less**) | **{spearman(auto.scores, full.scores):.4f}** | {' / '.join(agree)} |")

@@ -11,9 +11,8 @@ import argparse
 
 import numpy as np
 
-from dlcprune import FlexRand, load_encoder, make_policy, score_dlc
+from dlcprune import load_encoder, read_scores, score_dlc, select
 from dlcprune.demo import demo_split
-from dlcprune.outputs import read_scores
 from dlcprune.training import finetune
 
 
@@ -24,12 +23,14 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--lr", type=float, default=0.01)
     p.add_argument("--split", type=float, default=0.5)
+    p.add_argument("--train-per-class", type=int, default=300)
+    p.add_argument("--test-per-class", type=int, default=200)
     args = p.parse_args()
-    train, test = demo_split()
+    train, test = demo_split(train_per_class=args.train_per_class, test_per_class=args.test_per_class)
     enc = load_encoder("efficientnet_lite0", image_size=64)
     scores = read_scores(args.scores).scores if args.scores else score_dlc(enc, train, levels=20, step=0.05).scores
-    runs = {"random": make_policy("random").select(scores, train.labels, keep=args.keep, seed=0),
-            f"DLC + FlexRand γ={args.split:g}": FlexRand(args.split).select(scores, train.labels, keep=args.keep, seed=0),
+    pick = lambda method, **kw: select(scores, labels=train.labels, method=method, keep=args.keep, **kw).indices()
+    runs = {"random": pick("random"), f"DLC + FlexRand γ={args.split:g}": pick("flexrand", split=args.split),
             "full data": np.arange(len(train))}
     print("| subset | kept | test accuracy (%) | train loss per epoch | seconds |\n|---|---:|---:|---|---:|")
     for name, idx in runs.items():

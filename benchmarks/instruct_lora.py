@@ -20,11 +20,11 @@ import numpy as np
 
 
 def main() -> None:
-    from dlcprune import io
+    from dlcprune import files
     from dlcprune.llm import load_causal_lm, load_instructions
     from dlcprune.llm.evaluate import lm_eval_scores, write_choice_task
     from dlcprune.llm.lora import finetune_lora, heldout_metrics
-    from dlcprune.selection import make_policy
+    from dlcprune import select
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="folder with train.jsonl and test.jsonl")
@@ -36,11 +36,12 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--output", help="write every run's metrics to this JSON file as they finish")
+    ap.add_argument("--model", default="smollm2", help="the causal LM (smollm2, or a model folder)")
     args = ap.parse_args()
     train, test = load_instructions(Path(args.data) / "train.jsonl"), load_instructions(Path(args.data) / "test.jsonl")
     scores = np.array([float(line.split(",")[1]) for line in (Path(args.scores) / "scores.csv").read_text().splitlines()[1:]])
     manifest = json.loads((Path(args.scores) / "manifest.json").read_text())
-    lm = load_causal_lm("smollm2", device="cpu")
+    lm = load_causal_lm(args.model, device="cpu")
     task_dir = Path(tempfile.mkdtemp())
     task = write_choice_task(test, task_dir)
 
@@ -55,7 +56,7 @@ def main() -> None:
     plan = [(seed, policy) for seed in range(args.seeds) for policy in ("flexrand", "random", None)
             if policy or seed == 0] + [(seed, None) for seed in range(1, args.full_seeds)]
     for seed, policy in plan:
-        kept = None if policy is None else make_policy(policy).select(scores, None, keep=args.keep, seed=seed)
+        kept = None if policy is None else select(scores, method=policy, keep=args.keep, seed=seed).indices()
         r = finetune_lora(lm, train, indices=kept, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                           seed=seed, progress=False)
         t = time.perf_counter()
@@ -65,7 +66,7 @@ def main() -> None:
         runs.append({"subset": labels[policy], "seed": seed, "train_loss": r.train_loss, **metrics})
         print(labels[policy], seed, metrics, flush=True)
         if args.output:
-            io.write_json(args.output, {"args": vars(args), "runs": runs})  # atomic: a reader never sees half a file
+            files.write_json(args.output, {"args": vars(args), "runs": runs})  # atomic: a reader never sees half a file
     print(f"\n{len(train)} training records, {len(test)} held-out; keep {args.keep}; LoRA {args.epochs} epoch(s), "
           f"lr {args.lr}, batch {args.batch_size}")
     print("| subset | runs | held-out response NLL | perplexity | lm-eval acc | lm-eval acc_norm |")

@@ -64,7 +64,7 @@ def test_select_twice_is_identical_with_exact_class_counts(scored, tmp_path):
     labels = np.array([0] * 6 + [1] * 7 + [2] * 5)
     assert np.bincount(labels[kept]).tolist() == [round(6 * 0.3), round(7 * 0.3), round(5 * 0.3)]
     manifest = json.loads((tmp_path / "a" / "manifest.json").read_text())
-    assert manifest["policy"] == "flexrand" and manifest["parameters"] == {"split": 0.5}
+    assert manifest["method"] == "flexrand" and manifest["parameters"]["split"] == 0.5
     assert manifest["fractions"]["keep_0.3"]["kept_per_class"] == [2, 2, 2]
 
 
@@ -217,7 +217,7 @@ def test_select_with_baseline_methods(scored, tmp_path, capsys):
     data, out = scored
     assert main(["select", "--scores", str(out), "--policy", "kcenter", "--keep", "0.5", "--output", str(tmp_path / "k")]) == 0
     manifest = json.loads((tmp_path / "k" / "manifest.json").read_text())
-    assert manifest["policy"] == "kcenter" and manifest["fractions"]["keep_0.5"]["kept_per_class"] == [3, 4, 2]
+    assert manifest["method"] == "kcenter" and manifest["fractions"]["keep_0.5"]["kept_per_class"] == [3, 4, 2]
     assert manifest["parameters"]["model_s"] >= 0 and "select_s" in manifest["fractions"]["keep_0.5"]
     # a training-dynamics method needs dynamics: one line saying how to get them, nothing written
     bad(capsys, ["select", "--scores", str(out), "--policy", "el2n", "--keep", "0.5", "--output", str(tmp_path / "e")],
@@ -227,9 +227,9 @@ def test_select_with_baseline_methods(scored, tmp_path, capsys):
     manifest = json.loads((tmp_path / "e" / "manifest.json").read_text())
     assert manifest["parameters"]["dynamics"].startswith("linear head") and manifest["parameters"]["policy"] == "hard"
     bad(capsys, ["select", "--scores", str(out), "--policy", "herding", "--dynamics", "head", "--keep", "0.5",
-                 "--output", str(tmp_path / "h")], r"--dynamics applies to training-dynamics methods, not 'herding'")
+                 "--output", str(tmp_path / "h")], r"--dynamics apply to training-dynamics methods \(forgetting, el2n, ...\), not 'herding'")
     bad(capsys, ["select", "--scores", str(out), "--policy", "kcentre", "--keep", "0.5", "--output", str(tmp_path / "x")],
-        r"unknown policy or method 'kcentre'; did you mean: kcenter")
+        r"unknown method 'kcentre'; did you mean: kcenter")
 
 
 def test_finetune_records_dynamics_that_select_reads(scored, tmp_path):

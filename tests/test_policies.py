@@ -5,7 +5,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dlcprune import DlcpruneError
-from dlcprune.selection import POLICIES, FlexRand, class_counts, make_policy
+from dlcprune.selection import CCS, Easy, FlexRand, Hard, Random, class_counts
+
+POLICY = {"random": Random, "easy": Easy, "hard": Hard, "flexrand": FlexRand, "ccs": CCS}
+
+
+def make_policy(name, split=None):
+    return FlexRand(split) if name == "flexrand" and split is not None else POLICY[name]()
 
 SCORES = np.array([0.5, 0.1, 0.9, 0.3, 0.7, 0.2, 0.8, 0.4])
 LABELS = np.array([0, 0, 0, 0, 1, 1, 1, 1])
@@ -68,8 +74,10 @@ def test_bad_split_rejected(split):
 
 
 def test_split_only_for_flexrand():
-    with pytest.raises(DlcpruneError, match="only to the flexrand"):
-        make_policy("random", split=0.4)
+    from dlcprune.methods.select import select
+
+    with pytest.raises(DlcpruneError, match="applies to the flexrand method, not 'random'"):
+        select(SCORES, labels=LABELS, method="random", keep=0.5, split=0.4)
 
 
 labelled = st.integers(1, 6).flatmap(lambda c: st.lists(st.integers(1, 30), min_size=c, max_size=c)).map(
@@ -109,5 +117,16 @@ def test_flexrand_draws_each_share_from_its_pool(n, keep, split, seed):
         assert (n_easy if split <= 0.5 else n_hard) == first  # no pool overflowed: the exact formula
 
 
-def test_registry_lists_the_policies():
-    assert POLICIES.names() == ["random", "easy", "hard", "flexrand", "ccs"]
+def test_selection_imports_without_torch():
+    import subprocess
+    import sys
+
+    code = "import sys, dlcprune.selection; assert 'torch' not in sys.modules, 'torch was imported'"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_methods_registry_lists_the_policies_and_auto():
+    from dlcprune import list_methods
+
+    assert list_methods()[:5] == ["random", "easy", "hard", "flexrand", "ccs"]
+    assert {"auto", "flexrand-auto", "flexrand-herding", "herding", "el2n"} <= set(list_methods())

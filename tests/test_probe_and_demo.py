@@ -1,7 +1,10 @@
 """Linear probe on separable data; the demo end to end on a small slice."""
+import json
+
 import numpy as np
 
-from dlcprune.demo import KEEPS, run_demo
+from dlcprune.demo import run_demo
+from dlcprune.methods.select import KEEP_GRID
 from dlcprune.training import train_linear_probe
 
 
@@ -26,14 +29,21 @@ def test_probe_loss_goes_down_with_iterations():
     assert long.accuracy(x, labels) > short.accuracy(x, labels)
 
 
-def test_demo_runs_end_to_end_on_a_small_slice(tmp_path, capsys):
-    result = run_demo(levels=3, step=0.1, image_size=32, seeds=2, train_per_class=8, test_per_class=4,
-                      output=tmp_path / "demo", progress=False)
-    assert set(result.accuracy) == {"flexrand", "random", "easy", "hard"}
-    assert all(len(result.accuracy["flexrand"][k]) == 2 and len(result.accuracy["easy"][k]) == 1 for k in KEEPS)
-    assert 0.0 <= result.full <= 1.0
+def test_demo_is_a_bench_preset_that_report_reads(tmp_path, capsys):
+    from dlcprune.cli import main
+
+    out = tmp_path / "demo"
+    result = run_demo(levels=3, step=0.1, image_size=32, seeds=2, train_per_class=10, test_per_class=4,
+                      output=out, progress=False)
+    assert set(result) == {"random", "auto", "flexrand", "full pool"}
+    assert all(len(result["auto"][k]) == 2 and len(result["random"][k]) == 2 for k in KEEP_GRID)
     printed = capsys.readouterr().out
-    assert "DLC + FlexRand" in printed and "mean" in printed and "90%" in printed
-    rows = (tmp_path / "demo" / "results.csv").read_text().splitlines()
-    assert rows[0] == "policy,keep,seed,test_accuracy" and len(rows) == 1 + 9 * (2 + 2 + 1 + 1) + 1
-    assert (tmp_path / "demo" / "scores.csv").is_file()
+    assert "auto vs random on the test split, mean over the 9 keep fractions:" in printed
+    assert "advice (--target-drop 1): " in printed and "auto's verdict on the validation split" in printed
+    assert printed.count("  keep ") == 9
+    rows = (out / "results.csv").read_text().splitlines()
+    assert rows[0] == "method,keep,seed,accuracy,kept,choice,model_s,select_s,train_s"
+    assert len(rows) == 1 + 1 + 9 * 2 * 3  # header, full pool, 3 methods x 9 fractions x 2 seeds
+    verdicts = json.loads((out / "verdicts.json").read_text())["auto"]
+    assert sorted(verdicts) == [f"{k:g}" for k in KEEP_GRID]
+    assert main(["report", str(out)]) == 0 and (out / "report.html").exists()

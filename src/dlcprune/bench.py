@@ -1,8 +1,8 @@
 """The benchmark runner: methods x keep fractions x seeds on one dataset and encoder.
 
 Protocol (as the paper, with a linear probe as the trainer): 20% of the training set (stratified,
-seeded) is the validation split, held out from selection and training and used only to choose
-FlexRand's gamma for ``flexrand-auto``; every method selects from the same remaining pool; a
+seeded) is the validation split, held out from selection and training and used only by the
+methods that choose on it (``auto``, ``flexrand-auto``); every method selects from the same remaining pool; a
 logistic-regression probe is trained on the frozen unmasked features of the kept samples and
 scored on the test set. Each finished cell is saved at once, so a killed run resumes where it
 stopped; a results folder made with other settings is refused.
@@ -10,40 +10,35 @@ stopped; a results folder made with other settings is refused.
 from __future__ import annotations
 
 import csv
-import io as _io
+import io
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import io
+from . import files
 from .data import Dataset, holdout_split
 from .errors import DlcpruneError
 from .models import Encoder
-from .outputs import write_scores
+from .artifacts import write_scores
 from .progress import bar, console
 from .scoring import score_dlc
 from .scoring.dlc import extract_features
 from .methods import METHODS, Method, SelectionInputs, make_method
+from .methods.auto import Auto, check_candidates
+from .methods.select import KEEP_GRID
 from .registry import unknown_name_message
-from .selection import FlexRand
 from .training import DynamicsRecorder, Trajectory, finetune, record_head_dynamics, train_linear_probe
-from .tuning import choose_split
 
-KEEPS = [round(0.1 * i, 1) for i in range(1, 10)]
-COLUMNS = ["method", "keep", "seed", "accuracy", "kept", "split", "model_s", "select_s", "train_s"]
-AUTO = "flexrand-auto"  # DLC + FlexRand with gamma chosen on the validation split, per keep fraction
-
-
-def known_methods() -> list[str]:
-    return METHODS.names() + [AUTO]
+FULL = "full pool"  # results.csv row: the probe trained on the whole selection pool (keep 1.0)
+COLUMNS = ["method", "keep", "seed", "accuracy", "kept", "choice", "model_s", "select_s", "train_s"]
 
 
 @dataclass
 class BenchConfig:
-    methods: list[str] = field(default_factory=lambda: ["random", "easy", "hard", "flexrand", AUTO])
-    keeps: list[float] = field(default_factory=lambda: list(KEEPS))
+    methods: list[str] = field(default_factory=lambda: ["random", "easy", "hard", "flexrand", "flexrand-auto", "auto"])
+    keeps: list[float] = field(default_factory=lambda: list(KEEP_GRID))
     seeds: int = 3
     levels: int | str = 50  # or "auto" (adaptive, at most 50)
     step: float = 0.02
@@ -51,6 +46,7 @@ class BenchConfig:
     batch_size: int = 64
     dynamics: str = "head"  # who records training dynamics: "head" (linear head on features) or "full"
     dynamics_epochs: int = 20
+    candidates: list[str] | None = None  # auto's candidates (None: its defaults)
 
 
 def run_bench(encoder: Encoder, train: Dataset, test: Dataset, *, config: BenchConfig,
@@ -62,8 +58,10 @@ def run_bench(encoder: Encoder, train: Dataset, test: Dataset, *, config: BenchC
     pass; a probe; the training run that recorded the dynamics), ``select_s`` the selection itself.
     """
     for m in config.methods:
-        if m not in known_methods():
-            raise DlcpruneError(unknown_name_message("method", m, known_methods()))
+        if m not in METHODS:
+            raise DlcpruneError(unknown_name_message("method", m, METHODS.names()))
+    if config.candidates is not None:
+        check_candidates(config.candidates)
     if config.dynamics not in ("head", "full"):
         raise DlcpruneError(f"--dynamics must be head or full, got {config.dynamics!r}")
     cells_only = {"methods", "keeps", "seeds"}  # adding cells to a finished run is fine
@@ -80,42 +78,55 @@ def run_bench(encoder: Encoder, train: Dataset, test: Dataset, *, config: BenchC
     test_z = _cached(output / "test_features.npy", lambda: extract_features(
         encoder, test, batch_size=config.batch_size, description="test features", progress=progress).numpy())
     pool, val = holdout_split(train.labels, fraction=config.val_fraction, seed=0)
-    inputs = SelectionInputs(labels=train.labels[pool], features=result.features[pool], dlc_scores=result.scores[pool])
+    inputs = SelectionInputs(labels=train.labels[pool], features=result.features[pool], dlc_scores=result.scores[pool],
+                             validation=(result.features[val], train.labels[val]))
     upstream = {"dlc_scores": _dlc_seconds(result.timings), "features": result.timings["plain_pass_s"]}
 
     rows = read_rows(output / "results.csv")
     record = lambda: _dynamics(encoder, train, pool, inputs, config, output, progress)
     cells = _plan(config, rows, inputs, upstream, record)
-    val_features, val_labels = result.features[val], train.labels[val]
-    gammas: dict[float, float] = {}  # flexrand-auto: one choice per keep fraction, its time charged to seed 0
+    if not any(r["method"] == FULL for r in rows):  # the reference every method is measured against
+        t = time.perf_counter()
+        probe = train_linear_probe(inputs.features, inputs.labels, num_classes=train.num_classes)
+        rows.append({"method": FULL, "keep": 1.0, "seed": 0, "accuracy": probe.accuracy(test_z, test.labels),
+                     "kept": len(inputs.labels), "choice": "", "model_s": round(upstream["features"], 3),
+                     "select_s": 0.0, "train_s": round(time.perf_counter() - t, 4)})
+        _write_rows(output / "results.csv", rows)
     with bar("benchmark cells", len(cells), enabled=progress) as advance:
         for cell in cells:
             t = time.perf_counter()
-            if cell.method is None:
-                if cell.keep not in gammas:
-                    gammas[cell.keep] = choose_split(inputs.dlc_scores, inputs.labels, inputs.features, keep=cell.keep,
-                                                     val_features=val_features, val_labels=val_labels, seed=0).split
-                kept = FlexRand(gammas[cell.keep]).select(inputs.dlc_scores, inputs.labels, keep=cell.keep, seed=cell.seed)
-            else:
-                kept = cell.method.select(keep=cell.keep, seed=cell.seed)
+            kept = cell.method.select(keep=cell.keep, seed=cell.seed)
             select_s = time.perf_counter() - t
             t = time.perf_counter()
             probe = train_linear_probe(inputs.features[kept], inputs.labels[kept], num_classes=train.num_classes)
+            auto = isinstance(cell.method, Auto)
             rows.append({"method": cell.name, "keep": cell.keep, "seed": cell.seed,
                          "accuracy": probe.accuracy(test_z, test.labels), "kept": len(kept),
-                         "split": gammas.get(cell.keep, "") if cell.method is None else "",
+                         "choice": cell.method.decide(cell.keep).chosen if auto else "",
                          "model_s": round(cell.model_s, 3), "select_s": round(select_s, 4),
                          "train_s": round(time.perf_counter() - t, 4)})
             _write_rows(output / "results.csv", rows)
+            if auto:
+                _record_decision(output, cell.name, cell.method.decide(cell.keep))
             advance()
-    _summarise_run(output, rows, upstream, result.timings, config)
+    choice = {c.name: round(c.method.setup_seconds_ + sum(d.seconds for d in c.method.decisions_.values()), 3)
+              for c in cells if isinstance(c.method, Auto)}
+    _summarise_run(output, rows, upstream, result.timings, config, choice)
     return rows
+
+
+def _record_decision(output: Path, method: str, decision) -> None:
+    """``verdicts.json``: per auto method and keep fraction, what it chose on validation and why."""
+    path = output / "verdicts.json"
+    verdicts = files.read_json(path) if path.exists() else {}
+    verdicts.setdefault(method, {})[f"{decision.keep:g}"] = decision.as_dict()
+    files.write_json(path, verdicts)
 
 
 @dataclass
 class _Cell:
     name: str
-    method: Method | None  # None: flexrand-auto
+    method: Method
     keep: float
     seed: int
     model_s: float
@@ -128,34 +139,38 @@ def _plan(config: BenchConfig, rows: list[dict], inputs: SelectionInputs, upstre
     done = {(r["method"], float(r["keep"]), int(r["seed"])) for r in rows}
     cells = []
     for name in config.methods:
-        method = None if name == AUTO else make_method(name)
+        method = Auto(config.candidates) if name == "auto" and config.candidates else make_method(name)
         todo = [(k, seed) for k in config.keeps for seed in range(config.seeds)
-                if (name, k, seed) not in done and (seed == 0 or method is None or method.seeded)]
+                if (name, k, seed) not in done and (seed == 0 or method.seeded)]
         if not todo:
             continue
-        uses = ("dlc_scores",) if method is None else method.uses
-        if "dynamics" in uses and inputs.dynamics is None:
+        if "dynamics" in method.uses and inputs.dynamics is None:
             inputs.dynamics = record_dynamics()
             upstream["dynamics"] = inputs.dynamics.seconds + (upstream["features"] if config.dynamics == "head" else 0.0)
         t = time.perf_counter()
-        if method is not None:
-            method.fit(inputs)
-        model_s = time.perf_counter() - t + sum(upstream[u] for u in uses)
+        method.fit(inputs)
+        model_s = time.perf_counter() - t + sum(upstream[u] for u in method.uses)
         cells += [_Cell(name, method, k, seed, model_s) for k, seed in todo]
     return cells
 
 
 def _summarise_run(output: Path, rows: list[dict], upstream: dict[str, float], dlc_timings: dict,
-                   config: BenchConfig) -> None:
-    io.write_json(output / "timings.json", {"dlc_score_s": upstream["dlc_scores"], **dlc_timings,
-                                            **({"dynamics_s": upstream["dynamics"]} if "dynamics" in upstream else {})})
-    io.write_text(output / "results.md", markdown_table(rows))
+                   config: BenchConfig, choice: dict[str, float]) -> None:
+    path = output / "timings.json"
+    choice = {**(files.read_json(path).get("choice_s", {}) if path.exists() else {}), **choice}
+    files.write_json(path, {"dlc_score_s": upstream["dlc_scores"], **dlc_timings,
+                            **({"dynamics_s": upstream["dynamics"]} if "dynamics" in upstream else {}),
+                            **({"choice_s": choice} if choice else {})})
+    files.write_text(output / "results.md", markdown_table(rows))
     plot_gap_to_random(rows, output / "gap_to_random.png")
     console.print(f"benchmark results in {output}/ (results.csv, results.md, gap_to_random.png)")
     if "dynamics" in upstream:
         console.print(f"training-based score time / DLC score time = {upstream['dynamics'] / upstream['dlc_scores']:.2f} "
                       f"({upstream['dynamics']:.1f} s for {config.dynamics_epochs} epochs of {config.dynamics} training "
                       f"vs {upstream['dlc_scores']:.1f} s for {config.levels} DLC levels)")
+    for name, seconds in choice.items():
+        console.print(f"{name}: choosing on the validation split took {seconds:.1f} s = "
+                      f"{seconds / upstream['dlc_scores']:.2f} x the DLC scoring time")
 
 
 def _dlc_seconds(timings: dict) -> float:
@@ -184,22 +199,22 @@ def _dynamics(encoder: Encoder, train: Dataset, pool: np.ndarray, inputs: Select
 def _check_identity(output: Path, identity: dict) -> None:
     path = output / "bench.json"
     if path.exists():
-        old = io.read_json(path)
+        old = files.read_json(path)
         for key in sorted(set(old) & set(identity)):
             if old.get(key) != identity.get(key):
                 raise DlcpruneError(f"{output} holds a benchmark with {key} = {old.get(key)!r}, not {identity.get(key)!r}; "
                                     "use another --output to keep results apart")
         if set(identity) - set(old):  # settings that a newer dlcprune added: record them
-            io.write_json(path, {**old, **identity})
+            files.write_json(path, {**old, **identity})
     else:
-        io.write_json(path, identity)
+        files.write_json(path, identity)
 
 
 def _cached(path: Path, compute) -> np.ndarray:
     if path.exists():
         return np.load(path)
     value = compute()
-    io.save_npy(path, value)
+    files.save_npy(path, value)
     return value
 
 
@@ -207,15 +222,19 @@ def read_rows(path: Path) -> list[dict]:
     if not path.exists():
         return []
     with open(path, newline="") as f:
-        return [dict(r, keep=float(r["keep"]), seed=int(r["seed"]), accuracy=float(r["accuracy"])) for r in csv.DictReader(f)]
+        rows = [dict(r, keep=float(r["keep"]), seed=int(r["seed"]), accuracy=float(r["accuracy"])) for r in csv.DictReader(f)]
+    for r in rows:  # results.csv of dlcprune 0.1 called the choice column "split" (flexrand-auto's gamma)
+        if "split" in r:
+            r.setdefault("choice", r.pop("split"))
+    return rows
 
 
 def _write_rows(path: Path, rows: list[dict]) -> None:
-    buf = _io.StringIO()
+    buf = io.StringIO()
     w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
     w.writeheader()
     w.writerows(rows)
-    io.write_text(path, buf.getvalue())
+    files.write_text(path, buf.getvalue())
 
 
 def summarise(rows: list[dict]) -> dict[str, dict[float, list[float]]]:
@@ -260,7 +279,7 @@ def plot_gap_to_random(rows: list[dict], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     ax.axhline(0.0, color="grey", lw=1, label="random")
     for method, per in acc.items():
-        if method == "random":
+        if method in ("random", FULL):
             continue
         keeps = sorted(k for k in per if k in acc["random"])
         gap = [100 * (np.asarray(per[k]) - np.mean(acc["random"][k])) for k in keeps]
@@ -272,7 +291,7 @@ def plot_gap_to_random(rows: list[dict], path: Path) -> None:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    buf = _io.BytesIO()
+    buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
     plt.close(fig)
-    io.write_bytes(path, buf.getvalue())
+    files.write_bytes(path, buf.getvalue())

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from . import cli_llm, io
+from . import cli_llm, files
 from .errors import DlcpruneError
 
 EXIT_BAD_INPUT, EXIT_INTERRUPTED = 2, 130
@@ -33,10 +33,13 @@ def fractions(text: str) -> list[float]:
     return values
 
 
-def keep_fractions(args: argparse.Namespace) -> list[float]:
-    """``--keep`` as given, or ``--prune`` as its complement (prune 0.9 = keep 0.1)."""
+def keep_fractions(args: argparse.Namespace, *, optional: bool = False) -> list[float] | None:
+    """``--keep`` as given, or ``--prune`` as its complement (prune 0.9 = keep 0.1); None when
+    neither is given and that is allowed (``--target-drop`` advises the fraction)."""
     from .selection import check_keep
 
+    if optional and args.keep is None and args.prune is None:
+        return None
     if (args.keep is None) == (args.prune is None):
         raise DlcpruneError("give exactly one of --keep (fractions KEPT) or --prune (fractions removed)")
     if args.keep is not None:
@@ -85,16 +88,25 @@ def level_plan(levels: int | str) -> tuple[int, bool]:
 
 
 def add_select_args(p: argparse.ArgumentParser, *, seed: bool) -> None:
-    p.add_argument("--policy", default="flexrand",
-                   help="a policy on DLC scores: random, easy, hard, flexrand (default), ccs; or a baseline method "
-                        "(herding, kcenter, el2n, ...: `dlcprune list`)")
+    p.add_argument("--policy", "--method", dest="policy", default="auto",
+                   help="auto (default, recommended): per keep fraction, the candidate that beats random on a "
+                        "validation split, else random, with a verdict; or any method of `dlcprune list` "
+                        "(random, easy, hard, flexrand, flexrand-auto, herding, el2n, ...)")
+    p.add_argument("--candidates", type=names_arg, default=None,
+                   help="with auto: the methods it chooses among (default easy,flexrand,hard,herding,flexrand-herding; "
+                        "random is always the reference)")
+    p.add_argument("--target-drop", type=float, default=None,
+                   help="with auto: advise the smallest keep fraction whose validation accuracy stays within this many "
+                        "points of the full pool (e.g. 1.0); without --keep, the grid 0.1..0.9 is tried and the advised "
+                        "fraction written")
     p.add_argument("--dynamics", default=None,
                    help="training dynamics for forgetting/grand/el2n/aum/cle/clh/ccs-aum: 'head' (SGD on a linear "
                         "head over the saved features) or the dynamics.npz of `dlcprune finetune --record-dynamics`")
     p.add_argument("--split", type=split_arg, default=None,
-                   help="FlexRand's gamma in (0, 1) (default 0.5), or auto: chosen on a held-out validation split")
+                   help="FlexRand's gamma in (0, 1) (default 0.5); 'auto' is the older spelling of --policy flexrand-auto")
     p.add_argument("--val-fraction", type=float, default=0.2,
-                   help="with --split auto: share of each class held out for choosing gamma (default 0.2)")
+                   help="auto: share of each class held out to choose and judge (default 0.2); the selection is then "
+                        "drawn from the whole set")
     p.add_argument("--keep", type=fractions, default=None, help="fractions KEPT, e.g. 0.1,0.2,0.3")
     p.add_argument("--prune", type=fractions, default=None, help="fractions REMOVED (keep = 1 - prune)")
     if seed:
@@ -180,9 +192,9 @@ def build_parser() -> Parser:
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--train-per-class", type=int, default=300)
     p.add_argument("--test-per-class", type=int, default=200)
-    p.add_argument("--output", default=None, help="also write scores and results.csv here")
-    p.add_argument("--force", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--output", default="dlcprune-demo",
+                   help="bench folder for scores, results and verdicts (default dlcprune-demo; a rerun resumes it)")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
@@ -190,7 +202,7 @@ def cmd_score(args: argparse.Namespace) -> Path:
     """Also under torchrun: every rank scores a block of the samples, rank 0 writes the folder."""
     from .data import load_dataset
     from .models import load_encoder
-    from .outputs import PARTIAL, write_scores
+    from .artifacts import PARTIAL, write_scores
     from .scoring import score_dlc
     from .scoring.shard import init_from_environment, is_main_process, on_main
 
@@ -202,7 +214,7 @@ def cmd_score(args: argparse.Namespace) -> Path:
         raise DlcpruneError(f"--image-size must be at least 8 pixels, got {args.image_size}")
     init_from_environment(args.device)
     only_partial = lambda p: {f.name for f in p.iterdir()} == {PARTIAL}
-    out = on_main(lambda: io.check_output_dir(args.output, force=args.force, resumable=only_partial))
+    out = on_main(lambda: files.check_output_dir(args.output, force=args.force, resumable=only_partial))
     dataset = load_dataset(args.data, text_column=args.text_column, label_column=args.label_column)
     encoder = load_encoder(args.model, weights=args.weights, device=args.device, image_size=args.image_size)
     score = lambda: score_dlc(encoder, dataset, levels=levels, step=args.step, masking=args.masking,
@@ -212,7 +224,7 @@ def cmd_score(args: argparse.Namespace) -> Path:
         score()
         return out
     # Bad input leaves nothing behind; an interrupted or crashed run keeps its checkpoint to resume.
-    with io.output_dir(out, keep=lambda err: not isinstance(err, DlcpruneError)):
+    with files.output_dir(out, keep=lambda err: not isinstance(err, DlcpruneError)):
         result = score()
         write_scores(out, result, dataset=dataset, encoder=encoder, total_s=time.perf_counter() - t0)
     shutil.rmtree(out / PARTIAL, ignore_errors=True)
@@ -232,94 +244,78 @@ def split_arg(text: str) -> float | str:
         raise argparse.ArgumentTypeError(f"expected a number in (0, 1) or 'auto', got {text!r}") from None
 
 
-def selection_policy(args: argparse.Namespace):
-    """The policy named by --policy/--split (None for a baseline method), and whether gamma is
-    to be chosen automatically."""
-    from .methods import METHODS
-    from .registry import unknown_name_message
-    from .selection import POLICIES, make_policy
+def names_arg(text: str) -> list[str]:
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    if not names:
+        raise argparse.ArgumentTypeError("expected comma-separated method names, e.g. easy,flexrand,herding")
+    return names
 
-    auto = args.split == "auto"
-    if args.policy not in POLICIES:
-        if args.policy not in METHODS:
-            raise DlcpruneError(unknown_name_message("policy or method", args.policy, POLICIES.names() + METHODS.names()))
-        if args.split is not None:
-            raise DlcpruneError(f"--split applies only to the flexrand policy, not {args.policy!r}")
-        if args.dynamics is not None and "dynamics" not in METHODS.get(args.policy)().uses:
-            raise DlcpruneError(f"--dynamics applies to training-dynamics methods, not {args.policy!r}")
-        return None, False
-    if args.dynamics is not None:
-        raise DlcpruneError(f"--dynamics applies to training-dynamics methods, not the {args.policy!r} policy")
-    if auto and args.policy != "flexrand":
-        raise DlcpruneError("--split auto chooses FlexRand's gamma; use it with --policy flexrand")
-    return make_policy(args.policy, split=None if auto else args.split), auto
+
+def selection_request(args: argparse.Namespace) -> dict:
+    """The keyword arguments of ``dlcprune.select`` that the select options ask for (checked before
+    any slow work). ``--split auto`` is the older spelling of ``--policy flexrand-auto``."""
+    from .methods.select import check_request
+
+    method, split = args.policy, args.split
+    if split == "auto":
+        if method != "flexrand":
+            raise DlcpruneError("--split auto chooses FlexRand's gamma; use it with --policy flexrand (or --policy auto)")
+        method, split = "flexrand-auto", None
+    keep = keep_fractions(args, optional=args.target_drop is not None)
+    request = dict(method=method, keep=keep, split=split, candidates=args.candidates, target_drop=args.target_drop,
+                   val_fraction=args.val_fraction, dynamics=args.dynamics)
+    try:  # the same checks select() makes, now
+        check_request(**request)
+    except DlcpruneError as err:
+        raise DlcpruneError(flag_names(str(err))) from None
+    return request
+
+
+def flag_names(message: str) -> str:
+    """A library message names parameters; on the command line, say the flags."""
+    import re
+
+    message = re.sub(r"^(keep|dynamics)\b", r"--\1", message)
+    for param, flag in (("target_drop", "--target-drop"), ("val_fraction", "--val-fraction"),
+                        ("candidates", "--candidates"), ("split (FlexRand's gamma)", "--split")):
+        message = re.sub(rf"(?<![-\w]){re.escape(param)}(?!\w)", flag, message)
+    return message
 
 
 def cmd_select(args: argparse.Namespace, *, scores_dir: Path | None = None) -> None:
-    from .outputs import read_features, read_scores, write_selection
+    from .artifacts import read_scores, write_selection
+    from .methods.select import select
 
-    keeps = keep_fractions(args)
-    policy, auto = selection_policy(args)
+    request = selection_request(args)
     scores = read_scores(scores_dir or args.scores)
-    out = io.check_output_dir(scores_dir / "selection" if scores_dir else args.output, force=args.force)
-    s, y = scores.scores, scores.labels
-    if policy is None:
-        kept, details, params = select_baseline(args, scores, keeps)
-        pool, name = None, args.policy
-    elif auto:
-        from .tuning import flexrand_auto
-
-        z = read_features(scores.folder, len(s))
-        chosen = flexrand_auto(s, y, z, keeps=keeps, val_fraction=args.val_fraction, seed=args.seed)
-        kept, pool = chosen.kept, chosen.pool
-        details = {k: {"split": c.split, "validation_accuracy": {f"{g:g}": a for g, a in c.validation_accuracy.items()},
-                       "split_choice_s": round(c.seconds, 3)} for k, c in chosen.choices.items()}
-        params = {"split": "auto", "validation_fraction": args.val_fraction}
-    else:
-        pool, details, params = None, None, policy.params()
-        kept = {keep: policy.select(s, y, keep=keep, seed=args.seed) for keep in keeps}
-    name = args.policy if policy is None else policy.name
-    with io.output_dir(out, keep=lambda err: False):
-        manifest = write_selection(out, scores, policy=name, parameters=params, seed=args.seed, kept=kept,
-                                   pool=pool, details=details)
-    summary = ", ".join(f"{v['keep']:g}: {v['kept']}" + (f" (gamma {v['split']:g})" if auto else "")
-                        for v in manifest["fractions"].values())
-    print(f"{name} selection of {manifest['samples']:,} samples (kept per fraction {summary}) -> {out}")
+    out = files.check_output_dir(scores_dir / "selection" if scores_dir else args.output, force=args.force)
+    try:
+        selection = select(scores, seed=args.seed, **request)
+    except DlcpruneError as err:
+        raise DlcpruneError(flag_names(str(err))) from None
+    with files.output_dir(out, keep=lambda err: False):
+        manifest = write_selection(out, selection, scores=scores)
+    summary = ", ".join(f"{v['keep']:g}: {v['kept']}" for v in manifest["fractions"].values())
+    print(f"{selection.method} selection of {manifest['samples']:,} samples (kept per fraction {summary}) -> {out}")
+    print_verdicts(selection)
 
 
-def select_baseline(args: argparse.Namespace, scores, keeps: list[float]):
-    """A baseline method over a scores folder: (kept per keep, per-keep details, parameters)."""
-    from .methods import SelectionInputs, make_method
-    from .outputs import read_features
-    from .training import Trajectory, record_head_dynamics
-
-    method = make_method(args.policy)
-    inputs = SelectionInputs(labels=scores.labels, dlc_scores=scores.scores)
-    t0 = time.perf_counter()
-    if "features" in method.uses or args.dynamics == "head":
-        inputs.features = read_features(scores.folder, len(scores.scores))
-    if args.dynamics == "head":
-        inputs.dynamics = record_head_dynamics(inputs.features, inputs.labels, num_classes=inputs.num_classes)
-    elif args.dynamics is not None:
-        inputs.dynamics = Trajectory.load(args.dynamics)
-    method.fit(inputs)
-    model_s = time.perf_counter() - t0 + (inputs.dynamics.seconds if args.dynamics not in (None, "head") else 0.0)
-    kept, details = {}, {}
-    for keep in keeps:
-        t = time.perf_counter()
-        kept[keep] = method.select(keep=keep, seed=args.seed)
-        details[keep] = {"select_s": round(time.perf_counter() - t, 4)}
-    params = {**method.params(), "model_s": round(model_s, 3),
-              **({"dynamics": inputs.dynamics.trainer, "dynamics_parameters": inputs.dynamics.parameters}
-                 if inputs.dynamics is not None else {})}
-    return kept, details, params
+def print_verdicts(selection) -> None:
+    """auto's verdict per keep fraction, and the advice, as plain lines."""
+    if selection.verdicts:
+        print("verdict (validation split, linear probe on frozen features):")
+        for keep, v in selection.verdicts.items():
+            acc = v["validation_accuracy_points"]
+            print(f"  keep {keep:g}: {v['chosen']} - {v['verdict']}; accuracy {acc['chosen'][0]:.2f} "
+                  f"(random {acc['random'][0]:.2f}, full pool {acc['full pool'][0]:.2f})")
+    if selection.advice is not None:
+        print(f"advice: {selection.advice['advice']}")
 
 
 def cmd_prune(args: argparse.Namespace) -> None:
     from .scoring.shard import is_main_process
 
-    keep_fractions(args)  # fail on bad selection arguments before the slow scoring
-    selection_policy(args)
+    selection_request(args)  # fail on bad selection arguments before the slow scoring
     scores_dir = cmd_score(args)
     if is_main_process():
         cmd_select(args, scores_dir=scores_dir)
@@ -348,9 +344,9 @@ def cmd_bench(args: argparse.Namespace) -> None:
         train, test = data.subset(rest, source=f"{data.source} train"), data.subset(held, source=f"{data.source} test")
     encoder = load_encoder(args.model, weights=args.weights, device=args.device, image_size=args.image_size)
     out = Path(args.output)
-    with io.output_dir(out, keep=lambda err: not isinstance(err, DlcpruneError) or (out / "results.csv").exists()):
+    with files.output_dir(out, keep=lambda err: not isinstance(err, DlcpruneError) or (out / "results.csv").exists()):
         if not args.test_data:  # positions of the training part in --data, for `dlcprune report --data`
-            io.save_npy(out / "train_indices.npy", rest)
+            files.save_npy(out / "train_indices.npy", rest)
         run_bench(encoder, train, test, config=config, output=out, progress=not args.quiet)
 
 
@@ -362,7 +358,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     from .scoring.dlc import check_dataset, extract_features
     from .training import DynamicsRecorder, finetune, train_linear_probe
 
-    out = io.check_output_dir(args.output, force=args.force)
+    out = files.check_output_dir(args.output, force=args.force)
     columns = dict(text_column=args.text_column, label_column=args.label_column)
     train, test = load_dataset(args.data, **columns), load_dataset(args.test_data, **columns)
     if test.class_names != train.class_names:
@@ -396,12 +392,12 @@ def cmd_finetune(args: argparse.Namespace) -> None:
                    "per_class_accuracy": [float((pred[test.labels == c] == c).mean()) for c in range(test.num_classes)],
                    "parameters": {"kept": int(len(idx)), "l2": 1e-3}}
     metrics.update(trainer=args.trainer, seconds=time.perf_counter() - t0, model=encoder.name,
-                   train=train.source, test=test.source, class_names=train.class_names, versions=io.versions())
-    with io.output_dir(out, keep=lambda err: False):
+                   train=train.source, test=test.source, class_names=train.class_names, versions=files.versions())
+    with files.output_dir(out, keep=lambda err: False):
         if recorder is not None:
             recorder.trajectory(seconds=metrics["seconds"], trainer="full fine-tuning",
                                 parameters=metrics["parameters"]).save(out / "dynamics.npz")
-        io.write_json(out / "metrics.json", metrics)
+        files.write_json(out / "metrics.json", metrics)
     print(f"{args.trainer}: test accuracy {100 * metrics['accuracy']:.2f}% on {len(test):,} samples "
           f"(trained on {len(idx):,}) -> {out / 'metrics.json'}")
 
@@ -421,29 +417,20 @@ def cmd_list(args: argparse.Namespace) -> None:
     from .methods import METHODS
     from .models import MODELS
     from .progress import stdout
-    from .scoring import SCORERS
-    from .selection import POLICIES
 
-    table = Table(title="dlcprune registry")
-    table.add_column("kind")
-    table.add_column("name")
-    table.add_column("what it is")
-    for kind, registry in (("model", MODELS), ("dataset", DATASETS), ("scorer", SCORERS), ("policy", POLICIES)):
+    table = Table(title="dlcprune: what the commands accept (--model, --data, --policy / --methods)")
+    for column in ("kind", "name", "what it is"):
+        table.add_column(column)
+    for kind, registry in (("model", MODELS), ("dataset", DATASETS), ("method", METHODS)):
         for entry in registry:
-            table.add_row(kind, entry.name, entry.summary)
-    for entry in METHODS:  # the baselines; DLC + a policy is listed above
-        if entry.name not in POLICIES:
-            table.add_row("method", entry.name, entry.summary)
-    table.add_row("model", "timm:<name>", "any timm model (pre-logit features; --weights pretrained|random|FILE)")
-    table.add_row("model", "hf:<folder or name>", "any Hugging Face text encoder (mean pooling; masks the transformer layers' Linear weights)")
+            name = entry.name + ("<name>" if entry.name.endswith(":") else "")
+            table.add_row(f"{kind} ({entry.kind})" if entry.kind else kind, name, entry.summary)
     stdout.print(table)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
-    if args.output is not None:
-        io.check_output_dir(args.output, force=args.force)
     run_demo(levels=args.levels, step=args.step, image_size=args.image_size, seeds=args.seeds,
              train_per_class=args.train_per_class, test_per_class=args.test_per_class,
              output=args.output, progress=not args.quiet)
@@ -468,8 +455,7 @@ def main(argv: list[str] | None = None) -> int:
         print("interrupted; the weights were restored. Run the same command again to resume.", file=sys.stderr)
         return EXIT_INTERRUPTED
     finally:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():  # launched by torchrun
+        dist = sys.modules.get("torch.distributed")  # only a run that imported torch can have a process group
+        if dist is not None and dist.is_available() and dist.is_initialized():  # launched by torchrun
             dist.destroy_process_group()
     return 0

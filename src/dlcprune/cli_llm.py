@@ -7,7 +7,7 @@ import sys
 import tempfile
 import time
 
-from . import io
+from . import files
 from .errors import DlcpruneError
 
 
@@ -61,31 +61,31 @@ def cmd_instruct(args: argparse.Namespace) -> None:
     import numpy as np
 
     from .llm import load_causal_lm, load_instructions, score_instructions
-    from .selection import check_keep, make_policy
+    from .methods.select import check_request, select
 
     t0 = time.perf_counter()
-    policy = make_policy(args.policy, split=args.split)
-    keep = check_keep(args.keep)
-    out = io.check_output_dir(args.output, force=args.force)
+    check_request(method=args.policy, keep=args.keep, split=args.split)  # bad options fail before the slow scoring
+    out = files.check_output_dir(args.output, force=args.force)
     data = load_instructions(args.data)
     lm = load_causal_lm(args.model, device=args.device)
     result = score_instructions(lm, data, sparsities=args.levels, scope=args.mask_scope, template=args.template,
                                 max_length=args.max_length, batch_size=args.batch_size, progress=not args.quiet)
-    kept = policy.select(result.scores, None, keep=keep, seed=args.seed)
-    with io.output_dir(out, keep=lambda err: False):
-        io.write_text(out / "scores.csv", "index,score\n" + "".join(f"{i},{float(v)!r}\n" for i, v in enumerate(result.scores)))
-        io.save_npy(out / "levels.npy", result.level_losses)
-        io.save_npy(out / "keep_indices.npy", kept)
-        io.save_npy(out / "pruned_indices.npy", np.setdiff1d(np.arange(len(data)), kept))
+    selection = select(result.scores, method=args.policy, split=args.split, keep=args.keep, seed=args.seed)
+    kept = selection.indices()
+    with files.output_dir(out, keep=lambda err: False):
+        files.write_text(out / "scores.csv", "index,score\n" + "".join(f"{i},{float(v)!r}\n" for i, v in enumerate(result.scores)))
+        files.save_npy(out / "levels.npy", result.level_losses)
+        files.save_npy(out / "keep_indices.npy", kept)
+        files.save_npy(out / "pruned_indices.npy", np.setdiff1d(np.arange(len(data)), kept))
         data.write_jsonl(out / "kept.jsonl", kept)
-        io.write_json(out / "manifest.json", {
+        files.write_json(out / "manifest.json", {
             "method": "dlc (causal LM, response-token loss)", "score_direction": "higher = harder",
             "parameters": result.parameters, "sparsity_per_level": result.sparsity.round(6).tolist(),
             "model": lm.name, "data": {"source": data.source, "form": data.form, "records": len(data)},
-            "policy": policy.name, "policy_parameters": policy.params(), "keep": keep, "kept": int(len(kept)),
+            "policy": args.policy, "policy_parameters": selection.parameters, "keep": args.keep, "kept": int(len(kept)),
             "seed": args.seed, "timings_s": dict(result.timings, total_s=time.perf_counter() - t0),
-            "memory": io.peak_memory_mb(), "versions": io.versions(), "command": sys.argv, "created": io.now_iso()})
-    print(f"kept {len(kept):,} of {len(data):,} records ({policy.name}) -> {out / 'kept.jsonl'}")
+            "memory": files.peak_memory_mb(), "versions": files.versions(), "command": sys.argv, "created": files.now_iso()})
+    print(f"kept {len(kept):,} of {len(data):,} records ({args.policy}) -> {out / 'kept.jsonl'}")
 
 
 def cmd_lora(args: argparse.Namespace) -> None:
@@ -98,7 +98,7 @@ def cmd_lora(args: argparse.Namespace) -> None:
     tasks = [t.strip() for t in (args.lm_eval or "").split(",") if t.strip()]
     if "local" in tasks and args.heldout is None:
         raise DlcpruneError("--lm-eval local builds its task from the held-out records: add --heldout FILE")
-    out = io.check_output_dir(args.output, force=args.force)
+    out = files.check_output_dir(args.output, force=args.force)
     data = load_instructions(args.data)
     heldout = load_instructions(args.heldout) if args.heldout else None
     lm = load_causal_lm(args.model, device=args.device)
@@ -113,14 +113,14 @@ def cmd_lora(args: argparse.Namespace) -> None:
                           **settings, **fmt)
         metrics = {"train_loss": r.train_loss, "lora_s": r.seconds, "parameters": {**r.parameters, **fmt},
                    "model": lm.name, "data": {"source": data.source, "records": len(data)}}
-        with io.output_dir(out, keep=lambda err: False):
+        with files.output_dir(out, keep=lambda err: False):
             r.model.module.save_pretrained(out)
             if heldout is not None:
                 metrics["heldout"] = {"source": heldout.source, **heldout_metrics(r.model, heldout, **fmt)}
             if tasks:
                 metrics["lm_eval"] = {t: lm_eval_scores(r.model, task_dir, name) for t, name in zip(tasks, names)}
-            io.write_json(out / "metrics.json", {**metrics, "versions": io.versions(), "command": sys.argv,
-                                                 "created": io.now_iso()})
+            files.write_json(out / "metrics.json", {**metrics, "versions": files.versions(), "command": sys.argv,
+                                                 "created": files.now_iso()})
     summary = f"trained on {len(data):,} records in {r.seconds:.0f} s"
     if heldout is not None:
         summary += f"; held-out perplexity {metrics['heldout']['perplexity']:.3f}"

@@ -9,24 +9,24 @@ from __future__ import annotations
 
 import base64
 import html
-import io as _io
+import io
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from . import io
+from . import files
 from .bench import markdown_table, read_rows
 from .data import Dataset, ImageDataset
 from .errors import DlcpruneError
-from .outputs import Scores, read_scores
+from .artifacts import Scores, read_scores
 from .selection import class_counts
 
 KEEPS = [round(0.1 * i, 1) for i in range(1, 10)]
 
 
 def _png(fig) -> bytes:
-    buf = _io.BytesIO()
+    buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
     return buf.getvalue()
 
@@ -65,7 +65,7 @@ def _example(data: Dataset, i: int) -> str:
     if isinstance(data, ImageDataset):
         arr = data.items([i])[0]
         im = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).resize((64, 64), Image.NEAREST)
-        buf = _io.BytesIO()
+        buf = io.BytesIO()
         im.save(buf, format="PNG")
         return _img_tag(buf.getvalue(), data.ids[i])
     text = data.items([i])[0]
@@ -84,7 +84,7 @@ def build_report(folder: str | Path, *, data: Dataset | None = None, examples: i
         raise DlcpruneError("--data does not match the scored dataset (different size or labels); "
                             "pass the dataset that was scored")
     hist = score_histograms(scores, names)
-    io.write_bytes(folder / "score_histograms.png", hist)
+    files.write_bytes(folder / "score_histograms.png", hist)
     parts = [f"<h1>dlcprune report</h1><p>{len(scores.scores):,} samples, {len(names)} classes; "
              f"method {html.escape(str(scores.manifest.get('method', '?')))}, model "
              f"{html.escape(str(scores.manifest.get('model', {}).get('name', '?')))}. Scores: higher = harder.</p>",
@@ -115,7 +115,7 @@ def build_report(folder: str | Path, *, data: Dataset | None = None, examples: i
              ".snippet{display:block;font-size:12px;margin:2px 0}")
     page = f"<!doctype html><html><head><meta charset='utf-8'><title>dlcprune report</title><style>{style}</style></head><body>" \
            + "\n".join(parts) + "</body></html>\n"
-    io.write_text(folder / "report.html", page)
+    files.write_text(folder / "report.html", page)
     return folder / "report.html"
 
 

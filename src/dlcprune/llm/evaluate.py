@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .. import io
+from .. import files
 from ..errors import DlcpruneError
 from .causal import CausalLM
 from .instructions import InstructionSet
@@ -47,8 +47,8 @@ def write_choice_task(data: InstructionSet, folder: str | Path, *, name: str = "
     folder = Path(folder)
     docs = [{"prompt": data.prompt(i, template=template, tokenizer=tokenizer), "choices": labels,
              "target": labels.index(data.messages(i)[1])} for i in range(len(data))]
-    io.write_text(folder / f"{name}.jsonl", "".join(json.dumps(d) + "\n" for d in docs))
-    io.write_text(folder / f"{name}.yaml", TASK_YAML.format(name=name, data=(folder / f"{name}.jsonl").resolve()))
+    files.write_text(folder / f"{name}.jsonl", "".join(json.dumps(d) + "\n" for d in docs))
+    files.write_text(folder / f"{name}.yaml", TASK_YAML.format(name=name, data=(folder / f"{name}.jsonl").resolve()))
     return name
 
 

@@ -62,9 +62,9 @@ class InstructionSet:
         return ALPACA_NO_INPUT.format(instruction=text)
 
     def write_jsonl(self, path: Path, indices) -> None:
-        from .. import io
+        from .. import files
 
-        io.write_bytes(path, b"".join(self.raw[i] + b"\n" for i in indices))
+        files.write_bytes(path, b"".join(self.raw[i] + b"\n" for i in indices))
 
 
 def _with_input(m: dict) -> str:

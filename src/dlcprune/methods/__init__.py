@@ -1,6 +1,11 @@
 """Selection methods by name (``METHODS``): DLC with each policy, and the baselines the paper
 compares with (geometry, uncertainty, training dynamics, coverage). See ``base`` for the protocol."""
-from . import dlc, herding, kcenter, moderate, uncertainty, dynamics  # noqa: F401,I001  (registration, in listing order)
+from . import dlc, herding, kcenter, moderate, uncertainty, dynamics, auto  # noqa: F401,I001  (registration, in listing order)
 from .base import METHODS, Method, ScoreMethod, SelectionInputs, make_method
 
-__all__ = ["METHODS", "Method", "ScoreMethod", "SelectionInputs", "make_method"]
+__all__ = ["METHODS", "Method", "ScoreMethod", "SelectionInputs", "list_methods", "make_method"]
+
+
+def list_methods() -> list[str]:
+    """Every selection method by name, in listing order (``dlcprune list``)."""
+    return METHODS.names()

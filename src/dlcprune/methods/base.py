@@ -8,14 +8,16 @@ round(n_c * keep) samples, so methods differ only in *which* samples each class 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import DlcpruneError
 from ..registry import Registry
 from ..selection import Policy
-from ..training import train_linear_probe
-from ..training.dynamics import Trajectory
+
+if TYPE_CHECKING:
+    from ..training.dynamics import Trajectory
 
 METHODS: Registry = Registry("method")
 
@@ -40,6 +42,14 @@ class SelectionInputs:
     features: np.ndarray | None = None
     dlc_scores: np.ndarray | None = None
     dynamics: Trajectory | None = None
+    validation: tuple[np.ndarray, np.ndarray] | None = None  # (M, D) features, (M,) labels held out
+
+    def subset(self, rows: np.ndarray) -> "SelectionInputs":
+        """The same inputs restricted to the samples ``rows`` (no validation split)."""
+        take = lambda a: None if a is None else a[rows]
+        return SelectionInputs(labels=self.labels[rows], features=take(self.features),
+                               dlc_scores=take(self.dlc_scores),
+                               dynamics=None if self.dynamics is None else self.dynamics.subset(rows))
 
     def require(self, what: str, method: str):
         value = getattr(self, what)
@@ -52,7 +62,8 @@ class SelectionInputs:
 
     @property
     def num_classes(self) -> int:
-        return int(self.labels.max()) + 1
+        top = self.labels.max() if self.validation is None else max(self.labels.max(), self.validation[1].max())
+        return int(top) + 1
 
 
 class Method:
@@ -100,6 +111,8 @@ class ScoreMethod(Method):
 
 def probe_probabilities(inputs: SelectionInputs) -> np.ndarray:
     """(N, C) softmax probabilities of a linear probe trained on all N pool samples."""
+    from ..training import train_linear_probe
+
     probe = train_linear_probe(inputs.features, inputs.labels, num_classes=inputs.num_classes)
     return probe.logits(inputs.features).softmax(1).numpy()
 

@@ -16,11 +16,15 @@ papers prune the easy ones:
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from ..selection import CCS, Easy, Hard
-from ..training.dynamics import Trajectory
 from .base import METHODS, ScoreMethod, SelectionInputs
+
+if TYPE_CHECKING:
+    from ..training.dynamics import Trajectory
 
 
 def early_epoch(epochs: int) -> int:

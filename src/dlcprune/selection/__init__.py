@@ -1,6 +1,4 @@
-"""Selection policies (pure numpy): random, easy, hard, FlexRand, CCS."""
-from .policies import (CCS, POLICIES, Easy, FlexRand, Hard, Policy, Random, check_keep, class_counts, make_policy,
-                       stratify)
+"""Selection policies (pure numpy, importable without torch): random, easy, hard, FlexRand, CCS."""
+from .policies import CCS, Easy, FlexRand, Hard, Policy, Random, check_keep, class_counts, stratify
 
-__all__ = ["CCS", "POLICIES", "Easy", "FlexRand", "Hard", "Policy", "Random", "check_keep", "class_counts",
-           "make_policy", "stratify"]
+__all__ = ["CCS", "Easy", "FlexRand", "Hard", "Policy", "Random", "check_keep", "class_counts", "stratify"]

@@ -1,4 +1,5 @@
-"""Selection policies: scores -> indices to keep. Pure numpy, no torch.
+"""Selection policies: scores -> indices to keep. Pure numpy, no torch. (By name, with the
+baselines, they are the methods of ``dlcprune.methods``.)
 
 Every policy is class-stratified: class c keeps round(n_c * keep) samples (Python's round, ties
 to even), chosen within the class. With ``labels=None`` (data without classes) the whole set is
@@ -13,9 +14,6 @@ from typing import Callable
 import numpy as np
 
 from ..errors import DlcpruneError
-from ..registry import Registry
-
-POLICIES: Registry[type["Policy"]] = Registry("policy")
 
 
 def check_keep(keep: float) -> float:
@@ -76,7 +74,6 @@ class Policy:
         raise NotImplementedError
 
 
-@POLICIES.register("random", summary="uniform draw without replacement, per class")
 class Random(Policy):
     name = "random"
 
@@ -84,7 +81,6 @@ class Random(Policy):
         return rng.choice(len(scores), size=n_keep, replace=False)
 
 
-@POLICIES.register("easy", summary="top-K lowest scores (easiest) per class; ties: lower index first")
 class Easy(Policy):
     name = "easy"
     seeded = False
@@ -93,7 +89,6 @@ class Easy(Policy):
         return np.argsort(scores, kind="stable")[:n_keep]
 
 
-@POLICIES.register("hard", summary="top-K highest scores (hardest) per class; ties: lower index first")
 class Hard(Policy):
     name = "hard"
     seeded = False
@@ -102,7 +97,6 @@ class Hard(Policy):
         return np.argsort(-scores, kind="stable")[:n_keep]
 
 
-@POLICIES.register("flexrand", summary="FlexRand: random draws from an easy and a hard pool split at gamma (--split)")
 class FlexRand(Policy):
     """FlexRand (Jiang et al. 2025, DESIGN.md section 3) with split gamma in (0, 1).
 
@@ -119,7 +113,7 @@ class FlexRand(Policy):
 
     def __init__(self, split: float = 0.5) -> None:
         if not (isinstance(split, (int, float)) and 0.0 < split < 1.0):
-            raise DlcpruneError(f"--split (FlexRand's gamma) must lie strictly between 0 and 1, got {split}")
+            raise DlcpruneError(f"split (FlexRand's gamma) must lie strictly between 0 and 1, got {split}")
         self.split = float(split)
 
     def params(self) -> dict:
@@ -154,7 +148,6 @@ def ccs_hard_cut(keep: float) -> float:
     return 0.0 if keep >= 0.5 else 0.1 if keep >= 0.2 else 0.3
 
 
-@POLICIES.register("ccs", summary="Coverage-centric coreset selection: drop the hardest share, then stratified draws over the score range")
 class CCS(Policy):
     """Coverage-centric coreset selection (Zheng et al., ICLR 2023), applied within each class.
 
@@ -194,13 +187,3 @@ class CCS(Policy):
         take = self.bin_budgets(np.bincount(bins, minlength=self.strata), n_keep)
         picks = [rng.choice(rest[bins == b], size=k, replace=False) for b, k in enumerate(take) if k]
         return np.concatenate(picks) if picks else np.empty(0, dtype=np.int64)
-
-
-def make_policy(name: str, *, split: float | None = None) -> Policy:
-    """A policy by registered name; ``split`` is FlexRand's gamma and only valid for it."""
-    cls = POLICIES.get(name)
-    if cls is FlexRand:
-        return FlexRand(0.5 if split is None else split)
-    if split is not None:
-        raise DlcpruneError(f"--split applies only to the flexrand policy, not {name!r}")
-    return cls()

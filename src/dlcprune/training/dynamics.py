@@ -9,7 +9,7 @@ full fine-tuning (``finetune(..., recorder=...)``).
 """
 from __future__ import annotations
 
-import io as _io
+import io
 import json
 import time
 from dataclasses import dataclass, field
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .. import io
+from .. import files
 from ..errors import DlcpruneError
 
 
@@ -45,12 +45,17 @@ class Trajectory:
     def epochs(self) -> int:
         return self.loss.shape[0]
 
+    def subset(self, rows: np.ndarray) -> "Trajectory":
+        """The records of the samples ``rows`` only (same epochs, time and trainer)."""
+        arrays = {k: getattr(self, k)[:, rows] for k in ("loss", "correct", "margin", "error_l2", "grad_norm")}
+        return Trajectory(**arrays, seconds=self.seconds, trainer=self.trainer, parameters=self.parameters)
+
     def save(self, path: Path) -> None:
         arrays = {k: getattr(self, k) for k in ("loss", "correct", "margin", "error_l2", "grad_norm")}
         meta = {"seconds": self.seconds, "trainer": self.trainer, "parameters": self.parameters}
-        buf = _io.BytesIO()
+        buf = io.BytesIO()
         np.savez(buf, **arrays, meta=np.array(json.dumps(meta)))
-        io.write_bytes(path, buf.getvalue())
+        files.write_bytes(path, buf.getvalue())
 
     @classmethod
     def load(cls, path: str | Path) -> "Trajectory":

@@ -40,11 +40,19 @@ def train_linear_probe(features: np.ndarray | torch.Tensor, labels: np.ndarray, 
     zero mean, unit variance over the training samples), with L-BFGS and a strong-Wolfe line search.
     """
     x = torch.as_tensor(features, dtype=torch.float64)
-    y = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
     mean, std = x.mean(0), x.std(0, unbiased=False).clamp_min(1e-8)
-    x = (x - mean) / std
-    w = torch.zeros(num_classes, x.shape[1], dtype=torch.float64, requires_grad=True)
-    b = torch.zeros(num_classes, dtype=torch.float64, requires_grad=True)
+    w, b = fit_softmax((x - mean) / std, labels, num_classes=num_classes, l2=l2, max_iter=max_iter)
+    return LinearProbe(mean_=mean, std_=std, weight_=w, bias_=b)
+
+
+def fit_softmax(x: torch.Tensor, labels: np.ndarray, *, num_classes: int, l2: float = 1e-3, max_iter: int = 200,
+                init: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(weight (C, D), bias (C,)) minimising mean cross-entropy + l2/2 * ||W||^2 on (N, D) features
+    as given (no standardisation), by L-BFGS from ``init`` (default zeros)."""
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+    if init is None:
+        init = (torch.zeros(num_classes, x.shape[1], dtype=x.dtype), torch.zeros(num_classes, dtype=x.dtype))
+    w, b = (t.detach().clone().requires_grad_(True) for t in init)
     opt = torch.optim.LBFGS([w, b], lr=1.0, max_iter=max_iter, tolerance_grad=1e-6,
                             tolerance_change=1e-10, history_size=20, line_search_fn="strong_wolfe")
 
@@ -56,4 +64,4 @@ def train_linear_probe(features: np.ndarray | torch.Tensor, labels: np.ndarray, 
 
     with torch.enable_grad():
         opt.step(closure)
-    return LinearProbe(mean_=mean, std_=std, weight_=w.detach(), bias_=b.detach())
+    return w.detach(), b.detach()

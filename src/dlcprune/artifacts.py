@@ -8,19 +8,24 @@ Scores folder: ``scores.csv`` (index,id,label,score; sample order; higher = hard
 from __future__ import annotations
 
 import csv
-import io as _io
+import io
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import io
-from .data import Dataset
+from typing import TYPE_CHECKING
+
+from . import files
 from .errors import DlcpruneError
-from .models import Encoder
-from .scoring import DlcResult
 from .selection import class_counts
+
+if TYPE_CHECKING:
+    from .data import Dataset
+    from .methods.select import Selection
+    from .models import Encoder
+    from .scoring import DlcResult
 
 PARTIAL = ".partial"  # checkpoint folder of an unfinished scoring run, inside the output folder
 
@@ -28,7 +33,7 @@ PARTIAL = ".partial"  # checkpoint folder of an unfinished scoring run, inside t
 def write_scores(out: Path, result: DlcResult, *, dataset: Dataset, encoder: Encoder,
                  total_s: float) -> dict:
     """Write the scores folder; returns the manifest."""
-    buf = _io.StringIO()
+    buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["index", "id", "label", "score"])
     for i, (sid, y, s) in enumerate(zip(dataset.ids, dataset.labels, result.scores)):
@@ -46,15 +51,15 @@ def write_scores(out: Path, result: DlcResult, *, dataset: Dataset, encoder: Enc
                     "class_sizes": np.bincount(dataset.labels, minlength=dataset.num_classes).tolist()},
         "seed": result.parameters["seed"],
         "timings_s": dict(result.timings, total_s=total_s),
-        "memory": io.peak_memory_mb(),
-        "versions": io.versions(),
+        "memory": files.peak_memory_mb(),
+        "versions": files.versions(),
         "command": sys.argv,
-        "created": io.now_iso(),
+        "created": files.now_iso(),
     }
-    io.save_npy(out / "levels.npy", result.level_losses)
-    io.save_npy(out / "features.npy", result.features)
-    io.write_text(out / "scores.csv", buf.getvalue())
-    io.write_json(out / "manifest.json", manifest)
+    files.save_npy(out / "levels.npy", result.level_losses)
+    files.save_npy(out / "features.npy", result.features)
+    files.write_text(out / "scores.csv", buf.getvalue())
+    files.write_json(out / "manifest.json", manifest)
     return manifest
 
 
@@ -90,7 +95,7 @@ def read_scores(folder: str | Path) -> Scores:
     if not np.array_equal(index, np.arange(len(body))):
         raise DlcpruneError(f"{path}: the index column must be 0..N-1 in order")
     manifest_path = folder / "manifest.json"
-    manifest = io.read_json(manifest_path) if manifest_path.is_file() else {}
+    manifest = files.read_json(manifest_path) if manifest_path.is_file() else {}
     return Scores(ids=[r[1] for r in body], labels=labels, scores=scores, manifest=manifest, folder=folder)
 
 
@@ -98,41 +103,45 @@ def keep_folder_name(keep: float) -> str:
     return f"keep_{keep:g}"
 
 
-def write_selection(out: Path, scores: Scores, *, policy: str, parameters: dict, seed: int,
-                    kept: dict[float, np.ndarray], pool: np.ndarray | None = None,
-                    details: dict[float, dict] | None = None) -> dict:
-    """Write the selection folder for ``kept[keep]`` (sorted indices); returns the manifest.
-
-    ``pool``: the indices selection drew from when a validation split was held out (the rest are
-    written as ``validation_indices.npy`` and count as pruned); ``details``: per-keep extras.
-    """
-    n = len(scores.scores)
-    pool = np.arange(n, dtype=np.int64) if pool is None else pool
+def write_selection(out: Path, selection: "Selection", *, scores: Scores | None = None) -> dict:
+    """Write the selection folder: ``keep_<fraction>/keep_indices.npy`` and ``pruned_indices.npy``
+    (sorted int64) per keep fraction, ``manifest.json``, and ``verdict.json`` when the method
+    judged itself against random (auto). Returns the manifest."""
+    labels = selection.labels
+    n, num_classes = len(labels), int(labels.max()) + 1
     fractions = {}
-    for keep, kept_idx in kept.items():
+    for keep, kept_idx in selection.kept.items():
         pruned = np.setdiff1d(np.arange(n, dtype=np.int64), kept_idx)
         folder = out / keep_folder_name(keep)
-        io.save_npy(folder / "keep_indices.npy", kept_idx)
-        io.save_npy(folder / "pruned_indices.npy", pruned)
-        per_class = np.bincount(scores.labels[kept_idx], minlength=int(scores.labels.max()) + 1)
+        files.save_npy(folder / "keep_indices.npy", kept_idx)
+        files.save_npy(folder / "pruned_indices.npy", pruned)
         fractions[keep_folder_name(keep)] = {
             "keep": keep, "kept": int(len(kept_idx)), "pruned": int(len(pruned)),
-            "kept_per_class": per_class.tolist(),
-            "expected_per_class": list(class_counts(scores.labels[pool], keep).values()),
-            **(details or {}).get(keep, {}),
+            "kept_per_class": np.bincount(labels[kept_idx], minlength=num_classes).tolist(),
+            "expected_per_class": list(class_counts(labels, keep).values()),
+            **selection.details.get(keep, {}),
         }
-    if len(pool) < n:
-        io.save_npy(out / "validation_indices.npy", np.setdiff1d(np.arange(n, dtype=np.int64), pool))
     manifest = {
-        "policy": policy, "parameters": parameters, "seed": seed, "keeps": list(kept),
-        "stratified_by": "label (class)", "samples": n, "selection_pool": int(len(pool)),
-        "validation_held_out": int(n - len(pool)), "fractions": fractions,
-        "scores": {"folder": str(scores.folder.resolve()), "method": scores.manifest.get("method"),
-                   "model": scores.manifest.get("model"), "dataset": scores.manifest.get("dataset", {}).get("fingerprint_sha256")},
-        "versions": io.versions(), "command": sys.argv, "created": io.now_iso(),
+        "method": selection.method, "parameters": selection.parameters, "seed": selection.seed,
+        "keeps": list(selection.kept), "stratified_by": "label (class)", "samples": n, "fractions": fractions,
+        **({"advice": selection.advice} if selection.advice is not None else {}),
+        "versions": files.versions(), "command": sys.argv, "created": files.now_iso(),
     }
-    io.write_json(out / "manifest.json", manifest)
+    if scores is not None:
+        manifest["scores"] = {"folder": str(scores.folder.resolve()), "method": scores.manifest.get("method"),
+                              "model": scores.manifest.get("model"),
+                              "dataset": scores.manifest.get("dataset", {}).get("fingerprint_sha256")}
+    if selection.verdicts is not None:
+        files.write_json(out / "verdict.json", {
+            "method": selection.method, "judge": JUDGE, "verdicts": list(selection.verdicts.values()),
+            **({"advice": selection.advice} if selection.advice is not None else {})})
+    files.write_json(out / "manifest.json", manifest)
     return manifest
+
+
+JUDGE = ("linear probe (logistic regression) on the frozen pre-trained features, trained on each subset of the "
+         "selection pool and scored on a held-out validation split; intervals: 95% paired bootstrap over "
+         "validation samples and seeded draws")
 
 
 def read_features(folder: Path, n: int) -> np.ndarray:

