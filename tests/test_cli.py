@@ -85,10 +85,17 @@ def test_prune_command_scores_then_selects(tmp_path):
 
 
 def test_list_shows_every_registry():
-    res = run("list")
+    res = subprocess.run([sys.executable, "-m", "dlcprune", "list"], capture_output=True, text=True,
+                         env={**__import__("os").environ, "COLUMNS": "250"})
     assert res.returncode == 0
-    for name in ("efficientnet_lite0", "animal-mnist", "dlc", "flexrand", "random", "easy", "hard", "timm:<name>"):
-        assert name in res.stdout
+    rows = {tuple(c.strip() for c in line.strip("│┃ ").split("│")[:2]) for line in res.stdout.splitlines() if "│" in line}
+    kinds = {name: kind for kind, name in rows}
+    for name, kind in [("efficientnet_lite0", "model (image encoder)"), ("minilm", "model (text encoder)"),
+                       ("smollm2", "model (causal LM)"), ("timm:<name>", "model (image encoder)"),
+                       ("hf:<name>", "model (text encoder)"), ("animal-mnist", "dataset"), ("rotten-tomatoes", "dataset"),
+                       ("random", "method"), ("flexrand", "method"), ("flexrand-auto", "method"), ("auto", "method"),
+                       ("flexrand-herding", "method"), ("el2n", "method")]:
+        assert kinds.get(name) == kind, (name, kinds.get(name))
 
 
 def test_interrupted_score_resumes_in_the_same_folder(tmp_path, monkeypatch, capsys):

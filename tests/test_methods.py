@@ -40,6 +40,12 @@ def test_contextual_diversity_uses_symmetric_kl_between_probabilities():
     expected = [0, int(np.argmax(sym(0)))]
     assert expected == [0, 2]
     assert farthest_first(0, 2, sym).tolist() == expected
+    # the method itself: its probabilities replaced by p, its first centre forced to position 0
+    labels = np.zeros(4, dtype=int)
+    method = make_method("contextual-diversity").fit(SelectionInputs(labels=labels, features=np.eye(4)[:, :3]))
+    method.probabilities_ = p
+    first_is_zero = type("Rng", (), {"integers": lambda self, n: 0})()
+    assert method.choose(np.arange(4), 2, first_is_zero).tolist() == expected
 
 
 def test_herding_order_matches_a_direct_computation():

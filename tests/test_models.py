@@ -1,4 +1,6 @@
 """Encoder adapters: preprocessing and features equal direct computations; the right weights are masked."""
+import copy
+
 import numpy as np
 import pytest
 import timm
@@ -20,11 +22,13 @@ def test_efficientnet_preprocessing_exact(effnet):
     x = effnet.preprocess(list(grey))
     expected = (torch.from_numpy(grey).permute(0, 3, 1, 2).float().expand(-1, 3, -1, -1) - 127.0) / 128.0
     assert torch.equal(x, expected)
-    effnet.image_size = 20
-    assert torch.equal(effnet.preprocess(list(grey)), expected)  # no resize at the same size
-    effnet.image_size = 32
-    resized = effnet.preprocess(list(grey))
-    effnet.image_size = None
+    same = copy.copy(effnet)  # the module-wide fixture stays as it is for the other tests
+    same.image_size = 20
+    assert torch.equal(same.preprocess(list(grey)), expected)  # no resize at the same size
+    bigger = copy.copy(effnet)
+    bigger.image_size = 32
+    resized = bigger.preprocess(list(grey))
+    assert effnet.image_size is None
     ref = F.interpolate(torch.from_numpy(grey).permute(0, 3, 1, 2).float().expand(-1, 3, -1, -1), size=(32, 32),
                         mode="bilinear", align_corners=False, antialias=True)
     assert torch.allclose(resized, (ref - 127.0) / 128.0)
