@@ -88,3 +88,8 @@ def test_make_instructions_and_instruct_lora(tmp_path, chitchat):
     out = bench("instruct_lora.py", "--data", str(tmp_path / "instr"), "--scores", str(tmp_path / "scores"),
                 "--model", str(tmp_path / "lm"), "--seeds", "1", "--epochs", "1")
     assert "| DLC + FlexRand (γ=0.5) | 1 |" in out and "DLC scoring" in out
+
+
+def test_busy_machine():
+    out = bench("busy_machine.py", "--samples", "20", "--levels", "2", "--limit-s", "60")
+    assert "| before |" in out and "| after |" in out

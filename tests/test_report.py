@@ -53,3 +53,14 @@ def test_report_renders_in_headless_chromium(bench_folder, tmp_path):
                           "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile2'}", "--dump-dom",
                           (bench_folder / "report.html").as_uri()], check=True, capture_output=True, text=True, timeout=120).stdout
     assert dom.count("<img") == 22
+
+
+def test_report_of_a_selection_draws_the_verdict(bench_folder, tmp_path):
+    sel = tmp_path / "sel"
+    assert main(["select", "--scores", str(bench_folder / "scores"), "--policy", "auto", "--keep", "0.3,0.6",
+                 "--output", str(sel)]) == 0
+    assert main(["report", str(sel)]) == 0
+    page = (sel / "report.html").read_text()
+    assert "Verdict against random" in page and page.count("<td>30%</td>") == 1 and "full pool" in page
+    assert (sel / "verdict_auto.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Score distribution per class" in page  # read from the scores folder the selection names

@@ -24,7 +24,7 @@ _LAZY = {  # public name -> (module, attribute)
     "NestedMasks": ("masking", "NestedMasks"), "level_counts": ("masking", "level_counts"),
     "select": ("methods.select", "select"), "Selection": ("methods.select", "Selection"),
     "list_methods": ("methods", "list_methods"), "FlexRand": ("selection", "FlexRand"),
-    "read_scores": ("artifacts", "read_scores"), "train_linear_probe": ("training", "train_linear_probe"),
+    "read_scores": ("artifacts", "read_scores"), "set_threads": ("threads", "set_threads"), "train_linear_probe": ("training", "train_linear_probe"),
 }
 __all__ = ["DlcpruneError", *sorted(_LAZY)]
 

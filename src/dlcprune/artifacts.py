@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from . import files
 from .errors import DlcpruneError
 from .selection import class_counts
+from .threads import runtime
 
 if TYPE_CHECKING:
     from .data import Dataset
@@ -52,6 +53,7 @@ def write_scores(out: Path, result: DlcResult, *, dataset: Dataset, encoder: Enc
         "seed": result.parameters["seed"],
         "timings_s": dict(result.timings, total_s=total_s),
         "memory": files.peak_memory_mb(),
+        "runtime": runtime(),
         "versions": files.versions(),
         "command": sys.argv,
         "created": files.now_iso(),
@@ -124,6 +126,7 @@ def write_selection(out: Path, selection: "Selection", *, scores: Scores | None 
     manifest = {
         "method": selection.method, "parameters": selection.parameters, "seed": selection.seed,
         "keeps": list(selection.kept), "stratified_by": "label (class)", "samples": n, "fractions": fractions,
+        "runtime": runtime(),
         **({"advice": selection.advice} if selection.advice is not None else {}),
         "versions": files.versions(), "command": sys.argv, "created": files.now_iso(),
     }

@@ -113,9 +113,25 @@ def add_select_args(p: argparse.ArgumentParser, *, seed: bool) -> None:
         p.add_argument("--seed", type=int, default=0)
 
 
+def threads_arg(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of threads >= 1, got {text!r}")
+    return n
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="dlcprune", description="Training-free downstream dataset pruning (DLC + FlexRand).")
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--threads", type=threads_arg, default=None,
+                        help="CPU threads for torch and BLAS (default: the physical cores that other processes "
+                             "leave idle right now, at least 1)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    add_parser = sub.add_parser
+    sub.add_parser = lambda *a, **kw: add_parser(*a, parents=[common], **kw)  # every command takes --threads
 
     p = sub.add_parser("score", help="DLC score of every sample (higher = harder)")
     add_score_args(p)
@@ -446,7 +462,10 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
     except SystemExit as done:  # --help, or a usage error already printed as one line
         return int(done.code or 0)
+    from .threads import set_threads
+
     try:
+        set_threads(args.threads)  # before torch is imported, so its thread pool starts at this size
         COMMANDS[args.command](args)
     except DlcpruneError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -18,8 +18,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-import numpy as np
-
 from .errors import DlcpruneError
 
 
@@ -53,11 +51,15 @@ def write_json(path: str | Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
 
 
-def save_npy(path: str | Path, array: np.ndarray) -> None:
+def save_npy(path: str | Path, array: "np.ndarray") -> None:
+    import numpy as np
+
     _atomic(Path(path), lambda f: np.save(f, array, allow_pickle=False), "wb")
 
 
 def _jsonable(x: Any) -> Any:
+    import numpy as np
+
     if isinstance(x, np.generic):
         return x.item()
     if isinstance(x, (np.ndarray,)):

@@ -72,10 +72,63 @@ def _example(data: Dataset, i: int) -> str:
     return f'<span class="snippet">{html.escape(text[:160] + ("…" if len(text) > 160 else ""))}</span>'
 
 
+def verdict_plot(decisions: list[dict], title: str) -> bytes:
+    """Validation accuracy against the keep fraction: the chosen selection and random with their 95%
+    bands, and the full pool's accuracy as a line with its band."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keeps = [100 * d["keep"] for d in decisions]
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for key, label, colour in (("chosen", "auto's choice", "tab:blue"), ("random", "random", "tab:grey")):
+        v = np.array([d["validation_accuracy_points"][key] for d in decisions])
+        ax.plot(keeps, v[:, 0], marker="o", color=colour, label=label)
+        ax.fill_between(keeps, v[:, 1], v[:, 2], color=colour, alpha=0.2)
+    full = decisions[0]["validation_accuracy_points"]["full pool"]
+    ax.axhline(full[0], color="black", lw=1, ls="--", label="full pool")
+    ax.axhspan(full[1], full[2], color="black", alpha=0.08)
+    ax.set_xlabel("keep (% of the samples)")
+    ax.set_ylabel("validation accuracy (%)")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    png = _png(fig)
+    plt.close(fig)
+    return png
+
+
+def verdict_section(folder: Path) -> list[str]:
+    """HTML for the verdicts of a selection folder (verdict.json) or a bench folder (verdicts.json)."""
+    if (folder / "verdict.json").exists():
+        found = {files.read_json(folder / "verdict.json")["method"]: files.read_json(folder / "verdict.json")["verdicts"]}
+    elif (folder / "verdicts.json").exists():
+        found = {m: list(per.values()) for m, per in files.read_json(folder / "verdicts.json").items()}
+    else:
+        return []
+    parts = ["<h2>Verdict against random (validation split, linear probe on frozen features)</h2>"]
+    for method, decisions in found.items():
+        decisions = sorted(decisions, key=lambda d: d["keep"])
+        png = verdict_plot(decisions, f"{method}: validation accuracy, 95% intervals")
+        files.write_bytes(folder / f"verdict_{method}.png", png)
+        parts.append(_img_tag(png, f"{method} verdict"))
+        parts.append("<table><tr><th>keep</th><th>chosen</th><th>verdict</th><th>chosen − full pool (points)</th></tr>"
+                     + "".join(f"<tr><td>{d['keep']:.0%}</td><td>{html.escape(d['chosen'])}</td>"
+                               f"<td>{html.escape(d['verdict'])}</td><td>{d['vs_full_pool_points'][0]:+.2f} "
+                               f"[{d['vs_full_pool_points'][1]:+.2f}, {d['vs_full_pool_points'][2]:+.2f}]</td></tr>"
+                               for d in decisions) + "</table>")
+    return parts
+
+
 def build_report(folder: str | Path, *, data: Dataset | None = None, examples: int = 5) -> Path:
-    """Write ``folder/report.html`` (+ PNGs) for a scores folder or a ``dlcprune bench`` folder."""
+    """Write ``folder/report.html`` (+ PNGs) for a scores folder, a ``dlcprune bench`` folder, or a
+    selection folder of ``dlcprune select`` (its verdict, and its scores when they are still there)."""
     folder = Path(folder)
     scores_dir = folder / "scores" if (folder / "scores" / "scores.csv").exists() else folder
+    if not (scores_dir / "scores.csv").exists() and (folder / "manifest.json").exists():  # a selection folder
+        scores_dir = Path(files.read_json(folder / "manifest.json").get("scores", {}).get("folder", folder))
     scores = read_scores(scores_dir)
     if data is not None and (folder / "train_indices.npy").exists():  # a bench that held out its test set
         data = data.subset(np.load(folder / "train_indices.npy"))
@@ -105,6 +158,7 @@ def build_report(folder: str | Path, *, data: Dataset | None = None, examples: i
         parts.append(f"<tr><td>{html.escape(name)}</td><td>{int((scores.labels == c).sum())}</td>"
                      + "".join(f"<td>{cc[c]}</td>" for cc in counts) + "</tr>")
     parts.append("</table>")
+    parts += verdict_section(folder)
     if (folder / "results.csv").exists():
         rows = read_rows(folder / "results.csv")
         parts.append("<h2>Benchmark: test accuracy (%)</h2>" + _markdown_to_html(markdown_table(rows)))

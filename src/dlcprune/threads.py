@@ -1,0 +1,75 @@
+"""How many CPU threads to use, so a busy machine does not collapse.
+
+Torch's OpenMP threads spin while they wait for each other; when another process holds a core, the
+spinning steals time from the thread that is working, and a 2-thread pass can take several times
+longer than a 1-thread one. The default here is the physical cores this process may use, less those
+other processes keep busy right now (CPU time over 0.1 s from /proc/stat), at least 1: no thread is
+left waiting for a core that another process holds. (Passive OpenMP waiting was tried and made the
+idle case 1.5-2x slower: benchmarks/busy_machine.py.)
+"""
+from __future__ import annotations
+
+import os
+
+
+def physical_cores() -> int:
+    """Physical cores among the CPUs this process may run on (hyper-threads counted once)."""
+    cpus = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set(range(os.cpu_count() or 1))
+    cores = set()
+    for cpu in cpus:
+        try:
+            with open(f"/sys/devices/system/cpu/cpu{cpu}/topology/core_id") as f:
+                core = f.read().strip()
+            with open(f"/sys/devices/system/cpu/cpu{cpu}/topology/physical_package_id") as f:
+                cores.add((f.read().strip(), core))
+        except OSError:
+            cores.add(("?", cpu))
+    return max(1, len(cores))
+
+
+def busy_cpus(interval: float = 0.1) -> float:
+    """How many CPUs the machine kept busy over ``interval`` seconds (0 where /proc/stat is missing)."""
+    import time
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+        idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
+        return sum(values) - idle, sum(values)
+
+    try:
+        (b0, t0), _, (b1, t1) = sample(), time.sleep(interval), sample()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    return (b1 - b0) / max(t1 - t0, 1) * (os.cpu_count() or 1)
+
+
+def default_threads() -> int:
+    """Physical cores less the ones other processes keep busy right now, at least 1."""
+    return max(1, physical_cores() - round(busy_cpus()))
+
+
+def set_threads(threads: int | None = None) -> int:
+    """Use ``threads`` CPU threads (None: ``default_threads()``, measured now) in torch and BLAS;
+    returns the number. Before torch / numpy are imported this sets their environment variables
+    (nothing is imported here); after, ``torch.set_num_threads``."""
+    import sys
+
+    n = default_threads() if threads is None else threads
+    if n < 1:
+        from .errors import DlcpruneError
+
+        raise DlcpruneError(f"threads must be at least 1, got {n}")
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(n)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+    return n
+
+
+def runtime() -> dict:
+    """The thread settings in force, for manifests."""
+    import sys
+
+    torch = sys.modules.get("torch")
+    return {"threads": torch.get_num_threads() if torch else int(os.environ.get("OMP_NUM_THREADS", "0")) or None}
