@@ -32,8 +32,9 @@ PARTIAL = ".partial"  # checkpoint folder of an unfinished scoring run, inside t
 
 
 def write_scores(out: Path, result: DlcResult, *, dataset: Dataset, encoder: Encoder,
-                 total_s: float) -> dict:
-    """Write the scores folder; returns the manifest."""
+                 total_s: float, data_spec: dict | None = None) -> dict:
+    """Write the scores folder; returns the manifest. ``data_spec``: how the data was named
+    ({"data": path or built-in, "text_column", "label_column"}), for exports and checks later."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["index", "id", "label", "score"])
@@ -50,6 +51,7 @@ def write_scores(out: Path, result: DlcResult, *, dataset: Dataset, encoder: Enc
         "dataset": {"source": dataset.source, "fingerprint_sha256": dataset.fingerprint(), "samples": len(dataset),
                     "class_names": dataset.class_names,
                     "class_sizes": np.bincount(dataset.labels, minlength=dataset.num_classes).tolist()},
+        **({"data": data_spec} if data_spec else {}),
         "seed": result.parameters["seed"],
         "timings_s": dict(result.timings, total_s=total_s),
         "memory": files.peak_memory_mb(),

@@ -109,6 +109,10 @@ def add_select_args(p: argparse.ArgumentParser, *, seed: bool) -> None:
                         "drawn from the whole set")
     p.add_argument("--keep", type=fractions, default=None, help="fractions KEPT, e.g. 0.1,0.2,0.3")
     p.add_argument("--prune", type=fractions, default=None, help="fractions REMOVED (keep = 1 - prune)")
+    p.add_argument("--export", choices=["imagefolder", "filelist", "csv", "jsonl", "hf"], default=None,
+                   help="also write the kept samples into OUT/keep_<fraction>/: imagefolder (class sub-folders), "
+                        "filelist (kept.txt), csv / jsonl (the original rows, byte-identical), hf (save_to_disk)")
+    p.add_argument("--link", action="store_true", help="with --export imagefolder: symlinks instead of copies")
     if seed:
         p.add_argument("--seed", type=int, default=0)
 
@@ -141,6 +145,8 @@ def build_parser() -> Parser:
 
     p = sub.add_parser("select", help="choose the samples to keep from a scores folder")
     p.add_argument("--scores", required=True, help="the --output folder of `dlcprune score`")
+    p.add_argument("--data", dest="export_data", default=None,
+                   help="with --export: the scored data (default: the path the scores folder records)")
     add_select_args(p, seed=True)
     p.add_argument("--output", required=True)
     p.add_argument("--force", action="store_true")
@@ -242,7 +248,9 @@ def cmd_score(args: argparse.Namespace) -> Path:
     # Bad input leaves nothing behind; an interrupted or crashed run keeps its checkpoint to resume.
     with files.output_dir(out, keep=lambda err: not isinstance(err, DlcpruneError)):
         result = score()
-        write_scores(out, result, dataset=dataset, encoder=encoder, total_s=time.perf_counter() - t0)
+        spec = str(Path(args.data).resolve()) if Path(args.data).exists() else args.data
+        write_scores(out, result, dataset=dataset, encoder=encoder, total_s=time.perf_counter() - t0,
+                     data_spec={"data": spec, "text_column": args.text_column, "label_column": args.label_column})
     shutil.rmtree(out / PARTIAL, ignore_errors=True)
     processes = result.timings["processes"]
     computed = len(result.parameters.get("levels_computed", range(levels)))
@@ -311,9 +319,16 @@ def cmd_select(args: argparse.Namespace, *, scores_dir: Path | None = None) -> N
         raise DlcpruneError(flag_names(str(err))) from None
     with files.output_dir(out, keep=lambda err: False):
         manifest = write_selection(out, selection, scores=scores)
+        if args.export:
+            from .export import export_selection
+
+            written = export_selection(out, selection, scores, format=args.export, link=args.link,
+                                       data=getattr(args, "export_data", None))
     summary = ", ".join(f"{v['keep']:g}: {v['kept']}" for v in manifest["fractions"].values())
     print(f"{selection.method} selection of {manifest['samples']:,} samples (kept per fraction {summary}) -> {out}")
     print_verdicts(selection)
+    if args.export:
+        print(f"kept samples exported ({args.export}): " + ", ".join(str(p) for p in written))
 
 
 def print_verdicts(selection) -> None:
@@ -387,6 +402,9 @@ def cmd_finetune(args: argparse.Namespace) -> None:
             raise DlcpruneError(f"cannot read --indices {args.indices}: {err}") from None
         if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer) or len(idx) == 0 or idx.min() < 0 or idx.max() >= len(train):
             raise DlcpruneError(f"--indices must be a non-empty 1-d array of positions in 0..{len(train) - 1}")
+        from .export import check_fingerprint
+
+        check_fingerprint(train, selection_fingerprint(Path(args.indices)), what="--indices")
     encoder = load_encoder(args.model, weights=args.weights, device=args.device, image_size=args.image_size)
     check_dataset(train, encoder)
     t0 = time.perf_counter()
@@ -416,6 +434,15 @@ def cmd_finetune(args: argparse.Namespace) -> None:
         files.write_json(out / "metrics.json", metrics)
     print(f"{args.trainer}: test accuracy {100 * metrics['accuracy']:.2f}% on {len(test):,} samples "
           f"(trained on {len(idx):,}) -> {out / 'metrics.json'}")
+
+
+def selection_fingerprint(indices_file: Path) -> str | None:
+    """The dataset fingerprint recorded by the selection folder an indices file sits in, if any."""
+    manifest = indices_file.resolve().parent.parent / "manifest.json"
+    if not manifest.is_file():
+        return None
+    scores = files.read_json(manifest).get("scores") or {}
+    return scores.get("dataset")
 
 
 def cmd_report(args: argparse.Namespace) -> None:

@@ -55,6 +55,15 @@ class Selection:
             return next(iter(self.kept.values()))
         return self.kept[keep]
 
+    def subset(self, dataset, keep: float | None = None):
+        """The kept samples of ``dataset`` (the data that was scored, in the same order) as the same
+        kind of object: torch ``Subset``, Hugging Face ``Dataset.select``, dlcprune dataset, or list."""
+        from ..export import subset
+
+        if hasattr(dataset, "__len__") and len(dataset) != len(self.labels):
+            raise DlcpruneError(f"the dataset has {len(dataset)} samples, the selection was made on {len(self.labels)}")
+        return subset(dataset, self.indices(keep))
+
 
 def select(scores: "str | Path | Scores | np.ndarray | None" = None, *, method: str = "auto",
            keep: float | list[float] | None = None, seed: int = 0, labels: np.ndarray | None = None,

@@ -1,0 +1,130 @@
+"""From indices to data: the kept samples written in the form they came in.
+
+- ``imagefolder``: the kept image files under the same class sub-folders (copies, or symlinks with
+  ``link=True``); ``filelist``: their absolute paths, one per line, in sample order;
+- ``csv`` / ``jsonl``: the header (csv) and the kept rows of the original file, byte-identical, in
+  their original order (blank lines are not rows, as when the file was read);
+- ``hf``: the Hugging Face ``save_to_disk`` folder filtered with ``Dataset.select``.
+
+``check_fingerprint`` refuses indices that were made on another dataset, and ``subset`` hands the
+kept part of an object a user already holds back as that kind of object.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import files
+from .errors import DlcpruneError
+
+FORMATS = ("imagefolder", "filelist", "csv", "jsonl", "hf")
+
+
+def check_fingerprint(dataset, expected: str | None, *, what: str) -> None:
+    """Refuse ``dataset`` when ``expected`` (a manifest's dataset fingerprint) names another one."""
+    if expected and dataset.fingerprint() != expected:
+        raise DlcpruneError(f"{what} were made on another dataset (fingerprint {expected[:12]}..., this one "
+                            f"{dataset.fingerprint()[:12]}...); use the data that was scored")
+
+
+def export_subset(data: str | Path, indices: np.ndarray, out: Path, *, format: str, link: bool = False) -> Path:
+    """Write the samples ``indices`` (positions in dlcprune's order) of the dataset at ``data`` to
+    ``out`` in ``format``; returns the file or folder written."""
+    if format not in FORMATS:
+        raise DlcpruneError(f"unknown export format {format!r}; use one of {', '.join(FORMATS)}")
+    path = Path(data)
+    indices = np.sort(np.asarray(indices, dtype=np.int64))
+    if format in ("imagefolder", "filelist"):
+        from .data import load_image_folder
+
+        if not path.is_dir():
+            raise DlcpruneError(f"export {format} needs an image folder, not {data}")
+        dataset = load_image_folder(path)
+        if format == "filelist":
+            target = out / "kept.txt"
+            files.write_text(target, "".join(f"{(path / dataset.ids[i]).resolve()}\n" for i in indices))
+            return target
+        target = out / "kept"
+        for i in indices:
+            source, dest = (path / dataset.ids[i]).resolve(), target / dataset.ids[i]
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.symlink(source, dest) if link else shutil.copy2(source, dest)
+        return target
+    if format == "hf":
+        from datasets import DatasetDict, load_from_disk
+
+        ds = load_from_disk(str(path))
+        ds = ds["train"] if isinstance(ds, DatasetDict) else ds
+        target = out / "kept"
+        ds.select(indices.tolist()).save_to_disk(str(target))
+        return target
+    if path.suffix != f".{format}":
+        raise DlcpruneError(f"export {format} writes rows of a .{format} file, and {data} is not one")
+    rows = csv_rows(path) if format == "csv" else jsonl_rows(path)
+    header, body = (rows[0], rows[1:]) if format == "csv" else ("", rows)
+    if len(indices) and indices[-1] >= len(body):
+        raise DlcpruneError(f"{data} has {len(body)} rows; index {indices[-1]} is not one of them")
+    kept = [body[i] if body[i].endswith(("\n", "\r")) else body[i] + "\n" for i in indices]
+    target = out / f"kept.{format}"
+    files.write_bytes(target, (header + "".join(kept)).encode("utf-8"))
+    return target
+
+
+def jsonl_rows(path: Path) -> list[str]:
+    """The non-blank lines with their endings, as ``load_text_table`` counts records."""
+    return [line for line in path.read_bytes().decode("utf-8").splitlines(keepends=True) if line.strip()]
+
+
+def csv_rows(path: Path) -> list[str]:
+    """The raw text of each CSV row (header first; quoted newlines kept inside their row; blank
+    lines skipped, as ``csv.DictReader`` does)."""
+    lines = list(io.StringIO(path.read_bytes().decode("utf-8"), newline=""))
+    reader, rows, start = csv.reader(iter(lines)), [], 0
+    for row in reader:
+        if row:
+            rows.append("".join(lines[start:reader.line_num]))
+        start = reader.line_num
+    return rows
+
+
+def subset(obj: Any, indices: np.ndarray) -> Any:
+    """The kept part of what a user holds: a torch ``Dataset`` -> ``torch.utils.data.Subset``, a
+    Hugging Face ``Dataset`` -> ``Dataset.select``, a dlcprune dataset -> its ``subset``, a list or
+    tuple (e.g. of paths) -> a list."""
+    idx = np.sort(np.asarray(indices, dtype=np.int64)).tolist()
+    if hasattr(obj, "select") and hasattr(obj, "column_names"):
+        return obj.select(idx)
+    if hasattr(obj, "subset") and hasattr(obj, "fingerprint"):
+        return obj.subset(idx)
+    if isinstance(obj, (list, tuple)):
+        return [obj[i] for i in idx]
+    if hasattr(obj, "__getitem__") and hasattr(obj, "__len__"):
+        from torch.utils.data import Subset
+
+        return Subset(obj, idx)
+    raise DlcpruneError(f"cannot take a subset of a {type(obj).__name__}: pass a torch or Hugging Face dataset, "
+                        "a dlcprune dataset or a list")
+
+
+def export_selection(out: Path, selection, scores, *, format: str, link: bool = False, data: str | None = None) -> list[Path]:
+    """Export every keep fraction of ``selection`` into ``out/keep_<fraction>/``, from ``data`` (default:
+    the dataset the scores folder records), after checking it is the dataset that was scored."""
+    from .artifacts import keep_folder_name
+    from .data import load_dataset
+
+    spec = dict(scores.manifest.get("data") or {})
+    if data is not None:
+        spec["data"] = data
+    if not spec.get("data"):
+        raise DlcpruneError("the scores folder does not say where its data is; pass --data")
+    dataset = load_dataset(spec["data"], text_column=spec.get("text_column", "text"),
+                           label_column=spec.get("label_column", "label"))
+    check_fingerprint(dataset, scores.manifest.get("dataset", {}).get("fingerprint_sha256"), what="the scores")
+    return [export_subset(spec["data"], kept, out / keep_folder_name(keep), format=format, link=link)
+            for keep, kept in selection.kept.items()]

@@ -1,0 +1,119 @@
+"""From indices to data: each export against its input, the fingerprint refusals, Selection.subset."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from dlcprune.cli import main
+from tests.conftest import write_image_folder
+
+
+def kept(folder, keep="keep_0.5"):
+    return np.load(folder / keep / "keep_indices.npy")
+
+
+@pytest.fixture(scope="module")
+def scored_images(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("export")
+    data = write_image_folder(tmp / "data", {"cat": 4, "dog": 6}, size=32)
+    assert main(["score", "--data", str(data), "--levels", "2", "--step", "0.1", "--output", str(tmp / "s"),
+                 "--quiet"]) == 0
+    ids = [line.split(",")[1] for line in (tmp / "s" / "scores.csv").read_text().splitlines()[1:]]
+    return data, tmp / "s", ids
+
+
+@pytest.mark.parametrize("link", [False, True])
+def test_imagefolder_export_holds_exactly_the_kept_files(scored_images, tmp_path, link):
+    data, scores, ids = scored_images
+    out = tmp_path / "sel"
+    assert main(["select", "--scores", str(scores), "--policy", "random", "--keep", "0.5", "--export", "imagefolder",
+                 *(["--link"] if link else []), "--output", str(out)]) == 0
+    root = out / "keep_0.5" / "kept"
+    written = sorted(str(p.relative_to(root)) for p in root.rglob("*.png"))
+    assert written == sorted(ids[i] for i in kept(out))
+    for rel in written:
+        assert (root / rel).read_bytes() == (data / rel).read_bytes()
+        assert (root / rel).is_symlink() == link
+
+
+def test_filelist_export(scored_images, tmp_path):
+    data, scores, ids = scored_images
+    out = tmp_path / "sel"
+    assert main(["select", "--scores", str(scores), "--policy", "easy", "--keep", "0.5", "--export", "filelist",
+                 "--output", str(out)]) == 0
+    lines = (out / "keep_0.5" / "kept.txt").read_text().splitlines()
+    assert lines == [str((data / ids[i]).resolve()) for i in kept(out)]
+
+
+def test_export_refuses_data_that_was_not_scored(scored_images, tmp_path, capsys):
+    _, scores, _ = scored_images
+    other = write_image_folder(tmp_path / "other", {"cat": 4, "dog": 6}, size=32, seed=9)
+    out = tmp_path / "sel"
+    assert main(["select", "--scores", str(scores), "--policy", "random", "--keep", "0.5", "--export", "filelist",
+                 "--data", str(other), "--output", str(out)]) == 2
+    assert "were made on another dataset" in capsys.readouterr().err and not out.exists()
+
+
+def test_finetune_refuses_indices_made_on_another_dataset(scored_images, tmp_path, capsys):
+    _, scores, _ = scored_images
+    assert main(["select", "--scores", str(scores), "--policy", "random", "--keep", "0.5", "--output",
+                 str(tmp_path / "sel")]) == 0
+    other = write_image_folder(tmp_path / "other", {"cat": 4, "dog": 6}, size=32, seed=9)
+    assert main(["finetune", "--data", str(other), "--test-data", str(other), "--indices",
+                 str(tmp_path / "sel" / "keep_0.5" / "keep_indices.npy"), "--output", str(tmp_path / "ft"),
+                 "--quiet"]) == 2
+    assert "--indices were made on another dataset" in capsys.readouterr().err
+
+
+CSV = ('text,label\r\n"a fine, warm film",pos\r\n\r\nflat and dull,neg\r\n"two\nlines",pos\r\n'
+       'more of the same,neg\r\nbright,pos\r\nbleak,neg\r\nlovely,pos\r\nawful,neg\r\nso good,pos\r\nbad,neg\r\n')
+JSONL = "\n".join(json.dumps({"text": f"review {i} {'good' if i % 2 else 'bad'}", "label": i % 2}) + ("  " if i == 3 else "")
+                  for i in range(10)).replace("\n", "\n\n", 1) + "\n"
+
+
+@pytest.mark.parametrize("name, content", [("reviews.csv", CSV), ("reviews.jsonl", JSONL)])
+def test_text_rows_are_exported_byte_identical(tmp_path, name, content):
+    from dlcprune.export import csv_rows, jsonl_rows
+
+    path = tmp_path / name
+    path.write_bytes(content.encode())
+    fmt = path.suffix[1:]
+    assert main(["score", "--model", "minilm", "--data", str(path), "--levels", "2", "--step", "0.1",
+                 "--output", str(tmp_path / "s"), "--quiet"]) == 0
+    assert main(["select", "--scores", str(tmp_path / "s"), "--policy", "hard", "--keep", "0.5", "--export", fmt,
+                 "--output", str(tmp_path / "sel")]) == 0
+    rows = csv_rows(path) if fmt == "csv" else jsonl_rows(path)
+    header, body = (rows[0], rows[1:]) if fmt == "csv" else ("", rows)
+    assert len(body) == 10
+    expected = header + "".join(body[i] for i in kept(tmp_path / "sel"))
+    if not expected.endswith("\n"):
+        expected += "\n"
+    assert (tmp_path / "sel" / "keep_0.5" / f"kept.{fmt}").read_bytes() == expected.encode()
+    if fmt == "csv":
+        assert rows[1] == '"a fine, warm film",pos\r\n' and rows[3] == '"two\nlines",pos\r\n'
+
+
+def test_hf_export_and_selection_subset(tmp_path):
+    import torch
+    from datasets import Dataset, load_from_disk
+
+    from dlcprune import select
+
+    texts = [f"sample {i} {'great' if i % 2 else 'poor'}" for i in range(12)]
+    Dataset.from_dict({"text": texts, "label": [i % 2 for i in range(12)]}).save_to_disk(str(tmp_path / "hf"))
+    assert main(["score", "--model", "minilm", "--data", str(tmp_path / "hf"), "--levels", "2", "--step", "0.1",
+                 "--output", str(tmp_path / "s"), "--quiet"]) == 0
+    assert main(["select", "--scores", str(tmp_path / "s"), "--policy", "easy", "--keep", "0.5", "--export", "hf",
+                 "--output", str(tmp_path / "sel")]) == 0
+    idx = kept(tmp_path / "sel")
+    assert load_from_disk(str(tmp_path / "sel" / "keep_0.5" / "kept"))["text"] == [texts[i] for i in idx]
+    # the same selection from Python, applied to the objects a user holds
+    sel = select(tmp_path / "s", method="easy", keep=0.5)
+    assert np.array_equal(sel.indices(), idx)
+    tensors = torch.utils.data.TensorDataset(torch.arange(12))
+    assert [int(x[0]) for x in sel.subset(tensors)] == idx.tolist()
+    assert sel.subset(Dataset.from_dict({"text": texts}))["text"] == [texts[i] for i in idx]
+    assert sel.subset(texts) == [texts[i] for i in idx]
+    with pytest.raises(Exception, match="the selection was made on 12"):
+        sel.subset(texts[:5])
