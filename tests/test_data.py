@@ -1,4 +1,6 @@
 """Dataset adapters: documented sample order, exact pixels, bad input named in one line."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -10,17 +12,25 @@ from dlcprune.models import from_module
 from tests.conftest import tiny_cnn, write_image_folder
 
 
-def test_folder_order_is_sorted_classes_then_sorted_paths(tmp_path):
+def test_folder_order_and_rules_are_torchvisions(tmp_path):
+    """A messy folder: hidden files and folders, sub-folders, upper-case suffixes, a .gif and
+    non-image files. dlcprune's samples are torchvision ImageFolder's, position by position."""
+    from torchvision.datasets import ImageFolder
+
     root = tmp_path / "d"
-    for rel in ["zebra/b.png", "zebra/a.png", "ape/x/2.png", "ape/10.png", "ape/1.png", ".hidden/q.png"]:
+    for rel in ["zebra/b.png", "zebra/a.PNG", "ape/x/2.png", "ape/y.png", "ape/10.png", "ape/1.jpeg",
+                "ape/.hidden.png", ".ipynb_checkpoints/q.png", "zebra/.cache/c.png"]:
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(root / rel)
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(root / rel, format="PNG")
     (root / "ape" / "notes.txt").write_text("not an image")
-    (root / "ape" / ".DS_Store.png").write_bytes(b"junk")
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(root / "zebra" / "anim.gif")
     data = load_dataset(str(root))
-    assert data.class_names == ["ape", "zebra"]
-    assert data.ids == ["ape/1.png", "ape/10.png", "ape/x/2.png", "zebra/a.png", "zebra/b.png"]
-    assert data.labels.tolist() == [0, 0, 0, 1, 1]
+    reference = ImageFolder(str(root))
+    assert data.class_names == reference.classes == [".ipynb_checkpoints", "ape", "zebra"]
+    assert data.ids == [Path(p).relative_to(root).as_posix() for p, _ in reference.samples]
+    assert data.labels.tolist() == [y for _, y in reference.samples]
+    assert data.ids[:6] == [".ipynb_checkpoints/q.png", "ape/.hidden.png", "ape/1.jpeg", "ape/10.png", "ape/y.png",
+                            "ape/x/2.png"]
 
 
 def test_folder_pixels_grey_and_rgb(tmp_path):

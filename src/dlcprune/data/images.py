@@ -1,8 +1,10 @@
 """Labelled image datasets in a fixed, documented sample order.
 
 Order (indices everywhere are positions in it):
-- image folder: class sub-folders sorted by name, then files sorted by their path relative to the
-  class folder (sub-folders included); hidden files and non-image files are skipped;
+- image folder: exactly torchvision's ``ImageFolder``: every sub-folder is a class (sorted by name),
+  and within a class the folders of ``os.walk`` sorted by path, then their file names sorted; a file
+  counts when its lower-cased name ends in one of torchvision's image extensions. So
+  ``Subset(ImageFolder(root), indices)`` holds the samples that dlcprune's indices name;
 - ``.npz`` / arrays: array order;
 - built-ins: the order of the package's own files.
 
@@ -22,7 +24,7 @@ from PIL import Image, UnidentifiedImageError
 
 from ..errors import DlcpruneError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm"}
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
 # Decoded folder images are kept in memory for the K+1 passes of DLC when they fit in this.
 DECODED_CACHE_BYTES = 2 << 30
 
@@ -159,24 +161,23 @@ class FileReader:
 
 
 def load_image_folder(path: str | Path) -> ImageDataset:
-    """An ``ImageFolder``-style tree: one sub-folder per class, images inside (any depth)."""
+    """An ``ImageFolder`` tree, read with torchvision's rules and in its order (module docstring)."""
+    import os
+
     root = Path(path)
     if not root.is_dir():
         raise DlcpruneError(f"{root} is not a folder")
-    class_dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    relpaths, labels, names = [], [], []
-    for c, d in enumerate(class_dirs):
-        files = sorted(
-            (f for f in d.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
-             and not any(part.startswith(".") for part in f.relative_to(root).parts)),
-            key=lambda f: f.relative_to(d).as_posix(),
-        )
-        names.append(d.name)
-        relpaths += [f.relative_to(root).as_posix() for f in files]
-        labels += [c] * len(files)
+    names = sorted(entry.name for entry in os.scandir(root) if entry.is_dir())
+    relpaths, labels = [], []
+    for c, name in enumerate(names):
+        for folder, _, file_names in sorted(os.walk(root / name, followlinks=True)):
+            for file_name in sorted(file_names):
+                if file_name.lower().endswith(IMAGE_SUFFIXES):
+                    relpaths.append(Path(folder, file_name).relative_to(root).as_posix())
+                    labels.append(c)
     if not relpaths:
         raise DlcpruneError(f"no images found under {root}: expected one sub-folder per class with "
-                            f"image files ({', '.join(sorted(IMAGE_SUFFIXES))}) inside")
+                            f"image files ({', '.join(IMAGE_SUFFIXES)}) inside")
     return ImageDataset(ids=relpaths, labels=np.array(labels), class_names=names,
                         source=f"image folder {root}", reader=FileReader(root, relpaths))
 
