@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from .scoring import DlcResult
 
 PARTIAL = ".partial"  # checkpoint folder of an unfinished scoring run, inside the output folder
+SCORE_FILES = ("levels.npy", "features.npy", "scores.csv", "manifest.json")  # what write_scores writes
 
 
 def write_scores(out: Path, result: DlcResult, *, dataset: Dataset, encoder: Encoder,

@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 
 from . import cli_llm, files
+from .options import device, natural_int, positive_int
 from .errors import DlcpruneError
 
-EXIT_BAD_INPUT, EXIT_INTERRUPTED = 2, 130
+EXIT_BUG, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
 
 
 class Parser(argparse.ArgumentParser):
@@ -57,17 +58,17 @@ def add_score_args(p: argparse.ArgumentParser) -> None:
                    help="image folder (one sub-folder per class), .npz, .csv/.jsonl of texts, HF dataset folder, or a built-in")
     p.add_argument("--text-column", default="text", help="text datasets: the column holding the text")
     p.add_argument("--label-column", default="label", help="text datasets: the column holding the label")
-    p.add_argument("--image-size", type=int, default=None, help="resize every image to NxN (default: keep sizes)")
+    p.add_argument("--image-size", type=positive_int, default=None, help="resize every image to NxN (default: keep sizes)")
     p.add_argument("--levels", type=levels_arg, default=50,
                    help="masking levels K, level 0 unmasked (default 50); or auto: at most 50, only those the "
                         "ranking needs, none past the encoder's collapse")
     p.add_argument("--step", type=float, default=0.02, help="fraction of the remaining weights masked per level (0.02)")
-    p.add_argument("--masking", choices=["magnitude", "random"], default="magnitude")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--workers", type=int, default=0,
+    p.add_argument("--masking", choices=["magnitude", "random"], default="magnitude", help="how weights are masked: magnitude (default, the paper's) or random")
+    p.add_argument("--seed", type=natural_int, default=0, help="seed of every random step (default 0)")
+    p.add_argument("--batch-size", type=positive_int, default=64, help="samples per forward pass (default 64)")
+    p.add_argument("--workers", "--num-workers", dest="workers", type=natural_int, default=0,
                    help="DataLoader processes decoding the next batches while the encoder runs (default 0)")
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when present)")
+    p.add_argument("--device", type=device, default=None, help="cpu, cuda, cuda:1 ... (default: cuda when present)")
 
 
 AUTO_MAX_LEVELS = 50
@@ -114,23 +115,15 @@ def add_select_args(p: argparse.ArgumentParser, *, seed: bool) -> None:
                         "filelist (kept.txt), csv / jsonl (the original rows, byte-identical), hf (save_to_disk)")
     p.add_argument("--link", action="store_true", help="with --export imagefolder: symlinks instead of copies")
     if seed:
-        p.add_argument("--seed", type=int, default=0)
-
-
-def threads_arg(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of threads >= 1, got {text!r}")
-    return n
+        p.add_argument("--seed", type=natural_int, default=0, help="seed of every random step (default 0)")
 
 
 def build_parser() -> Parser:
     parser = Parser(prog="dlcprune", description="Training-free downstream dataset pruning (DLC + FlexRand).")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--threads", type=threads_arg, default=None,
+    common.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
+    common.add_argument("--quiet", action="store_true", help="no progress bars (also not those of transformers / datasets)")
+    common.add_argument("--threads", type=positive_int, default=None,
                         help="CPU threads for torch and BLAS (default: the physical cores that other processes "
                              "leave idle right now, at least 1)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
@@ -141,22 +134,20 @@ def build_parser() -> Parser:
     add_score_args(p)
     p.add_argument("--output", required=True, help="folder for scores.csv, levels.npy, features.npy, manifest.json")
     p.add_argument("--force", action="store_true", help="write into a non-empty output folder")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
     p = sub.add_parser("select", help="choose the samples to keep from a scores folder")
     p.add_argument("--scores", required=True, help="the --output folder of `dlcprune score`")
     p.add_argument("--data", dest="export_data", default=None,
                    help="with --export: the scored data (default: the path the scores folder records)")
     add_select_args(p, seed=True)
-    p.add_argument("--output", required=True)
-    p.add_argument("--force", action="store_true")
+    p.add_argument("--output", required=True, help="the folder to write (created; see the README for its files)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty output folder (never into an input folder)")
 
     p = sub.add_parser("prune", help="score, then select (selection in OUTPUT/selection)")
     add_score_args(p)
     add_select_args(p, seed=False)
-    p.add_argument("--output", required=True)
-    p.add_argument("--force", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--output", required=True, help="the folder to write (created; see the README for its files)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty output folder (never into an input folder)")
 
     p = sub.add_parser("bench", help="methods x keep fractions x seeds with a linear probe (resumable)")
     add_score_args(p)
@@ -169,54 +160,51 @@ def build_parser() -> Parser:
     p.add_argument("--dynamics", choices=["head", "full"], default="head",
                    help="training dynamics for forgetting/grand/el2n/aum/cle/clh: SGD on a linear head over the "
                         "features (default) or full fine-tuning of the encoder (images)")
-    p.add_argument("--dynamics-epochs", type=int, default=20)
-    p.add_argument("--keep", type=fractions, default=[round(0.1 * i, 1) for i in range(1, 10)])
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--output", required=True)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--dynamics-epochs", type=positive_int, default=20, help="epochs of the training run that records dynamics (default 20)")
+    p.add_argument("--keep", type=fractions, default=[round(0.1 * i, 1) for i in range(1, 10)], help="fractions KEPT (default 0.1,...,0.9)")
+    p.add_argument("--seeds", type=positive_int, default=3, help="seeds per cell (default 3)")
+    p.add_argument("--output", required=True, help="the folder to write (created; see the README for its files)")
 
     p = sub.add_parser("finetune", help="train on kept indices (linear probe or full fine-tuning), evaluate on a test set")
-    p.add_argument("--model", default="efficientnet_lite0")
-    p.add_argument("--weights", default="pretrained")
+    p.add_argument("--model", default="efficientnet_lite0", help="the encoder that was scored with (default efficientnet_lite0; `dlcprune list`)")
+    p.add_argument("--weights", default="pretrained", help="pretrained (default), random, or a weights file")
     p.add_argument("--data", required=True, help="the training set that was scored (indices refer to its order)")
-    p.add_argument("--test-data", required=True)
+    p.add_argument("--test-data", required=True, help="the test set: same classes as --data")
     p.add_argument("--indices", default=None, help="keep_indices.npy from `dlcprune select` (default: all samples)")
-    p.add_argument("--trainer", choices=["probe", "full"], default="probe")
+    p.add_argument("--trainer", choices=["probe", "full"], default="probe", help="probe: logistic regression on frozen features (default); full: fine-tune the whole encoder")
     p.add_argument("--record-dynamics", action="store_true",
                    help="with --trainer full: also write dynamics.npz (per-epoch records of every trained sample) "
                         "for `dlcprune select --policy el2n --dynamics FILE`")
-    p.add_argument("--image-size", type=int, default=None)
-    p.add_argument("--text-column", default="text")
-    p.add_argument("--label-column", default="label")
-    p.add_argument("--epochs", type=int, default=50, help="full fine-tuning epochs (default 50, the paper's)")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None)
+    p.add_argument("--image-size", type=positive_int, default=None, help="resize every image to NxN (default: keep sizes)")
+    p.add_argument("--text-column", default="text", help="text datasets: the column holding the text (default text)")
+    p.add_argument("--label-column", default="label", help="text datasets: the column holding the label (default label)")
+    p.add_argument("--epochs", type=positive_int, default=50, help="full fine-tuning epochs (default 50, the paper's)")
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3, the paper's)")
+    p.add_argument("--batch-size", type=positive_int, default=128, help="samples per training step (default 128)")
+    p.add_argument("--seed", type=natural_int, default=0, help="seed of every random step (default 0)")
+    p.add_argument("--device", type=device, default=None, help="cpu, cuda, cuda:N or mps (default: cuda when present)")
     p.add_argument("--output", required=True, help="folder for metrics.json")
-    p.add_argument("--force", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--force", action="store_true", help="write into a non-empty output folder (never into an input folder)")
 
     p = sub.add_parser("report", help="an HTML page about a scores or bench folder")
     p.add_argument("folder", help="the --output folder of `dlcprune score` or `dlcprune bench`")
     p.add_argument("--data", default=None, help="the scored dataset, to show the easiest and hardest examples")
-    p.add_argument("--text-column", default="text")
-    p.add_argument("--label-column", default="label")
+    p.add_argument("--text-column", default="text", help="text datasets: the column holding the text (default text)")
+    p.add_argument("--label-column", default="label", help="text datasets: the column holding the label (default label)")
 
     cli_llm.add_parsers(sub, fractions=fractions)
 
     sub.add_parser("list", help="registered models, datasets, scorers and policies")
 
     p = sub.add_parser("demo", help="offline end-to-end run on Animal-MNIST with EfficientNet-Lite0")
-    p.add_argument("--levels", type=int, default=20)
-    p.add_argument("--step", type=float, default=0.05)
-    p.add_argument("--image-size", type=int, default=64)
-    p.add_argument("--seeds", type=int, default=3)
-    p.add_argument("--train-per-class", type=int, default=300)
-    p.add_argument("--test-per-class", type=int, default=200)
+    p.add_argument("--levels", type=positive_int, default=20, help="masking levels K (default 20)")
+    p.add_argument("--step", type=float, default=0.05, help="fraction of the remaining weights masked per level (default 0.05)")
+    p.add_argument("--image-size", type=positive_int, default=64, help="image size in pixels (default 64)")
+    p.add_argument("--seeds", type=positive_int, default=3, help="seeds per cell (default 3)")
+    p.add_argument("--train-per-class", type=positive_int, default=300, help="training images per class (default 300)")
+    p.add_argument("--test-per-class", type=positive_int, default=200, help="test images per class (default 200)")
     p.add_argument("--output", default="dlcprune-demo",
                    help="bench folder for scores, results and verdicts (default dlcprune-demo; a rerun resumes it)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
 
@@ -224,7 +212,7 @@ def cmd_score(args: argparse.Namespace) -> Path:
     """Also under torchrun: every rank scores a block of the samples, rank 0 writes the folder."""
     from .data import load_dataset
     from .models import load_encoder
-    from .artifacts import PARTIAL, write_scores
+    from .artifacts import PARTIAL, SCORE_FILES, write_scores
     from .scoring import score_dlc
     from .scoring.shard import init_from_environment, is_main_process, on_main
 
@@ -232,11 +220,17 @@ def cmd_score(args: argparse.Namespace) -> Path:
     levels, adaptive = level_plan(args.levels)
     if levels < 1 or not 0.0 < args.step < 1.0 or args.batch_size < 1:
         raise DlcpruneError("need --levels >= 1, 0 < --step < 1 and --batch-size >= 1")
+    if not adaptive and 1 - (1 - args.step) ** (levels - 1) > 0.999:
+        raise DlcpruneError(f"--levels {levels} with --step {args.step:g} reach a sparsity of "
+                            f"{1 - (1 - args.step) ** (levels - 1):.6f}: past 99.9% nearly every weight is masked and "
+                            "further levels add nothing; use fewer levels or a smaller step")
     if args.image_size is not None and args.image_size < 8:
         raise DlcpruneError(f"--image-size must be at least 8 pixels, got {args.image_size}")
     init_from_environment(args.device)
-    only_partial = lambda p: {f.name for f in p.iterdir()} == {PARTIAL}
-    out = on_main(lambda: files.check_output_dir(args.output, force=args.force, resumable=only_partial))
+    # an interrupted run of this job: its checkpoint, maybe some of its outputs, maybe its (stale) lock
+    only_partial = lambda p: PARTIAL in (names := {f.name for f in p.iterdir()}) and names <= {PARTIAL, files.LOCK, *SCORE_FILES}
+    out = on_main(lambda: files.check_output_dir(args.output, force=args.force, resumable=only_partial,
+                                                       inputs=(args.data,)))
     dataset = load_dataset(args.data, text_column=args.text_column, label_column=args.label_column)
     encoder = load_encoder(args.model, weights=args.weights, device=args.device, image_size=args.image_size)
     score = lambda: score_dlc(encoder, dataset, levels=levels, step=args.step, masking=args.masking,
@@ -288,10 +282,7 @@ def selection_request(args: argparse.Namespace) -> dict:
     keep = keep_fractions(args, optional=args.target_drop is not None)
     request = dict(method=method, keep=keep, split=split, candidates=args.candidates, target_drop=args.target_drop,
                    val_fraction=args.val_fraction, dynamics=args.dynamics)
-    try:  # the same checks select() makes, now
-        check_request(**request)
-    except DlcpruneError as err:
-        raise DlcpruneError(flag_names(str(err))) from None
+    check_request(**request)  # the same checks select() makes, now
     return request
 
 
@@ -300,7 +291,7 @@ def flag_names(message: str) -> str:
     import re
 
     message = re.sub(r"^(keep|dynamics)\b", r"--\1", message)
-    for param, flag in (("target_drop", "--target-drop"), ("val_fraction", "--val-fraction"),
+    for param, flag in (("max_length", "--max-length"), ("target_drop", "--target-drop"), ("val_fraction", "--val-fraction"),
                         ("candidates", "--candidates"), ("split (FlexRand's gamma)", "--split")):
         message = re.sub(rf"(?<![-\w]){re.escape(param)}(?!\w)", flag, message)
     return message
@@ -312,11 +303,9 @@ def cmd_select(args: argparse.Namespace, *, scores_dir: Path | None = None) -> N
 
     request = selection_request(args)
     scores = read_scores(scores_dir or args.scores)
-    out = files.check_output_dir(scores_dir / "selection" if scores_dir else args.output, force=args.force)
-    try:
-        selection = select(scores, seed=args.seed, **request)
-    except DlcpruneError as err:
-        raise DlcpruneError(flag_names(str(err))) from None
+    out = files.check_output_dir(scores_dir / "selection" if scores_dir else args.output, force=args.force,
+                                 inputs=() if scores_dir else (args.scores, getattr(args, "export_data", None)))
+    selection = select(scores, seed=args.seed, **request)
     with files.output_dir(out, keep=lambda err: False):
         manifest = write_selection(out, selection, scores=scores)
         if args.export:
@@ -374,7 +363,7 @@ def cmd_bench(args: argparse.Namespace) -> None:
         rest, held = holdout_split(data.labels, fraction=args.test_fraction, seed=0)
         train, test = data.subset(rest, source=f"{data.source} train"), data.subset(held, source=f"{data.source} test")
     encoder = load_encoder(args.model, weights=args.weights, device=args.device, image_size=args.image_size)
-    out = Path(args.output)
+    out = files.check_output_dir(args.output, force=True, inputs=(args.data, args.test_data))  # a bench folder resumes
     with files.output_dir(out, keep=lambda err: not isinstance(err, DlcpruneError) or (out / "results.csv").exists()):
         if not args.test_data:  # positions of the training part in --data, for `dlcprune report --data`
             files.save_npy(out / "train_indices.npy", rest)
@@ -389,7 +378,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     from .scoring.dlc import check_dataset, extract_features
     from .training import DynamicsRecorder, finetune, train_linear_probe
 
-    out = files.check_output_dir(args.output, force=args.force)
+    out = files.check_output_dir(args.output, force=args.force, inputs=(args.data, args.test_data))
     columns = dict(text_column=args.text_column, label_column=args.label_column)
     train, test = load_dataset(args.data, **columns), load_dataset(args.test_data, **columns)
     if test.class_names != train.class_names:
@@ -484,24 +473,86 @@ COMMANDS = {"score": cmd_score, "select": cmd_select, "prune": cmd_prune, "bench
             "list": cmd_list, "demo": cmd_demo}
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler or `kill`), handled like Ctrl-C: weights restored, checkpoints kept."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command. Exit status: 0 done; 2 bad input or a fault the user can fix (one ``error:``
+    line: bad files or options, missing hardware, a full disk, permissions); 130 Ctrl-C; 143
+    SIGTERM; 1 a bug (one line; ``--debug`` shows the traceback)."""
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
+    args = None
     try:
         args = build_parser().parse_args(argv)
+        from .threads import set_threads
+
+        set_threads(args.threads)  # before torch is imported, so its thread pool starts at this size
+        if args.quiet:
+            quiet_third_parties()
+        COMMANDS[args.command](args)
     except SystemExit as done:  # --help, or a usage error already printed as one line
         return int(done.code or 0)
-    from .threads import set_threads
-
-    try:
-        set_threads(args.threads)  # before torch is imported, so its thread pool starts at this size
-        COMMANDS[args.command](args)
-    except DlcpruneError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except DlcpruneError as err:  # library messages name parameters; here they become flags
+        print(f"error: {flag_names(str(err))}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except KeyboardInterrupt:
-        print("interrupted; the weights were restored. Run the same command again to resume.", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as stop:
+        what = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+        print(f"{what}; nothing half-written was left and finished work is kept. Run the same command again to resume.",
+              file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
+    except OSError as err:  # the machine, not the input: a full disk, a permission, a vanished file
+        if getattr(args, "debug", False):
+            raise
+        print(f"error: {os_error_line(err)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as err:  # a bug: one line unless --debug
+        if getattr(args, "debug", False):
+            raise
+        print(f"error: internal error ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+              "run the same command with --debug for the traceback, and please report it", file=sys.stderr)
+        return EXIT_BUG
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         dist = sys.modules.get("torch.distributed")  # only a run that imported torch can have a process group
         if dist is not None and dist.is_available() and dist.is_initialized():  # launched by torchrun
             dist.destroy_process_group()
     return 0
+
+
+def quiet_third_parties() -> None:
+    """Silence the progress bars and notices of transformers, datasets, huggingface_hub and tqdm."""
+    import os
+
+    os.environ.update(TQDM_DISABLE="1", HF_DATASETS_DISABLE_PROGRESS_BARS="1", HF_HUB_DISABLE_PROGRESS_BARS="1",
+                      TRANSFORMERS_VERBOSITY="error", TRANSFORMERS_NO_ADVISORY_WARNINGS="1")
+    for module, call in (("transformers.utils.logging", "disable_progress_bar"),
+                         ("datasets.utils.logging", "disable_progress_bar")):
+        if module in sys.modules:  # already imported: environment variables came too late
+            getattr(sys.modules[module], call)()
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def os_error_line(err: OSError) -> str:
+    """One line for an operating-system error, with what to do about it."""
+    import errno
+
+    where = f" ({err.filename})" if err.filename else ""
+    if err.errno == errno.ENOSPC:
+        return (f"no space left on the device{where}; nothing half-written was kept: free some space and run the "
+                "same command again (a scoring run resumes from its finished levels)")
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"permission denied{where}: make it readable / writable, or choose another path"
+    return f"{err.strerror or err}{where}"

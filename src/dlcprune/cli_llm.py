@@ -8,6 +8,7 @@ import tempfile
 import time
 
 from . import files
+from .options import device, natural_int, positive_int
 from .errors import DlcpruneError
 
 
@@ -17,9 +18,9 @@ def add_parsers(sub, *, fractions) -> None:
     _model_args(p)
     p.add_argument("--levels", type=fractions, default=[0.0, 0.1, 0.2, 0.3, 0.4],
                    help="sparsity of each masking level, strictly increasing (default 0,0.1,0.2,0.3,0.4)")
-    p.add_argument("--mask-scope", choices=["global", "layer"], default="global")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--policy", choices=["random", "easy", "hard", "flexrand"], default="flexrand")
+    p.add_argument("--mask-scope", choices=["global", "layer"], default="global", help="magnitude thresholds over all Linear weights (global, default) or per layer")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="records per forward pass (default 8)")
+    p.add_argument("--policy", choices=["random", "easy", "hard", "flexrand"], default="flexrand", help="selection over the records' scores (default flexrand)")
     p.add_argument("--split", type=float, default=None, help="FlexRand's gamma (default 0.5)")
     p.add_argument("--keep", type=float, default=0.5, help="fraction of records KEPT (default 0.5)")
     _run_args(p)
@@ -30,10 +31,10 @@ def add_parsers(sub, *, fractions) -> None:
     _model_args(p)
     p.add_argument("--preset", choices=["cpu", "paper"], default="cpu",
                    help="epochs/lr/batch size: cpu (1, 1e-3, 8) or paper (3, 2e-4, 128); the options below override")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--batch-size", type=int, default=None, help="records per optimiser step")
-    p.add_argument("--micro-batch-size", type=int, default=8,
+    p.add_argument("--epochs", type=positive_int, default=None, help="training epochs (default: the preset's)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the preset's)")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="records per optimiser step")
+    p.add_argument("--micro-batch-size", type=positive_int, default=8,
                    help="records per forward pass; gradients are accumulated up to --batch-size (default 8)")
     p.add_argument("--heldout", default=None, help="held-out records: response NLL and perplexity in metrics.json")
     p.add_argument("--lm-eval", default=None, metavar="TASKS",
@@ -44,16 +45,16 @@ def add_parsers(sub, *, fractions) -> None:
 
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="smollm2", help="smollm2 (offline default), hf:<folder or hub name>, or a folder")
-    p.add_argument("--template", choices=["alpaca", "chat"], default="alpaca")
-    p.add_argument("--max-length", type=int, default=512)
+    p.add_argument("--template", choices=["alpaca", "chat"], default="alpaca", help="prompt format: alpaca (default) or the tokenizer's chat template")
+    p.add_argument("--max-length", type=positive_int, default=None,
+                   help="tokens per record, prompt + response (default: 512, or the model's context if shorter)")
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default=None)
-    p.add_argument("--output", required=True)
-    p.add_argument("--force", action="store_true")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--seed", type=natural_int, default=0, help="seed of every random step (default 0)")
+    p.add_argument("--device", type=device, default=None, help="cpu, cuda, cuda:N or mps (default: cuda when present)")
+    p.add_argument("--output", required=True, help="the folder to write (created; see the README for its files)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty output folder (never into an input folder)")
 
 
 def cmd_instruct(args: argparse.Namespace) -> None:
@@ -65,7 +66,7 @@ def cmd_instruct(args: argparse.Namespace) -> None:
 
     t0 = time.perf_counter()
     check_request(method=args.policy, keep=args.keep, split=args.split)  # bad options fail before the slow scoring
-    out = files.check_output_dir(args.output, force=args.force)
+    out = files.check_output_dir(args.output, force=args.force, inputs=(args.data,))
     data = load_instructions(args.data)
     lm = load_causal_lm(args.model, device=args.device)
     result = score_instructions(lm, data, sparsities=args.levels, scope=args.mask_scope, template=args.template,
@@ -98,7 +99,7 @@ def cmd_lora(args: argparse.Namespace) -> None:
     tasks = [t.strip() for t in (args.lm_eval or "").split(",") if t.strip()]
     if "local" in tasks and args.heldout is None:
         raise DlcpruneError("--lm-eval local builds its task from the held-out records: add --heldout FILE")
-    out = files.check_output_dir(args.output, force=args.force)
+    out = files.check_output_dir(args.output, force=args.force, inputs=(args.data,))
     data = load_instructions(args.data)
     heldout = load_instructions(args.heldout) if args.heldout else None
     lm = load_causal_lm(args.model, device=args.device)

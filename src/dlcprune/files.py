@@ -73,17 +73,28 @@ def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
 
 
-def check_output_dir(path: str | Path, *, force: bool, resumable: Callable[[Path], bool] = lambda p: False) -> Path:
+LOCK = ".dlcprune.lock"  # in an output folder while a run writes it: the owner's PID
+
+
+def check_output_dir(path: str | Path, *, force: bool, resumable: Callable[[Path], bool] = lambda p: False,
+                     inputs: tuple[str | Path | None, ...] = ()) -> Path:
     """Check, without creating anything, that ``path`` can take a run's outputs.
 
-    Refuses a folder that exists and is not empty unless ``force`` is set or ``resumable(path)``
-    says it holds an interrupted run of the same job, and a path whose nearest existing parent is
-    not a writable folder.
+    Refuses a folder that another live run is writing (its lock), a folder that is or lies inside
+    one of ``inputs`` (the folders the command reads: never written, ``--force`` or not), a folder
+    that exists and is not empty unless ``force`` is set or ``resumable(path)`` says it holds an
+    interrupted run of the same job, and a path whose nearest existing parent is not writable.
     """
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise DlcpruneError(f"output {out} exists and is not a folder; choose another --output")
-    if out.is_dir() and any(out.iterdir()) and not force and not resumable(out):
+    for source in inputs:
+        if source is not None and Path(source).is_dir() and is_within(out, Path(source)):
+            raise DlcpruneError(f"output {out} is inside the input folder {source}; dlcprune never writes into "
+                                "the data it reads: choose an --output outside it")
+    check_unlocked(out)
+    entries = {p.name for p in out.iterdir()} - {LOCK} if out.is_dir() else set()
+    if entries and not force and not resumable(out):
         raise DlcpruneError(f"output folder {out} exists and is not empty; choose another --output "
                             "or pass --force to overwrite its dlcprune files")
     parent = out
@@ -94,16 +105,75 @@ def check_output_dir(path: str | Path, *, force: bool, resumable: Callable[[Path
     return out
 
 
+def is_within(path: Path, folder: Path) -> bool:
+    """Whether ``path`` is ``folder`` or lies inside it (after resolving links)."""
+    path, folder = path.resolve(), folder.resolve()
+    return path == folder or folder in path.parents
+
+
+def check_unlocked(out: Path) -> None:
+    """Refuse a folder that a live dlcprune process is writing (a stale lock is ignored)."""
+    try:
+        pid = int((out / LOCK).read_text().strip() or 0)
+    except (OSError, ValueError):
+        return
+    if pid and pid != os.getpid() and _alive(pid):
+        raise DlcpruneError(f"another dlcprune run (process {pid}) is writing {out}; wait for it to finish "
+                            "or choose another --output")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _lock(path: Path) -> Iterator[None]:
+    """Hold ``path/.dlcprune.lock`` (created atomically with this PID) while the block runs."""
+    lock = path / LOCK
+    for _ in range(2):
+        try:
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            break
+        except FileExistsError:
+            check_unlocked(path)  # a live owner: refuse; a stale one: take the lock over
+            with contextlib.suppress(OSError):
+                lock.unlink()
+    else:
+        raise DlcpruneError(f"cannot lock {path}: another run keeps taking it; choose another --output")
+    with os.fdopen(fd, "w") as f:
+        f.write(str(os.getpid()))
+    try:
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            lock.unlink()
+
+
 @contextlib.contextmanager
 def output_dir(path: Path, *, keep: Callable[[BaseException], bool]) -> Iterator[Path]:
-    """Create ``path`` for a run; if the run fails and ``keep(error)`` is false, remove what the
-    run created (the folder if it did not exist, else the files that appeared in it)."""
+    """Create and lock ``path`` for a run; if the run fails and ``keep(error)`` is false, remove
+    what the run created (the folder if it did not exist, else the files that appeared in it).
+    Another live run's lock is refused before anything is written or removed."""
     existed = path.exists()
-    before = set(path.iterdir()) if existed else set()
     try:
         path.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise DlcpruneError(f"cannot write to output folder {path}: {err.strerror or err}") from None
+    lock = _lock(path)
+    try:
+        lock.__enter__()
+    except BaseException:
+        if not existed:
+            with contextlib.suppress(OSError):
+                path.rmdir()  # only if still empty: a concurrent run may be filling it
+        raise
+    before = set(path.iterdir())
     try:
         yield path
     except BaseException as err:
@@ -112,8 +182,13 @@ def output_dir(path: Path, *, keep: Callable[[BaseException], bool]) -> Iterator
                 for p in set(path.iterdir()) - before:
                     shutil.rmtree(p) if p.is_dir() else p.unlink()
             else:
-                shutil.rmtree(path, ignore_errors=True)
+                for p in set(path.iterdir()) - {path / LOCK}:
+                    shutil.rmtree(p) if p.is_dir() else p.unlink()
         raise
+    finally:
+        lock.__exit__(None, None, None)
+        if not existed and not any(path.iterdir()):
+            path.rmdir()
 
 
 def versions() -> dict[str, str]:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import os
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, Sequence
@@ -117,6 +119,22 @@ class ArrayReader:
         return hashlib.sha256(np.ascontiguousarray(self.array[index]).tobytes()).digest()
 
 
+def to_uint8(im: Image.Image) -> np.ndarray:
+    """(H, W) grey or (H, W, 3) RGB uint8 pixels. 16- and 32-bit grey images are scaled to 0..255
+    (Pillow's own conversion would clip them, turning most pixels white)."""
+    if im.mode.startswith("I"):  # "I;16", "I;16B", "I": integer grey
+        wide = np.asarray(im).astype(np.float64)
+        top = 65535.0 if im.mode.startswith("I;16") or wide.max(initial=0) <= 65535 else float(wide.max())
+        return np.round(np.clip(wide, 0, top) * (255.0 / top)).astype(np.uint8)
+    if im.mode == "F":
+        raise ValueError("floating-point images are not supported; save it as 8- or 16-bit")
+    return np.asarray(im.convert("L" if im.mode in ("L", "1") else "RGB"), dtype=np.uint8)
+
+
+if os.environ.get("DLCPRUNE_MAX_IMAGE_PIXELS"):  # Pillow's decompression-bomb limit, raised on request
+    Image.MAX_IMAGE_PIXELS = int(os.environ["DLCPRUNE_MAX_IMAGE_PIXELS"])
+
+
 class FileReader:
     """Image files under ``root``, decoded with Pillow (and kept decoded when they fit in memory)."""
 
@@ -126,6 +144,10 @@ class FileReader:
         self._decoded: dict[int, np.ndarray] | None = None
 
     def _fail(self, index: int, err: Exception) -> DlcpruneError:
+        if isinstance(err, Image.DecompressionBombError):
+            return DlcpruneError(f"image {self.root / self.relpaths[index]} has more pixels than the safety limit of "
+                                 f"{Image.MAX_IMAGE_PIXELS:,} (a decompression bomb?); if it is genuine, raise the "
+                                 "limit with the environment variable DLCPRUNE_MAX_IMAGE_PIXELS")
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         return DlcpruneError(f"cannot read image {self.root / self.relpaths[index]}: {reason}; "
                              "fix or remove the file")
@@ -135,7 +157,7 @@ class FileReader:
             try:
                 with Image.open(self.root / self.relpaths[index]) as im:
                     self._sizes[index] = (im.height, im.width)
-            except (OSError, UnidentifiedImageError, ValueError) as err:
+            except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as err:
                 raise self._fail(index, err) from None
         return self._sizes[index]
 
@@ -144,9 +166,8 @@ class FileReader:
             return self._decoded[index]
         try:
             with Image.open(self.root / self.relpaths[index]) as im:
-                im = im.convert("L" if im.mode in ("L", "1") else "RGB")
-                arr = np.asarray(im, dtype=np.uint8)
-        except (OSError, UnidentifiedImageError, ValueError) as err:
+                arr = to_uint8(im)
+        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError) as err:
             raise self._fail(index, err) from None
         arr = arr[:, :, None] if arr.ndim == 2 else arr
         if self._decoded is None:
@@ -162,8 +183,6 @@ class FileReader:
 
 def load_image_folder(path: str | Path) -> ImageDataset:
     """An ``ImageFolder`` tree, read with torchvision's rules and in its order (module docstring)."""
-    import os
-
     root = Path(path)
     if not root.is_dir():
         raise DlcpruneError(f"{root} is not a folder")
@@ -192,7 +211,7 @@ def from_arrays(images: np.ndarray, labels: np.ndarray, *, class_names: Sequence
     images, labels = np.asarray(images), np.asarray(labels)
     if images.ndim == 3:
         images = images[..., None]
-    if images.ndim != 4 or images.shape[-1] not in (1, 3):
+    if images.ndim != 4 or images.shape[-1] not in (1, 3) or 0 in images.shape[1:3]:
         raise DlcpruneError(f"{source}: images must have shape (N,H,W) or (N,H,W,C) with C = 1 or 3, "
                             f"got {images.shape}")
     if images.dtype != np.uint8:
@@ -222,6 +241,6 @@ def load_npz(path: str | Path) -> ImageDataset:
             if missing:
                 raise DlcpruneError(f"{path} lacks the array(s) {sorted(missing)}; it has {sorted(f.files)}")
             images, labels = f["images"], f["labels"]
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:  # missing, truncated, not an npz
         raise DlcpruneError(f"cannot read {path} as .npz: {err}") from None
     return from_arrays(images, labels, source=str(path))

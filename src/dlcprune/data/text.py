@@ -91,7 +91,10 @@ def load_text_table(path: str | Path, *, text_column: str = "text", label_column
                         raise DlcpruneError(f"{path}:{n}: not valid JSON ({err.msg})") from None
         else:
             rows = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[:err.start].count(b"\n") + 1
+        raise DlcpruneError(f"{path}, line {line}, byte {err.start}: not UTF-8 text; save the file as UTF-8") from None
+    except (OSError, json.JSONDecodeError) as err:
         raise DlcpruneError(f"cannot read {path}: {err}") from None
     return _from_rows(rows, text_column, label_column, str(path))
 

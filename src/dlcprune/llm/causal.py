@@ -87,12 +87,16 @@ def load_causal_lm(spec: str = SMOLLM2, *, device: str | None = None) -> CausalL
     try:
         tok = AutoTokenizer.from_pretrained(str(path))
         lm = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
-    except OSError as err:
-        raise DlcpruneError(f"cannot load causal LM {spec!r}: {str(err).splitlines()[0]}") from None
+    except (OSError, ValueError, KeyError) as err:  # transformers' ways of saying "no model here"
+        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise DlcpruneError(f"cannot load causal LM {spec!r}: {reason}") from None
     return from_causal_module(lm, tok, name=spec, device=device)
 
 
 def from_causal_module(module: nn.Module, tokenizer, *, name: str = "custom", device: str | None = None) -> CausalLM:
+    from ..models.base import check_device
+
+    check_device(device)
     dev = torch.device(device) if device else default_device()
     module.eval().requires_grad_(False).to(dev)
     if tokenizer.pad_token is None:
@@ -105,10 +109,22 @@ def from_causal_module(module: nn.Module, tokenizer, *, name: str = "custom", de
     return CausalLM(name=name, module=module, tokenizer=tokenizer, maskable=maskable, device=dev)
 
 
-def encode(lm: CausalLM, data: InstructionSet, *, template: str = "alpaca", max_length: int = 512) -> list[tuple[list[int], int]]:
+MIN_LENGTH = 8  # tokens: a prompt and at least one response token to score
+DEFAULT_LENGTH = 512
+
+
+def encode(lm: CausalLM, data: InstructionSet, *, template: str = "alpaca", max_length: int | None = None) -> list[tuple[list[int], int]]:
     """Per record: (token ids, number of prompt tokens). The response is tokenised alone (no
-    special tokens) and followed by the EOS token when the tokenizer has one. Over ``max_length``,
+    special tokens) and followed by the EOS token when the tokenizer has one. Over ``max_length``
+    (default: 512, or the model's context if shorter),
     prompt tokens are dropped from the left; a response longer than that is cut at the right."""
+    context = getattr(lm.module.config, "max_position_embeddings", None)
+    if max_length is None:
+        max_length = min(DEFAULT_LENGTH, context or DEFAULT_LENGTH)
+    if max_length < MIN_LENGTH or (context and max_length > context):
+        raise DlcpruneError(f"max_length {max_length}: it must leave room for a prompt and a response "
+                            f"(at least {MIN_LENGTH} tokens) and fit the model's context"
+                            + (f" ({context} tokens for {lm.name})" if context else ""))
     tok, out = lm.tokenizer, []
     for i in range(len(data)):
         prompt_ids = tok(data.prompt(i, template=template, tokenizer=tok))["input_ids"]

@@ -90,6 +90,8 @@ def load_instructions(path: str | Path) -> InstructionSet:
                 continue
             try:
                 rec = json.loads(line)
+            except UnicodeDecodeError as err:
+                raise DlcpruneError(f"{p}, line {n}, byte {err.start}: not UTF-8 text; save the file as UTF-8") from None
             except json.JSONDecodeError as err:
                 raise DlcpruneError(f"{p}, line {n}: not valid JSON ({err.msg}); fix or remove the line") from None
             records.append((f"line {n}", rec))
@@ -97,6 +99,8 @@ def load_instructions(path: str | Path) -> InstructionSet:
     elif p.suffix == ".json":
         try:
             rows = json.loads(_read(p))
+        except UnicodeDecodeError as err:
+            raise DlcpruneError(f"{p}, byte {err.start}: not UTF-8 text; save the file as UTF-8") from None
         except json.JSONDecodeError as err:
             raise DlcpruneError(f"{p}, line {err.lineno}: not valid JSON ({err.msg})") from None
         if not isinstance(rows, list):

@@ -36,7 +36,7 @@ class LoraResult:
 
 def finetune_lora(lm: CausalLM, data: InstructionSet, *, indices: np.ndarray | None = None, epochs: int = 1,
                   lr: float = 1e-3, batch_size: int = 8, micro_batch_size: int = 8, r: int = 16, alpha: int = 32,
-                  dropout: float = 0.05, warmup: float = 0.03, template: str = "alpaca", max_length: int = 512, seed: int = 0,
+                  dropout: float = 0.05, warmup: float = 0.03, template: str = "alpaca", max_length: int | None = None, seed: int = 0,
                   progress: bool = True) -> LoraResult:
     """LoRA on ``data[indices]`` (all when None); returns the adapted model (base weights unchanged).
 
@@ -92,7 +92,7 @@ def finetune_lora(lm: CausalLM, data: InstructionSet, *, indices: np.ndarray | N
                                       kept=int(len(idx))))
 
 
-def heldout_metrics(lm: CausalLM, data: InstructionSet, *, template: str = "alpaca", max_length: int = 512,
+def heldout_metrics(lm: CausalLM, data: InstructionSet, *, template: str = "alpaca", max_length: int | None = None,
                     batch_size: int = 8) -> dict:
     """Mean response NLL per record and token-weighted perplexity on held-out records."""
     encoded = encode(lm, data, template=template, max_length=max_length)

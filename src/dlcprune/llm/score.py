@@ -35,7 +35,7 @@ class LmDlcResult:
 
 
 def score_instructions(lm: CausalLM, data: InstructionSet, *, sparsities=DEFAULT_SPARSITIES, scope: str = "global",
-                       template: str = "alpaca", max_length: int = 512, batch_size: int = 8,
+                       template: str = "alpaca", max_length: int | None = None, batch_size: int = 8,
                        progress: bool = True) -> LmDlcResult:
     s = [float(v) for v in sparsities]
     if not s or s[0] < 0 or s[-1] >= 1 or any(b <= a for a, b in zip(s, s[1:])):

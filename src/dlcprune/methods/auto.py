@@ -4,11 +4,12 @@ random unless a candidate is shown to beat it; ``flexrand-auto``: FlexRand's gam
 The rule (``auto``). For keep fraction b, every candidate selects from the selection pool (seeded
 candidates ``trials`` times, seeds 0..trials-1; deterministic ones once), a linear probe
 (``ProbeJudge``) is trained on each subset and scored on the validation split, and random does the
-same. The candidate with the best mean validation accuracy replaces random only if the one-sided
-lower bound of its paired-bootstrap gain over random, at level 0.05 / k for k candidates (Bonferroni:
-the winner is the maximum of k), is above zero; otherwise the choice is random. The verdict states
-the chosen method's gain over random with a 95% interval (``judge.verdict_line``) and its distance
-to the probe trained on the whole pool.
+same. The candidate with the best mean validation accuracy replaces random only if its gain over
+random stays above zero at the simultaneous one-sided level 1 - ``alpha`` (default 90%) over all
+candidates (a max-type paired bootstrap over validation samples and draws: it accounts for the
+winner being the best of k); otherwise the choice is random. The verdict states the chosen method's
+gain over random with its simultaneous 95% interval (``judge.verdict_line``: "beats random" only
+when the whole interval is above zero) and its distance to the probe trained on the whole pool.
 
 Where the final selection is drawn from: ``SelectionInputs.validation`` given (the bench), the
 validation split is external and the selection stays within the pool; otherwise a stratified
@@ -30,7 +31,7 @@ from ..registry import unknown_name_message
 from ..selection import FlexRand, check_keep
 from .base import METHODS, Method, SelectionInputs, make_method
 from .dlc import DlcMethod
-from .judge import Estimate, ProbeJudge, bootstrap, estimate, verdict_line
+from .judge import Estimate, ProbeJudge, estimate, simultaneous, verdict_line
 
 DEFAULT_CANDIDATES = ("easy", "flexrand", "hard", "herding", "flexrand-herding")
 NOT_CANDIDATES = ("random", "auto", "flexrand-auto")
@@ -84,7 +85,7 @@ class Auto(Method):
     name = "auto"
 
     def __init__(self, candidates: list[str] | tuple[str, ...] = DEFAULT_CANDIDATES, *, fallback: bool = True,
-                 trials: int = 3, val_fraction: float = 0.2, alpha: float = 0.05, rounds: int = 2000,
+                 trials: int = 6, val_fraction: float = 0.2, alpha: float = 0.1, rounds: int = 2000,
                  seed: int = 0) -> None:
         self.candidates = check_candidates(candidates)
         if trials < 1:
@@ -143,14 +144,16 @@ class Auto(Method):
             return self.decisions_[keep]
         t0, fits0 = time.perf_counter(), self.judge_.fits
         correct = {label: self._correctness(label, keep) for label in ["random", *self._labels(keep)]}
-        others = [lab for lab in correct if lab != "random"]
         means = {lab: float(c.mean()) for lab, c in correct.items()}
-        best = max(others, key=lambda lab: means[lab])  # ties: the first in candidate order
-        level = self.alpha / len(others)
-        bound = float(np.quantile(bootstrap(correct[best], correct["random"], rounds=self.rounds, seed=self.seed), level))
+        gains, errors = simultaneous(correct, "random", rounds=self.rounds, seed=self.seed)
+        best = max(gains, key=gains.get)  # ties: the first in candidate order
+        worst_error = errors.max(0)
+        bound = gains[best] - float(np.quantile(worst_error, 1 - self.alpha))
         chosen = best if (bound > 0 or not self.fallback) else "random"
         e = lambda a, b=None: estimate(a, b, rounds=self.rounds, seed=self.seed)
-        gain = e(correct[chosen], correct["random"]) if chosen != "random" else Estimate(0.0, 0.0, 0.0)
+        gain = Estimate(0.0, 0.0, 0.0) if chosen == "random" else Estimate(
+            gains[chosen], gains[chosen] - float(np.quantile(worst_error, 0.975)),
+            gains[chosen] + float(np.quantile((-errors).max(0), 0.975)))
         verdict = verdict_line(gain) if chosen != "random" else (
             f"level with random: no candidate beat random on validation (best, {best}: "
             f"{100 * (means[best] - means['random']):+.2f} points); the selection is random")

@@ -74,22 +74,42 @@ class Estimate:
         return [round(100 * self.value, 3), round(100 * self.low, 3), round(100 * self.high, 3)]
 
 
-def bootstrap(a: np.ndarray, b: np.ndarray | None = None, *, rounds: int = 2000, seed: int = 0) -> np.ndarray:
-    """(rounds,) bootstrap replicates of mean accuracy of ``a`` (minus that of ``b``).
+def replicates(correct: dict[str, np.ndarray], *, rounds: int = 2000, seed: int = 0) -> dict[str, np.ndarray]:
+    """(rounds,) bootstrap replicates of each selection's mean validation accuracy.
 
-    a: (R, M) bool, one row per draw of a selection; b: (R', M) or None. Each round resamples the
-    M validation samples (shared by a and b: paired) and each side's draws, with replacement.
+    correct[label]: (R, M) bool, one row per draw of that selection. Every round resamples the M
+    validation samples once for all selections (so their differences are paired) and each
+    selection's own draws, with replacement.
     """
     rng = np.random.default_rng(seed)
-    m = a.shape[1]
+    m = next(iter(correct.values())).shape[1]
     weights = rng.multinomial(m, np.full(m, 1.0 / m), size=rounds) / m  # (rounds, M)
-
-    def side(c: np.ndarray) -> np.ndarray:
+    out = {}
+    for label, c in correct.items():
         per_draw = weights @ c.T.astype(np.float64)  # (rounds, R): accuracy of each draw
         picks = rng.integers(len(c), size=(rounds, len(c)))
-        return np.take_along_axis(per_draw, picks, axis=1).mean(1)
+        out[label] = np.take_along_axis(per_draw, picks, axis=1).mean(1)
+    return out
 
-    return side(a) - (side(b) if b is not None else 0.0)
+
+def bootstrap(a: np.ndarray, b: np.ndarray | None = None, *, rounds: int = 2000, seed: int = 0) -> np.ndarray:
+    """(rounds,) replicates of mean accuracy of ``a`` (minus that of ``b``, paired); see ``replicates``."""
+    reps = replicates({"a": a, **({"b": b} if b is not None else {})}, rounds=rounds, seed=seed)
+    return reps["a"] - reps.get("b", 0.0)
+
+
+def simultaneous(correct: dict[str, np.ndarray], reference: str, *, rounds: int = 2000,
+                 seed: int = 0) -> tuple[dict[str, float], np.ndarray]:
+    """Gains of every selection over ``reference`` and the bootstrap distribution of their largest
+    error: (gains, (rounds,) max over selections of (replicate gain - gain)). With ``q`` its
+    (1 - a) quantile, every gain_l - q is a lower bound at simultaneous level 1 - a (max-type
+    bootstrap: it accounts for choosing the best of several)."""
+    reps = replicates(correct, rounds=rounds, seed=seed)
+    mean = {label: float(c.mean()) for label, c in correct.items()}
+    others = [label for label in correct if label != reference]
+    gains = {label: mean[label] - mean[reference] for label in others}
+    errors = np.stack([(reps[label] - reps[reference]) - gains[label] for label in others])
+    return gains, errors
 
 
 def estimate(a: np.ndarray, b: np.ndarray | None = None, *, rounds: int = 2000, seed: int = 0,

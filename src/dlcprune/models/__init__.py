@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 
 from ..errors import DlcpruneError
-from .base import MODELS
+from .base import MODELS, check_device
 from .image import ImageEncoder, efficientnet_lite0, from_module, timm_encoder
 from .text import TextEncoder, hf_text_encoder, minilm
 
@@ -40,6 +40,7 @@ def load_encoder(spec: str, *, weights: str = "pretrained", device: str | None =
 
     ``image_size`` (image encoders): resize every image to that square size (None: keep sizes).
     """
+    check_device(device)
     entry = MODELS.entry(spec)
     if entry.kind == "causal LM":
         raise DlcpruneError(f"{spec!r} is a causal language model: score instruction records with "

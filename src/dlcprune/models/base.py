@@ -52,3 +52,17 @@ def gpu_autocast(device: torch.device):
 def autocast_record(device: torch.device) -> dict:
     """What the manifest and checkpoint key record about the arithmetic (nothing on the CPU)."""
     return {"autocast": "bf16"} if torch.device(device).type == "cuda" else {}
+
+
+def check_device(spec: str | None) -> None:
+    """Refuse a device this machine does not have, in one line."""
+    if spec is None or spec == "cpu":
+        return
+    if spec.startswith("cuda"):
+        index = int(spec.split(":")[1]) if ":" in spec else 0
+        if not torch.cuda.is_available():
+            raise DlcpruneError(f"--device {spec}: no CUDA GPU is visible on this machine; use --device cpu")
+        if index >= torch.cuda.device_count():
+            raise DlcpruneError(f"--device {spec}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+    elif spec == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
+        raise DlcpruneError("--device mps: Apple's Metal backend is not available here; use --device cpu")

@@ -153,9 +153,11 @@ def timm_encoder(name: str, *, weights: str = "pretrained", device: torch.device
         kwargs["pretrained_cfg_overlay"] = {"file": str(existing_file(weights))}
     try:
         model = timm.create_model(name, pretrained=weights != "random", **kwargs)
-    except Exception as err:  # hub lookups fail in many ways offline
+    except Exception as err:  # hub lookups and weight files fail in many ways
         if weights != "pretrained":
-            raise
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise DlcpruneError(f"cannot load the weights {weights} into timm:{name} ({type(err).__name__}: {reason}); "
+                                "pass a .safetensors or .pth file saved from this architecture") from None
         raise DlcpruneError(f"cannot load pretrained weights for timm:{name} ({type(err).__name__}); "
                             "offline, pass --weights FILE or --weights random") from None
     cfg = model.pretrained_cfg

