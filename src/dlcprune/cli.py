@@ -94,7 +94,7 @@ def add_select_args(p: argparse.ArgumentParser, *, seed: bool) -> None:
                         "validation split, else random, with a verdict; or any method of `dlcprune list` "
                         "(random, easy, hard, flexrand, flexrand-auto, herding, el2n, ...)")
     p.add_argument("--candidates", type=names_arg, default=None,
-                   help="with auto: the methods it chooses among (default easy,flexrand,hard,herding,flexrand-herding; "
+                   help="with auto: the methods it chooses among (default easy,flexrand,hard,herding,flexrand-herding,margin; "
                         "random is always the reference)")
     p.add_argument("--target-drop", type=float, default=None,
                    help="with auto: advise the smallest keep fraction whose validation accuracy stays within this many "

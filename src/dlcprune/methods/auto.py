@@ -33,7 +33,7 @@ from .base import METHODS, Method, SelectionInputs, make_method
 from .dlc import DlcMethod
 from .judge import Estimate, ProbeJudge, estimate, simultaneous, verdict_line
 
-DEFAULT_CANDIDATES = ("easy", "flexrand", "hard", "herding", "flexrand-herding")
+DEFAULT_CANDIDATES = ("easy", "flexrand", "hard", "herding", "flexrand-herding", "margin")
 NOT_CANDIDATES = ("random", "auto", "flexrand-auto")
 
 
