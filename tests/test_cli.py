@@ -249,3 +249,17 @@ def test_finetune_records_dynamics_that_select_reads(scored, tmp_path):
                  "--keep", "0.5", "--output", str(tmp_path / "f")]) == 0
     manifest = json.loads((tmp_path / "f" / "manifest.json").read_text())
     assert manifest["parameters"]["dynamics"] == "full fine-tuning" and manifest["fractions"]["keep_0.5"]["kept"] == 9
+
+
+def test_text_data_gets_the_text_model_and_logs_show_progress_lines(tmp_path):
+    """Without --model a CSV of texts is scored with minilm; with stderr redirected (nohup, SLURM),
+    progress comes as log lines with counts, rate and ETA, and --quiet silences them."""
+    path = tmp_path / "t.csv"
+    path.write_text("text,label\n" + "".join(f"review number {i} was {'good' if i % 2 else 'bad'},{i % 2}\n" for i in range(12)))
+    res = run("score", "--data", str(path), "--levels", "2", "--step", "0.1", "--output", str(tmp_path / "s"))
+    assert res.returncode == 0, res.stderr
+    assert json.loads((tmp_path / "s" / "manifest.json").read_text())["model"]["name"] == "minilm"
+    lines = [l for l in res.stderr.splitlines() if l.startswith("masked levels: ")]
+    assert lines and lines[-1].startswith("masked levels: 12/12 (100%)") and "ETA" in lines[-1]
+    quiet = run("score", "--data", str(path), "--levels", "2", "--step", "0.1", "--output", str(tmp_path / "q"), "--quiet")
+    assert quiet.returncode == 0 and quiet.stderr == ""

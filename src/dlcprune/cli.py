@@ -5,6 +5,7 @@ Bad input ends with ``error: <one line>`` on stderr and exit status 2, before an
 from __future__ import annotations
 
 import argparse
+import logging
 import shutil
 import sys
 import time
@@ -52,7 +53,9 @@ def keep_fractions(args: argparse.Namespace, *, optional: bool = False) -> list[
 
 
 def add_score_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", default="efficientnet_lite0", help="efficientnet_lite0 (default) or timm:<name>")
+    p.add_argument("--model", default=None,
+                   help="a name of `dlcprune list`, timm:<name> or hf:<name> (default: efficientnet_lite0 for images, "
+                        "minilm for texts)")
     p.add_argument("--weights", default="pretrained", help="pretrained (default), random, or a weights file")
     p.add_argument("--data", required=True,
                    help="image folder (one sub-folder per class), .npz, .csv/.jsonl of texts, HF dataset folder, or a built-in")
@@ -166,7 +169,8 @@ def build_parser() -> Parser:
     p.add_argument("--output", required=True, help="the folder to write (created; see the README for its files)")
 
     p = sub.add_parser("finetune", help="train on kept indices (linear probe or full fine-tuning), evaluate on a test set")
-    p.add_argument("--model", default="efficientnet_lite0", help="the encoder that was scored with (default efficientnet_lite0; `dlcprune list`)")
+    p.add_argument("--model", default=None,
+                   help="the encoder that was scored with (default: efficientnet_lite0 for images, minilm for texts)")
     p.add_argument("--weights", default="pretrained", help="pretrained (default), random, or a weights file")
     p.add_argument("--data", required=True, help="the training set that was scored (indices refer to its order)")
     p.add_argument("--test-data", required=True, help="the test set: same classes as --data")
@@ -211,7 +215,7 @@ def build_parser() -> Parser:
 def cmd_score(args: argparse.Namespace) -> Path:
     """Also under torchrun: every rank scores a block of the samples, rank 0 writes the folder."""
     from .data import load_dataset
-    from .models import load_encoder
+    from .models import default_model, load_encoder
     from .artifacts import PARTIAL, SCORE_FILES, write_scores
     from .scoring import score_dlc
     from .scoring.shard import init_from_environment, is_main_process, on_main
@@ -232,7 +236,8 @@ def cmd_score(args: argparse.Namespace) -> Path:
     out = on_main(lambda: files.check_output_dir(args.output, force=args.force, resumable=only_partial,
                                                        inputs=(args.data,)))
     dataset = load_dataset(args.data, text_column=args.text_column, label_column=args.label_column)
-    encoder = load_encoder(args.model, weights=args.weights, device=args.device, image_size=args.image_size)
+    encoder = load_encoder(args.model or default_model(dataset), weights=args.weights,
+                           device=args.device, image_size=args.image_size)
     score = lambda: score_dlc(encoder, dataset, levels=levels, step=args.step, masking=args.masking,
                               seed=args.seed, adaptive=adaptive, workers=args.workers, batch_size=args.batch_size, checkpoint_dir=out / PARTIAL,
                               progress=not args.quiet)
@@ -344,7 +349,7 @@ def cmd_prune(args: argparse.Namespace) -> None:
 def cmd_bench(args: argparse.Namespace) -> None:
     from .bench import BenchConfig, run_bench
     from .data import holdout_split, load_dataset
-    from .models import load_encoder
+    from .models import default_model, load_encoder
     from .selection import check_keep
 
     config = BenchConfig(methods=[m.strip() for m in args.methods.split(",") if m.strip()],
@@ -362,7 +367,8 @@ def cmd_bench(args: argparse.Namespace) -> None:
     else:
         rest, held = holdout_split(data.labels, fraction=args.test_fraction, seed=0)
         train, test = data.subset(rest, source=f"{data.source} train"), data.subset(held, source=f"{data.source} test")
-    encoder = load_encoder(args.model, weights=args.weights, device=args.device, image_size=args.image_size)
+    encoder = load_encoder(args.model or default_model(train), weights=args.weights,
+                           device=args.device, image_size=args.image_size)
     out = files.check_output_dir(args.output, force=True, inputs=(args.data, args.test_data))  # a bench folder resumes
     with files.output_dir(out, keep=lambda err: not isinstance(err, DlcpruneError) or (out / "results.csv").exists()):
         if not args.test_data:  # positions of the training part in --data, for `dlcprune report --data`
@@ -374,7 +380,7 @@ def cmd_finetune(args: argparse.Namespace) -> None:
     import numpy as np
 
     from .data import load_dataset
-    from .models import load_encoder
+    from .models import default_model, load_encoder
     from .scoring.dlc import check_dataset, extract_features
     from .training import DynamicsRecorder, finetune, train_linear_probe
 
@@ -394,7 +400,8 @@ def cmd_finetune(args: argparse.Namespace) -> None:
         from .export import check_fingerprint
 
         check_fingerprint(train, selection_fingerprint(Path(args.indices)), what="--indices")
-    encoder = load_encoder(args.model, weights=args.weights, device=args.device, image_size=args.image_size)
+    encoder = load_encoder(args.model or default_model(train), weights=args.weights,
+                           device=args.device, image_size=args.image_size)
     check_dataset(train, encoder)
     t0 = time.perf_counter()
     if args.record_dynamics and args.trainer != "full":
@@ -494,6 +501,8 @@ def main(argv: list[str] | None = None) -> int:
         from .threads import set_threads
 
         set_threads(args.threads)  # before torch is imported, so its thread pool starts at this size
+        logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s",
+                            stream=sys.stderr)
         if args.quiet:
             quiet_third_parties()
         COMMANDS[args.command](args)

@@ -29,6 +29,13 @@ def smollm2(*, device: str | None = None, **_):
     return load_causal_lm("smollm2", device=device)
 
 
+def default_model(dataset) -> str:
+    """The offline default encoder for a dataset's kind: minilm for texts, efficientnet_lite0 for images."""
+    from ..data import TextDataset
+
+    return "minilm" if isinstance(dataset, TextDataset) else "efficientnet_lite0"
+
+
 def list_models() -> list[str]:
     """Every model name the commands accept (``timm:<name>`` / ``hf:<name>`` stand for families)."""
     return MODELS.names()
