@@ -263,3 +263,15 @@ def test_text_data_gets_the_text_model_and_logs_show_progress_lines(tmp_path):
     assert lines and lines[-1].startswith("masked levels: 12/12 (100%)") and "ETA" in lines[-1]
     quiet = run("score", "--data", str(path), "--levels", "2", "--step", "0.1", "--output", str(tmp_path / "q"), "--quiet")
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_json_summary_is_the_only_stdout(scored, tmp_path):
+    _, out = scored
+    res = run("select", "--scores", str(out), "--policy", "random", "--keep", "0.5", "--output", str(tmp_path / "j"),
+              "--json")
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["command"] == "select" and summary["kept"] == {"0.5": 9} and summary["output"] == str(tmp_path / "j")
+    assert "random selection of 18 samples" in res.stderr
+    listed = json.loads(run("list", "--json").stdout)
+    assert "auto" in listed["methods"] and "smollm2" in listed["models"] and "animal-mnist" in listed["datasets"]

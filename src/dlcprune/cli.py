@@ -5,6 +5,8 @@ Bad input ends with ``error: <one line>`` on stderr and exit status 2, before an
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import logging
 import shutil
 import sys
@@ -125,6 +127,8 @@ def build_parser() -> Parser:
     parser = Parser(prog="dlcprune", description="Training-free downstream dataset pruning (DLC + FlexRand).")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", action="store_true", help="show the traceback of an unexpected error")
+    common.add_argument("--json", action="store_true",
+                        help="print one JSON summary (paths, counts, timings, verdicts) on stdout at the end")
     common.add_argument("--quiet", action="store_true", help="no progress bars (also not those of transformers / datasets)")
     common.add_argument("--threads", type=positive_int, default=None,
                         help="CPU threads for torch and BLAS (default: the physical cores that other processes "
@@ -212,7 +216,7 @@ def build_parser() -> Parser:
     return parser
 
 
-def cmd_score(args: argparse.Namespace) -> Path:
+def cmd_score(args: argparse.Namespace) -> dict:
     """Also under torchrun: every rank scores a block of the samples, rank 0 writes the folder."""
     from .data import load_dataset
     from .models import default_model, load_encoder
@@ -243,7 +247,7 @@ def cmd_score(args: argparse.Namespace) -> Path:
                               progress=not args.quiet)
     if not is_main_process():
         score()
-        return out
+        return {"command": "score", "output": str(out)}
     # Bad input leaves nothing behind; an interrupted or crashed run keeps its checkpoint to resume.
     with files.output_dir(out, keep=lambda err: not isinstance(err, DlcpruneError)):
         result = score()
@@ -255,7 +259,8 @@ def cmd_score(args: argparse.Namespace) -> Path:
     computed = len(result.parameters.get("levels_computed", range(levels)))
     print(f"scored {len(dataset):,} samples with DLC ({computed} of {levels} levels"
           f"{f', {processes} processes' if processes > 1 else ''}) -> {out / 'scores.csv'}")
-    return out
+    return {"command": "score", "output": str(out), "samples": len(dataset), "levels_computed": computed,
+            "model": encoder.name, "seconds": round(time.perf_counter() - t0, 3)}
 
 
 def split_arg(text: str) -> float | str:
@@ -302,7 +307,7 @@ def flag_names(message: str) -> str:
     return message
 
 
-def cmd_select(args: argparse.Namespace, *, scores_dir: Path | None = None) -> None:
+def cmd_select(args: argparse.Namespace, *, scores_dir: Path | None = None) -> dict:
     from .artifacts import read_scores, write_selection
     from .methods.select import select
 
@@ -323,6 +328,10 @@ def cmd_select(args: argparse.Namespace, *, scores_dir: Path | None = None) -> N
     print_verdicts(selection)
     if args.export:
         print(f"kept samples exported ({args.export}): " + ", ".join(str(p) for p in written))
+    return {"command": "select", "output": str(out), "method": selection.method,
+            "kept": {f"{k:g}": int(len(v)) for k, v in selection.kept.items()},
+            "verdicts": {f"{k:g}": v for k, v in (selection.verdicts or {}).items()} or None,
+            "advice": selection.advice, "exported": [str(p) for p in written] if args.export else None}
 
 
 def print_verdicts(selection) -> None:
@@ -337,16 +346,16 @@ def print_verdicts(selection) -> None:
         print(f"advice: {selection.advice['advice']}")
 
 
-def cmd_prune(args: argparse.Namespace) -> None:
+def cmd_prune(args: argparse.Namespace) -> dict:
     from .scoring.shard import is_main_process
 
     selection_request(args)  # fail on bad selection arguments before the slow scoring
-    scores_dir = cmd_score(args)
-    if is_main_process():
-        cmd_select(args, scores_dir=scores_dir)
+    scored = cmd_score(args)
+    chosen = cmd_select(args, scores_dir=Path(scored["output"])) if is_main_process() else None
+    return {**scored, "command": "prune", "selection": chosen}
 
 
-def cmd_bench(args: argparse.Namespace) -> None:
+def cmd_bench(args: argparse.Namespace) -> dict:
     from .bench import BenchConfig, run_bench
     from .data import holdout_split, load_dataset
     from .models import default_model, load_encoder
@@ -373,10 +382,11 @@ def cmd_bench(args: argparse.Namespace) -> None:
     with files.output_dir(out, keep=lambda err: not isinstance(err, DlcpruneError) or (out / "results.csv").exists()):
         if not args.test_data:  # positions of the training part in --data, for `dlcprune report --data`
             files.save_npy(out / "train_indices.npy", rest)
-        run_bench(encoder, train, test, config=config, output=out, progress=not args.quiet)
+        rows = run_bench(encoder, train, test, config=config, output=out, progress=not args.quiet)
+    return {"command": "bench", "output": str(out), "cells": len(rows)}
 
 
-def cmd_finetune(args: argparse.Namespace) -> None:
+def cmd_finetune(args: argparse.Namespace) -> dict:
     import numpy as np
 
     from .data import load_dataset
@@ -430,6 +440,8 @@ def cmd_finetune(args: argparse.Namespace) -> None:
         files.write_json(out / "metrics.json", metrics)
     print(f"{args.trainer}: test accuracy {100 * metrics['accuracy']:.2f}% on {len(test):,} samples "
           f"(trained on {len(idx):,}) -> {out / 'metrics.json'}")
+    return {"command": "finetune", "output": str(out), "trainer": args.trainer, "accuracy": metrics["accuracy"],
+            "trained_on": int(len(idx)), "seconds": round(metrics["seconds"], 3)}
 
 
 def selection_fingerprint(indices_file: Path) -> str | None:
@@ -441,15 +453,17 @@ def selection_fingerprint(indices_file: Path) -> str | None:
     return scores.get("dataset")
 
 
-def cmd_report(args: argparse.Namespace) -> None:
+def cmd_report(args: argparse.Namespace) -> dict:
     from .data import load_dataset
     from .report import build_report
 
     data = load_dataset(args.data, text_column=args.text_column, label_column=args.label_column) if args.data else None
-    print(f"report written to {build_report(args.folder, data=data)}")
+    page = build_report(args.folder, data=data)
+    print(f"report written to {page}")
+    return {"command": "report", "output": str(page)}
 
 
-def cmd_list(args: argparse.Namespace) -> None:
+def cmd_list(args: argparse.Namespace) -> dict:
     from rich.table import Table
 
     from .data import DATASETS
@@ -464,15 +478,19 @@ def cmd_list(args: argparse.Namespace) -> None:
         for entry in registry:
             name = entry.name + ("<name>" if entry.name.endswith(":") else "")
             table.add_row(f"{kind} ({entry.kind})" if entry.kind else kind, name, entry.summary)
-    stdout.print(table)
+    if not args.json:
+        stdout.print(table)
+    return {"command": "list", "models": MODELS.names(), "datasets": DATASETS.names(), "methods": METHODS.names()}
 
 
-def cmd_demo(args: argparse.Namespace) -> None:
+def cmd_demo(args: argparse.Namespace) -> dict:
     from .demo import run_demo
 
-    run_demo(levels=args.levels, step=args.step, image_size=args.image_size, seeds=args.seeds,
+    accuracy = run_demo(levels=args.levels, step=args.step, image_size=args.image_size, seeds=args.seeds,
              train_per_class=args.train_per_class, test_per_class=args.test_per_class,
              output=args.output, progress=not args.quiet)
+    return {"command": "demo", "output": str(args.output),
+            "test_accuracy": {m: {f"{k:g}": v for k, v in per.items()} for m, per in accuracy.items()}}
 
 
 COMMANDS = {"score": cmd_score, "select": cmd_select, "prune": cmd_prune, "bench": cmd_bench, "finetune": cmd_finetune,
@@ -505,7 +523,12 @@ def main(argv: list[str] | None = None) -> int:
                             stream=sys.stderr)
         if args.quiet:
             quiet_third_parties()
-        COMMANDS[args.command](args)
+        if args.json:  # the summary alone on stdout; what a person reads goes to stderr
+            with contextlib.redirect_stdout(sys.stderr):
+                summary = COMMANDS[args.command](args)
+            print(json.dumps(summary, default=str))
+        else:
+            COMMANDS[args.command](args)
     except SystemExit as done:  # --help, or a usage error already printed as one line
         return int(done.code or 0)
     except DlcpruneError as err:  # library messages name parameters; here they become flags

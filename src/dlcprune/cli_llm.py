@@ -57,7 +57,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="write into a non-empty output folder (never into an input folder)")
 
 
-def cmd_instruct(args: argparse.Namespace) -> None:
+def cmd_instruct(args: argparse.Namespace) -> dict:
     """Score instruction records (no classes: selection is global) and write the kept ones."""
     import numpy as np
 
@@ -87,9 +87,10 @@ def cmd_instruct(args: argparse.Namespace) -> None:
             "seed": args.seed, "timings_s": dict(result.timings, total_s=time.perf_counter() - t0),
             "memory": files.peak_memory_mb(), "versions": files.versions(), "command": sys.argv, "created": files.now_iso()})
     print(f"kept {len(kept):,} of {len(data):,} records ({args.policy}) -> {out / 'kept.jsonl'}")
+    return {"command": "instruct", "output": str(out), "records": len(data), "kept": int(len(kept))}
 
 
-def cmd_lora(args: argparse.Namespace) -> None:
+def cmd_lora(args: argparse.Namespace) -> dict:
     """Fine-tune LoRA adapters on the records; write the PEFT adapter and metrics.json."""
     from .llm import load_causal_lm, load_instructions
     from .llm.evaluate import check_tasks, lm_eval_scores, write_choice_task
@@ -128,3 +129,5 @@ def cmd_lora(args: argparse.Namespace) -> None:
     for t, m in metrics.get("lm_eval", {}).items():
         summary += f"; lm-eval {t} acc {m.get('acc', float('nan')):.4f}"
     print(f"{summary} -> {out}")
+    return {"command": "lora", "output": str(out), "seconds": round(r.seconds, 3),
+            **{k: metrics[k] for k in ("heldout", "lm_eval") if k in metrics}}
