@@ -134,3 +134,14 @@ def test_builtin_mnist():
     assert (len(train), len(test)) == (50_000, 10_000) and train.class_names == [str(d) for d in range(10)]
     img = train.items([0])[0]
     assert img.dtype == np.uint8 and img.shape == (28, 28, 1) and img.max() > 200
+
+
+def test_16_bit_images_are_scaled_not_clipped(tmp_path):
+    """Pillow's own conversion clips 16-bit grey to 255 (nearly every pixel white); they are scaled."""
+    root = tmp_path / "d"
+    for c in ("a", "b"):
+        (root / c).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray((np.arange(16).reshape(4, 4) * 4369).astype(np.uint16)).save(root / c / f"{i}.png")
+    pixels = load_dataset(str(root)).items([0])[0][..., 0]
+    assert pixels.dtype == np.uint8 and pixels[0].tolist() == [0, 17, 34, 51] and pixels.max() == 255
