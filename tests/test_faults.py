@@ -446,10 +446,13 @@ def cli(*args, **kw):
 
 @pytest.mark.parametrize("sig, status, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
 def test_interrupts_end_in_one_line(tmp_path, sig, status, word):
-    data = images(tmp_path, {"a": 40, "b": 40})
+    data = images(tmp_path, {"a": 100, "b": 100})
     proc = cli("score", "--data", str(data), "--levels", "30", "--step", "0.05", "--output", str(tmp_path / "o"),
                "--quiet")
-    time.sleep(4.0)
+    deadline = time.time() + 120
+    while not (tmp_path / "o" / ".partial").exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.1)  # signal the run once it is scoring, however slow the machine
+    time.sleep(0.5)
     proc.send_signal(sig)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == status, err
