@@ -35,7 +35,7 @@ def test_demo_is_a_bench_preset_that_report_reads(tmp_path, capsys):
     out = tmp_path / "demo"
     result = run_demo(levels=3, step=0.1, image_size=32, seeds=2, train_per_class=10, test_per_class=4,
                       output=out, progress=False)
-    assert set(result) == {"random", "auto", "flexrand", "full pool"}
+    assert set(result) == {"random", "auto", "full pool"}
     assert all(len(result["auto"][k]) == 2 and len(result["random"][k]) == 2 for k in KEEP_GRID)
     printed = capsys.readouterr().out
     assert "auto vs random on the test split, mean over the 9 keep fractions:" in printed
@@ -43,7 +43,7 @@ def test_demo_is_a_bench_preset_that_report_reads(tmp_path, capsys):
     assert printed.count("  keep ") == 9
     rows = (out / "results.csv").read_text().splitlines()
     assert rows[0] == "method,keep,seed,accuracy,kept,choice,model_s,select_s,train_s"
-    assert len(rows) == 1 + 1 + 9 * 2 * 3  # header, full pool, 3 methods x 9 fractions x 2 seeds
+    assert len(rows) == 1 + 1 + 9 * 2 * 2  # header, full pool, 2 methods x 9 fractions x 2 seeds
     verdicts = json.loads((out / "verdicts.json").read_text())["auto"]
     assert sorted(verdicts) == [f"{k:g}" for k in KEEP_GRID]
     assert main(["report", str(out)]) == 0 and (out / "report.html").exists()

@@ -21,7 +21,7 @@ from .methods.auto import Decision
 from .progress import console, stdout
 
 SPLIT_SEED = 0
-METHODS = ["random", "auto", "flexrand"]
+METHODS = ["random", "auto"]
 TARGET_DROP = 1.0  # points of validation accuracy below the full pool, for the advice
 
 
@@ -59,15 +59,15 @@ def print_demo(accuracy: dict[str, dict[float, list[float]]], verdicts: dict[str
                seeds: int) -> None:
     keeps = sorted(accuracy["auto"])
     table = Table(title=f"Test accuracy (%) of a linear probe trained on the kept subset (mean ± std over {seeds} seeds)")
-    for name in ("keep", "auto", "auto's choice", "random", "DLC + FlexRand γ=0.5"):
+    for name in ("keep", "auto", "auto's choice", "random", "full pool"):
         table.add_column(name, justify="right")
     fmt = lambda v: f"{100 * np.mean(v):.2f} ± {100 * np.std(v):.2f}" if len(v) > 1 else f"{100 * v[0]:.2f}"
     for keep in keeps:
         v = verdicts[f"{keep:g}"]
         table.add_row(f"{keep:.0%}", fmt(accuracy["auto"][keep]), v["chosen"], fmt(accuracy["random"][keep]),
-                      fmt(accuracy["flexrand"][keep]))
+                      f"{100 * accuracy[FULL][1.0][0]:.2f}")
     mean = lambda m: 100 * float(np.mean([np.mean(accuracy[m][k]) for k in keeps]))
-    table.add_row("mean", f"{mean('auto'):.2f}", "", f"{mean('random'):.2f}", f"{mean('flexrand'):.2f}", style="bold")
+    table.add_row("mean", f"{mean('auto'):.2f}", "", f"{mean('random'):.2f}", "", style="bold")
     stdout.print(table)
     print("auto's verdict on the validation split (linear probe on frozen features; 95% intervals):")
     for keep in keeps:
