@@ -63,6 +63,8 @@ def add_score_args(p: argparse.ArgumentParser) -> None:
                    help="image folder (one sub-folder per class), .npz, .csv/.jsonl of texts, HF dataset folder, or a built-in")
     p.add_argument("--text-column", default="text", help="text datasets: the column holding the text")
     p.add_argument("--label-column", default="label", help="text datasets: the column holding the label")
+    p.add_argument("--hf-split", default=None,
+                   help="Hugging Face DatasetDict folders: the split to read (default train)")
     p.add_argument("--image-size", type=positive_int, default=None, help="resize every image to NxN (default: keep sizes)")
     p.add_argument("--levels", type=levels_arg, default=50,
                    help="masking levels K, level 0 unmasked (default 50); or auto: at most 50, only those the "
@@ -239,7 +241,8 @@ def cmd_score(args: argparse.Namespace) -> dict:
     only_partial = lambda p: PARTIAL in (names := {f.name for f in p.iterdir()}) and names <= {PARTIAL, files.LOCK, *SCORE_FILES}
     out = on_main(lambda: files.check_output_dir(args.output, force=args.force, resumable=only_partial,
                                                        inputs=(args.data,)))
-    dataset = load_dataset(args.data, text_column=args.text_column, label_column=args.label_column)
+    dataset = load_dataset(args.data, text_column=args.text_column, label_column=args.label_column,
+                           hf_split=args.hf_split)
     encoder = load_encoder(args.model or default_model(dataset), weights=args.weights,
                            device=args.device, image_size=args.image_size)
     score = lambda: score_dlc(encoder, dataset, levels=levels, step=args.step, masking=args.masking,
@@ -253,7 +256,8 @@ def cmd_score(args: argparse.Namespace) -> dict:
         result = score()
         spec = str(Path(args.data).resolve()) if Path(args.data).exists() else args.data
         write_scores(out, result, dataset=dataset, encoder=encoder, total_s=time.perf_counter() - t0,
-                     data_spec={"data": spec, "text_column": args.text_column, "label_column": args.label_column})
+                     data_spec={"data": spec, "text_column": args.text_column, "label_column": args.label_column,
+                                "hf_split": args.hf_split})
     shutil.rmtree(out / PARTIAL, ignore_errors=True)
     processes = result.timings["processes"]
     computed = len(result.parameters.get("levels_computed", range(levels)))
@@ -367,9 +371,10 @@ def cmd_bench(args: argparse.Namespace) -> dict:
                          dynamics_epochs=args.dynamics_epochs)
     if args.seeds < 1:
         raise DlcpruneError(f"--seeds must be at least 1, got {args.seeds}")
-    data = load_dataset(args.data, text_column=args.text_column, label_column=args.label_column)
+    columns = dict(text_column=args.text_column, label_column=args.label_column, hf_split=args.hf_split)
+    data = load_dataset(args.data, **columns)
     if args.test_data:
-        train, test = data, load_dataset(args.test_data, text_column=args.text_column, label_column=args.label_column)
+        train, test = data, load_dataset(args.test_data, **columns)
         if test.class_names != train.class_names:
             raise DlcpruneError(f"--test-data has classes {test.class_names[:5]}..., --data {train.class_names[:5]}...; "
                                 "they must be the same classes")

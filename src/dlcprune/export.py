@@ -33,7 +33,8 @@ def check_fingerprint(dataset, expected: str | None, *, what: str) -> None:
                             f"{dataset.fingerprint()[:12]}...); use the data that was scored")
 
 
-def export_subset(data: str | Path, indices: np.ndarray, out: Path, *, format: str, link: bool = False) -> Path:
+def export_subset(data: str | Path, indices: np.ndarray, out: Path, *, format: str, link: bool = False,
+                  hf_split: str | None = None) -> Path:
     """Write the samples ``indices`` (positions in dlcprune's order) of the dataset at ``data`` to
     ``out`` in ``format``; returns the file or folder written."""
     if format not in FORMATS:
@@ -60,7 +61,7 @@ def export_subset(data: str | Path, indices: np.ndarray, out: Path, *, format: s
         from datasets import DatasetDict, load_from_disk
 
         ds = load_from_disk(str(path))
-        ds = ds["train"] if isinstance(ds, DatasetDict) else ds
+        ds = ds[hf_split or "train"] if isinstance(ds, DatasetDict) else ds
         target = out / "kept"
         ds.select(indices.tolist()).save_to_disk(str(target))
         return target
@@ -124,7 +125,8 @@ def export_selection(out: Path, selection, scores, *, format: str, link: bool = 
     if not spec.get("data"):
         raise DlcpruneError("the scores folder does not say where its data is; pass --data")
     dataset = load_dataset(spec["data"], text_column=spec.get("text_column", "text"),
-                           label_column=spec.get("label_column", "label"))
+                           label_column=spec.get("label_column", "label"), hf_split=spec.get("hf_split"))
     check_fingerprint(dataset, scores.manifest.get("dataset", {}).get("fingerprint_sha256"), what="the scores")
-    return [export_subset(spec["data"], kept, out / keep_folder_name(keep), format=format, link=link)
+    return [export_subset(spec["data"], kept, out / keep_folder_name(keep), format=format, link=link,
+                          hf_split=spec.get("hf_split"))
             for keep, kept in selection.kept.items()]

@@ -22,15 +22,24 @@ def list_datasets() -> list[str]:
     return DATASETS.names()
 
 
-def load_dataset(spec: str, *, text_column: str = "text", label_column: str = "label") -> ImageDataset | TextDataset:
+def load_dataset(spec, *, text_column: str = "text", label_column: str = "label",
+                 hf_split: str | None = None) -> ImageDataset | TextDataset:
     """A built-in name (``dlcprune list``), an image folder, an ``.npz`` of images, a ``.csv`` /
-    ``.jsonl`` / ``.json`` file of texts, or a Hugging Face ``save_to_disk`` folder of texts."""
+    ``.jsonl`` / ``.json`` file of texts, a Hugging Face ``save_to_disk`` folder (images or texts;
+    ``hf_split`` picks a split of a DatasetDict, default ``train``), or an object you hold: a
+    torchvision ``ImageFolder``, a Hugging Face ``Dataset`` / ``DatasetDict`` or a map-style torch
+    dataset of (image, label) pairs (``data.objects``), always in its own sample order."""
+    if not isinstance(spec, (str, Path)):
+        from .objects import from_object
+
+        return from_object(spec, text_column=text_column, label_column=label_column, split=hf_split)
+    spec = str(spec)
     if spec in DATASETS:
         return DATASETS.get(spec)()
     path = Path(spec)
     if path.is_dir():
         if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
-            return load_hf_folder(path, text_column=text_column, label_column=label_column)
+            return load_hf_folder(path, text_column=text_column, label_column=label_column, split=hf_split or "train")
         return load_image_folder(path)
     if path.is_file() and path.suffix == ".npz":
         return load_npz(path)

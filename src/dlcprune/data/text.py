@@ -100,20 +100,20 @@ def load_text_table(path: str | Path, *, text_column: str = "text", label_column
 
 
 def load_hf_folder(path: str | Path, *, text_column: str = "text", label_column: str = "label",
-                   split: str = "train") -> TextDataset:
-    """A folder written by ``datasets``' ``save_to_disk`` (a Dataset, or a DatasetDict's ``split``)."""
+                   split: str = "train") -> "TextDataset":
+    """A folder written by ``datasets``' ``save_to_disk`` (a Dataset, or a DatasetDict's ``split``),
+    of images (its first Image column) or texts (``text_column``)."""
     from datasets import DatasetDict, load_from_disk
 
+    from .objects import from_object
+
     ds = load_from_disk(str(path))
-    if isinstance(ds, DatasetDict):
-        if split not in ds:
-            raise DlcpruneError(f"{path} has the splits {sorted(ds)}, not {split!r}")
-        ds = ds[split]
-    for col in (text_column, label_column):
-        if col not in ds.column_names:
-            raise DlcpruneError(f"{path} has no column {col!r} (columns: {', '.join(ds.column_names)}); "
-                                "pass --text-column / --label-column")
-    return from_texts(ds[text_column], ds[label_column], source=f"hf dataset {path}")
+    if isinstance(ds, DatasetDict) and split not in ds:
+        raise DlcpruneError(f"{path} has the splits {sorted(ds)}, not {split!r}; pass --hf-split")
+    data = from_object(ds[split] if isinstance(ds, DatasetDict) else ds, text_column=text_column,
+                       label_column=label_column)
+    data.source = f"hf dataset {path}" + (f" [{split}]" if isinstance(ds, DatasetDict) else "")
+    return data
 
 
 def _from_rows(rows: list, text_column: str, label_column: str, source: str) -> TextDataset:
