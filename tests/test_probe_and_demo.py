@@ -46,4 +46,4 @@ def test_demo_is_a_bench_preset_that_report_reads(tmp_path, capsys):
     assert len(rows) == 1 + 1 + 9 * 2 * 2  # header, full pool, 2 methods x 9 fractions x 2 seeds
     verdicts = json.loads((out / "verdicts.json").read_text())["auto"]
     assert sorted(verdicts) == [f"{k:g}" for k in KEEP_GRID]
-    assert main(["report", str(out)]) == 0 and (out / "report.html").exists()
+    assert main(["report", str(out)]) == 0 and (out.parent / "demo-report" / "report.html").exists()

@@ -15,17 +15,20 @@ def bench_folder(tmp_path_factory):
     data = write_image_folder(tmp / "d", {"ant": 10, "bee": 10}, size=32)
     assert main(["bench", "--data", str(data), "--levels", "2", "--step", "0.1", "--keep", "0.5", "--seeds", "1",
                  "--methods", "random,flexrand", "--output", str(tmp / "b"), "--quiet"]) == 0
-    assert main(["report", str(tmp / "b"), "--data", str(data)]) == 0
+    assert main(["report", str(tmp / "b"), "--data", str(data), "--output", str(tmp / "page")]) == 0
     return tmp / "b"
 
 
 def test_report_page_holds_every_section(bench_folder):
-    page = (bench_folder / "report.html").read_text()
+    page = (bench_folder.parent / "page" / "report.html").read_text()
+    assert not (bench_folder / "report.html").exists()  # never written into the folder it reads
     assert "Score distribution per class" in page and "Easiest and hardest" in page
     assert "Samples kept per class" in page and "Benchmark: test accuracy" in page
     images = re.findall(r'src="data:image/png;base64,', page)
     assert len(images) == 1 + 2 * 2 * 5 + 1  # histograms, 5 easiest + 5 hardest per class, gap plot
-    assert (bench_folder / "score_histograms.png").read_bytes()[:4] == b"\x89PNG"
+    assert (bench_folder.parent / "page" / "score_histograms.png").read_bytes()[:4] == b"\x89PNG"
+    assert "<figcaption>ant/img_000.png · " in page or "<figcaption>ant/" in page  # thumbnails say name and score
+    assert "<h2>Parameters</h2>" in page and "<th>levels</th><td>2</td>" in page
 
 
 def test_report_refuses_the_wrong_dataset(bench_folder, tmp_path, capsys):
@@ -43,7 +46,7 @@ def test_report_renders_in_headless_chromium(bench_folder, tmp_path):
     subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update", "--disable-sync",
                     f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1200,1600",
-                    (bench_folder / "report.html").as_uri()], check=True, capture_output=True, timeout=120)
+                    (bench_folder.parent / "page" / "report.html").as_uri()], check=True, capture_output=True, timeout=120)
     from PIL import Image
     import numpy as np
 
@@ -51,7 +54,7 @@ def test_report_renders_in_headless_chromium(bench_folder, tmp_path):
     assert pixels.std() > 20  # a blank or error page is nearly uniform
     dom = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                           "--disable-background-networking", f"--user-data-dir={tmp_path / 'profile2'}", "--dump-dom",
-                          (bench_folder / "report.html").as_uri()], check=True, capture_output=True, text=True, timeout=120).stdout
+                          (bench_folder.parent / "page" / "report.html").as_uri()], check=True, capture_output=True, text=True, timeout=120).stdout
     assert dom.count("<img") == 22
 
 
@@ -60,7 +63,10 @@ def test_report_of_a_selection_draws_the_verdict(bench_folder, tmp_path):
     assert main(["select", "--scores", str(bench_folder / "scores"), "--policy", "auto", "--keep", "0.3,0.6",
                  "--output", str(sel)]) == 0
     assert main(["report", str(sel)]) == 0
-    page = (sel / "report.html").read_text()
+    page = (tmp_path / "sel-report" / "report.html").read_text()
     assert "Verdict against random" in page and page.count("<td>30%</td>") == 1 and "full pool" in page
-    assert (sel / "verdict_auto.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "sel-report" / "verdict_auto.png").read_bytes()[:4] == b"\x89PNG"
     assert "Score distribution per class" in page  # read from the scores folder the selection names
+    assert "kept per class by this selection (auto)" in page and "Scores of the kept and the pruned samples" in page
+    assert (tmp_path / "sel-report" / "kept_vs_pruned.png").exists()
+    assert main(["report", str(sel), "--output", str(sel / "inside")]) == 2

@@ -197,7 +197,9 @@ def build_parser() -> Parser:
     p.add_argument("--force", action="store_true", help="write into a non-empty output folder (never into an input folder)")
 
     p = sub.add_parser("report", help="an HTML page about a scores or bench folder")
-    p.add_argument("folder", help="the --output folder of `dlcprune score` or `dlcprune bench`")
+    p.add_argument("folder", help="the --output folder of `dlcprune score`, `select` or `bench`")
+    p.add_argument("--output", default=None,
+                   help="folder for report.html and its PNGs (default: FOLDER-report beside FOLDER; never inside it)")
     p.add_argument("--data", default=None, help="the scored dataset, to show the easiest and hardest examples")
     p.add_argument("--text-column", default="text", help="text datasets: the column holding the text (default text)")
     p.add_argument("--label-column", default="label", help="text datasets: the column holding the label (default label)")
@@ -463,7 +465,7 @@ def cmd_report(args: argparse.Namespace) -> dict:
     from .report import build_report
 
     data = load_dataset(args.data, text_column=args.text_column, label_column=args.label_column) if args.data else None
-    page = build_report(args.folder, data=data)
+    page = build_report(args.folder, data=data, output=args.output)
     print(f"report written to {page}")
     return {"command": "report", "output": str(page)}
 

@@ -61,15 +61,18 @@ def score_histograms(scores: Scores, class_names: list[str]) -> bytes:
     return png
 
 
-def _example(data: Dataset, i: int) -> str:
+def _example(data: Dataset, i: int, score: float) -> str:
+    """A thumbnail (images) or a snippet (texts) captioned with the sample's id and score."""
+    caption = f"{data.ids[i]} · {score:.3f}"
     if isinstance(data, ImageDataset):
         arr = data.items([i])[0]
         im = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).resize((64, 64), Image.NEAREST)
         buf = io.BytesIO()
         im.save(buf, format="PNG")
-        return _img_tag(buf.getvalue(), data.ids[i])
+        return f"<figure>{_img_tag(buf.getvalue(), data.ids[i])}<figcaption>{html.escape(caption)}</figcaption></figure>"
     text = data.items([i])[0]
-    return f'<span class="snippet">{html.escape(text[:160] + ("…" if len(text) > 160 else ""))}</span>'
+    return (f'<span class="snippet">{html.escape(text[:160] + ("…" if len(text) > 160 else ""))} '
+            f'<i>({html.escape(caption)})</i></span>')
 
 
 def verdict_plot(decisions: list[dict], title: str) -> bytes:
@@ -100,7 +103,7 @@ def verdict_plot(decisions: list[dict], title: str) -> bytes:
     return png
 
 
-def verdict_section(folder: Path) -> list[str]:
+def verdict_section(folder: Path, pngs: dict[str, bytes]) -> list[str]:
     """HTML for the verdicts of a selection folder (verdict.json) or a bench folder (verdicts.json)."""
     if (folder / "verdict.json").exists():
         found = {files.read_json(folder / "verdict.json")["method"]: files.read_json(folder / "verdict.json")["verdicts"]}
@@ -112,7 +115,7 @@ def verdict_section(folder: Path) -> list[str]:
     for method, decisions in found.items():
         decisions = sorted(decisions, key=lambda d: d["keep"])
         png = verdict_plot(decisions, f"{method}: validation accuracy, 95% intervals")
-        files.write_bytes(folder / f"verdict_{method}.png", png)
+        pngs[f"verdict_{method}.png"] = png
         parts.append(_img_tag(png, f"{method} verdict"))
         parts.append("<table><tr><th>keep</th><th>chosen</th><th>verdict</th><th>chosen − full pool (points)</th></tr>"
                      + "".join(f"<tr><td>{d['keep']:.0%}</td><td>{html.escape(d['chosen'])}</td>"
@@ -122,43 +125,34 @@ def verdict_section(folder: Path) -> list[str]:
     return parts
 
 
-def build_report(folder: str | Path, *, data: Dataset | None = None, examples: int = 5) -> Path:
-    """Write ``folder/report.html`` (+ PNGs) for a scores folder, a ``dlcprune bench`` folder, or a
-    selection folder of ``dlcprune select`` (its verdict, and its scores when they are still there)."""
+def build_report(folder: str | Path, *, data: Dataset | None = None, output: str | Path | None = None,
+                 examples: int = 5) -> Path:
+    """Write ``report.html`` (+ its PNGs) about a scores folder, a ``dlcprune bench`` folder or a
+    selection folder of ``dlcprune select`` into ``output`` (default: ``<folder>-report`` beside it;
+    never into the folder read). ``data``: the scored dataset for the example thumbnails (default:
+    the one the scores folder records, when it is still there)."""
     folder = Path(folder)
+    out = Path(output) if output is not None else folder.parent / f"{folder.name}-report"
+    if files.is_within(out, folder):
+        raise DlcpruneError(f"the report would be written inside {folder}, which it reads; choose another --output")
+    selection = files.read_json(folder / "manifest.json") if (folder / "verdict.json").exists() or (
+        (folder / "manifest.json").exists() and "fractions" in files.read_json(folder / "manifest.json")) else None
     scores_dir = folder / "scores" if (folder / "scores" / "scores.csv").exists() else folder
-    if not (scores_dir / "scores.csv").exists() and (folder / "manifest.json").exists():  # a selection folder
-        scores_dir = Path(files.read_json(folder / "manifest.json").get("scores", {}).get("folder", folder))
+    if selection is not None:
+        scores_dir = Path(selection.get("scores", {}).get("folder", folder))
     scores = read_scores(scores_dir)
-    if data is not None and (folder / "train_indices.npy").exists():  # a bench that held out its test set
-        data = data.subset(np.load(folder / "train_indices.npy"))
+    data = _scored_data(folder, scores, data)
     names = scores.manifest.get("dataset", {}).get("class_names") or [str(c) for c in range(scores.labels.max() + 1)]
-    if data is not None and (len(data) != len(scores.scores) or not np.array_equal(data.labels, scores.labels)):
-        raise DlcpruneError("--data does not match the scored dataset (different size or labels); "
-                            "pass the dataset that was scored")
-    hist = score_histograms(scores, names)
-    files.write_bytes(folder / "score_histograms.png", hist)
+    pngs = {"score_histograms.png": score_histograms(scores, names)}
     parts = [f"<h1>dlcprune report</h1><p>{len(scores.scores):,} samples, {len(names)} classes; "
              f"method {html.escape(str(scores.manifest.get('method', '?')))}, model "
              f"{html.escape(str(scores.manifest.get('model', {}).get('name', '?')))}. Scores: higher = harder.</p>",
-             "<h2>Score distribution per class</h2>", _img_tag(hist, "score histograms")]
+             _parameters_table(scores.manifest, selection),
+             "<h2>Score distribution per class</h2>", _img_tag(pngs["score_histograms.png"], "score histograms")]
     if data is not None:
-        parts.append(f"<h2>Easiest and hardest {examples} examples per class</h2><table><tr><th>class</th>"
-                     "<th>easiest (lowest score)</th><th>hardest (highest score)</th></tr>")
-        for c, name in enumerate(names):
-            members = np.flatnonzero(scores.labels == c)
-            order = members[np.argsort(scores.scores[members], kind="stable")]
-            cells = ["".join(_example(data, int(i)) for i in part) for part in (order[:examples], order[::-1][:examples])]
-            parts.append(f"<tr><td>{html.escape(name)}</td><td>{cells[0]}</td><td>{cells[1]}</td></tr>")
-        parts.append("</table>")
-    parts.append("<h2>Samples kept per class (class-stratified policies)</h2><table><tr><th>class</th><th>total</th>"
-                 + "".join(f"<th>keep {k:.0%}</th>" for k in KEEPS) + "</tr>")
-    counts = [class_counts(scores.labels, k) for k in KEEPS]
-    for c, name in enumerate(names):
-        parts.append(f"<tr><td>{html.escape(name)}</td><td>{int((scores.labels == c).sum())}</td>"
-                     + "".join(f"<td>{cc[c]}</td>" for cc in counts) + "</tr>")
-    parts.append("</table>")
-    parts += verdict_section(folder)
+        parts += _examples_section(data, scores, names, examples)
+    parts += _kept_section(scores, names, selection, folder, pngs)
+    parts += verdict_section(folder, pngs)
     if (folder / "results.csv").exists():
         rows = read_rows(folder / "results.csv")
         parts.append("<h2>Benchmark: test accuracy (%)</h2>" + _markdown_to_html(markdown_table(rows)))
@@ -166,11 +160,106 @@ def build_report(folder: str | Path, *, data: Dataset | None = None, examples: i
             parts.append(_img_tag((folder / "gap_to_random.png").read_bytes(), "accuracy gap to random"))
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:4px;vertical-align:top}img{margin:1px;max-width:100%}"
+             "figure{display:inline-block;margin:2px;font-size:10px;text-align:center}"
              ".snippet{display:block;font-size:12px;margin:2px 0}")
     page = f"<!doctype html><html><head><meta charset='utf-8'><title>dlcprune report</title><style>{style}</style></head><body>" \
            + "\n".join(parts) + "</body></html>\n"
-    files.write_text(folder / "report.html", page)
-    return folder / "report.html"
+    with files.output_dir(out, keep=lambda err: False):
+        for name, png in pngs.items():
+            files.write_bytes(out / name, png)
+        files.write_text(out / "report.html", page)
+    return out / "report.html"
+
+
+def _scored_data(folder: Path, scores: Scores, data: Dataset | None) -> Dataset | None:
+    """The scored samples in score order: ``data`` as given, else what the scores manifest names."""
+    from .data import load_dataset
+
+    spec = scores.manifest.get("data") or {}
+    if data is None and spec.get("data") and (Path(spec["data"]).exists() or "/" not in spec["data"]):
+        data = load_dataset(spec["data"], text_column=spec.get("text_column", "text"),
+                            label_column=spec.get("label_column", "label"), hf_split=spec.get("hf_split"))
+    if data is not None and (folder / "train_indices.npy").exists():  # a bench that held out its test set
+        data = data.subset(np.load(folder / "train_indices.npy"))
+    if data is not None and (len(data) != len(scores.scores) or not np.array_equal(data.labels, scores.labels)):
+        raise DlcpruneError("--data does not match the scored dataset (different size or labels); "
+                            "pass the dataset that was scored")
+    return data
+
+
+def _parameters_table(manifest: dict, selection: dict | None) -> str:
+    """The run's parameters, read from the manifests."""
+    rows = {"dataset": manifest.get("dataset", {}).get("source"), "samples": manifest.get("dataset", {}).get("samples"),
+            **{k: v for k, v in manifest.get("parameters", {}).items() if not isinstance(v, (list, dict))},
+            "seed": manifest.get("seed"), "created": manifest.get("created")}
+    if selection is not None:
+        rows.update({"selection method": selection.get("method"), "selection seed": selection.get("seed"),
+                     "keep fractions": ", ".join(f"{k:g}" for k in selection.get("keeps", []))})
+    return "<h2>Parameters</h2><table>" + "".join(
+        f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>" for k, v in rows.items()
+        if v is not None) + "</table>"
+
+
+def _examples_section(data: Dataset, scores: Scores, names: list[str], examples: int) -> list[str]:
+    parts = [f"<h2>Easiest and hardest {examples} examples per class</h2><table><tr><th>class</th>"
+             "<th>easiest (lowest score)</th><th>hardest (highest score)</th></tr>"]
+    for c, name in enumerate(names):
+        members = np.flatnonzero(scores.labels == c)
+        order = members[np.argsort(scores.scores[members], kind="stable")]
+        cells = ["".join(_example(data, int(i), scores.scores[i]) for i in part)
+                 for part in (order[:examples], order[::-1][:examples])]
+        parts.append(f"<tr><td>{html.escape(name)}</td><td>{cells[0]}</td><td>{cells[1]}</td></tr>")
+    return parts + ["</table>"]
+
+
+def _kept_section(scores: Scores, names: list[str], selection: dict | None, folder: Path,
+                  pngs: dict[str, bytes]) -> list[str]:
+    """Samples kept per class: what the selection kept (its manifest) and the scores of kept vs
+    pruned; without a selection, the counts every class-stratified method keeps."""
+    if selection is None:
+        keeps, counts = KEEPS, [class_counts(scores.labels, k) for k in KEEPS]
+        title = "Samples kept per class (every class-stratified method)"
+    else:
+        fractions = sorted(selection["fractions"].values(), key=lambda f: f["keep"])
+        keeps, counts = [f["keep"] for f in fractions], [dict(enumerate(f["kept_per_class"])) for f in fractions]
+        title = f"Samples kept per class by this selection ({html.escape(selection['method'])})"
+    parts = [f"<h2>{title}</h2><table><tr><th>class</th><th>total</th>"
+             + "".join(f"<th>keep {k:.0%}</th>" for k in keeps) + "</tr>"]
+    for c, name in enumerate(names):
+        parts.append(f"<tr><td>{html.escape(name)}</td><td>{int((scores.labels == c).sum())}</td>"
+                     + "".join(f"<td>{cc.get(c, 0)}</td>" for cc in counts) + "</tr>")
+    parts.append("</table>")
+    if selection is not None:
+        pngs["kept_vs_pruned.png"] = kept_vs_pruned(scores, folder, keeps)
+        parts += ["<h2>Scores of the kept and the pruned samples</h2>",
+                  _img_tag(pngs["kept_vs_pruned.png"], "kept vs pruned score histograms")]
+    return parts
+
+
+def kept_vs_pruned(scores: Scores, folder: Path, keeps: list[float]) -> bytes:
+    """Per keep fraction of a selection folder, histograms of the kept and the pruned samples' scores."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .artifacts import keep_folder_name
+
+    fig, axes = plt.subplots(1, len(keeps), figsize=(3.0 * len(keeps), 2.4), squeeze=False, sharey=True)
+    bins = np.linspace(scores.scores.min(), scores.scores.max(), 30)
+    for ax, keep in zip(axes[0], keeps):
+        kept = np.zeros(len(scores.scores), dtype=bool)
+        kept[np.load(folder / keep_folder_name(keep) / "keep_indices.npy")] = True
+        ax.hist(scores.scores[~kept], bins=bins, color="tab:grey", alpha=0.6, label="pruned")
+        ax.hist(scores.scores[kept], bins=bins, color="tab:blue", alpha=0.7, label="kept")
+        ax.set_title(f"keep {keep:.0%}", fontsize=9)
+        ax.tick_params(labelsize=7)
+    axes[0][0].legend(fontsize=7)
+    fig.supxlabel("DLC score (higher = harder)", fontsize=9)
+    fig.tight_layout()
+    png = _png(fig)
+    plt.close(fig)
+    return png
 
 
 def _markdown_to_html(table: str) -> str:
