@@ -124,9 +124,10 @@ def advise(method: Auto, keeps: list[float], target_drop: float) -> dict:
     pool) is at least -target_drop. ``keep`` is None when no fraction does."""
     ok = [k for k in sorted(keeps) if 100 * method.decide(k).below_full.low >= -target_drop]
     best = ok[0] if ok else None
-    line = (f"keep {best:g}: the smallest fraction whose validation accuracy stays within {target_drop:g} points "
+    points = f"{target_drop:g} point{'' if target_drop == 1 else 's'}"
+    line = (f"keep {best:g}: the smallest fraction whose validation accuracy stays within {points} "
             f"of the full pool (95% interval)" if best is not None else
-            f"no keep fraction of {sorted(keeps)} stays within {target_drop:g} points of the full pool; keep everything")
+            f"no keep fraction of {sorted(keeps)} stays within {points} of the full pool; keep everything")
     return {"target_drop_points": target_drop, "keep": best, "advice": line,
             "below_full_pool_points": {f"{k:g}": method.decide(k).below_full.points() for k in sorted(keeps)}}
 
