@@ -63,7 +63,7 @@ def run_bench(encoder: Encoder, train: Dataset, test: Dataset, *, config: BenchC
     if config.candidates is not None:
         check_candidates(config.candidates)
     if config.dynamics not in ("head", "full"):
-        raise DlcpruneError(f"--dynamics must be head or full, got {config.dynamics!r}")
+        raise DlcpruneError(f"dynamics must be head or full, got {config.dynamics!r}")
     cells_only = {"methods", "keeps", "seeds"}  # adding cells to a finished run is fine
     identity = {**{k: v for k, v in asdict(config).items() if k not in cells_only}, "model": encoder.name,
                 "weights_sha256": encoder.weights_sha256, **encoder.preprocessing(),

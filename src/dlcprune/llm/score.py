@@ -39,9 +39,9 @@ def score_instructions(lm: CausalLM, data: InstructionSet, *, sparsities=DEFAULT
                        progress: bool = True) -> LmDlcResult:
     s = [float(v) for v in sparsities]
     if not s or s[0] < 0 or s[-1] >= 1 or any(b <= a for a, b in zip(s, s[1:])):
-        raise DlcpruneError(f"--levels must be sparsities increasing strictly within [0, 1), got {s}")
+        raise DlcpruneError(f"levels must be sparsities increasing strictly within [0, 1), got {s}")
     if scope not in ("global", "layer"):
-        raise DlcpruneError(f"--mask-scope must be global or layer, got {scope!r}")
+        raise DlcpruneError(f"mask_scope must be global or layer, got {scope!r}")
     encoded = encode(lm, data, template=template, max_length=max_length)
     weights = [w for _, w in lm.maskable]
     groups = [weights] if scope == "global" else [[w] for w in weights]

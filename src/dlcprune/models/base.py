@@ -39,7 +39,7 @@ def default_device() -> torch.device:
 def existing_file(path: str) -> Path:
     p = Path(path)
     if not p.is_file():
-        raise DlcpruneError(f"--weights {path!r}: expected 'pretrained', 'random' or a weights file")
+        raise DlcpruneError(f"weights {path!r}: expected 'pretrained', 'random' or a weights file")
     return p
 
 
@@ -61,8 +61,8 @@ def check_device(spec: str | None) -> None:
     if spec.startswith("cuda"):
         index = int(spec.split(":")[1]) if ":" in spec else 0
         if not torch.cuda.is_available():
-            raise DlcpruneError(f"--device {spec}: no CUDA GPU is visible on this machine; use --device cpu")
+            raise DlcpruneError(f"device {spec}: no CUDA GPU is visible on this machine; use the cpu")
         if index >= torch.cuda.device_count():
-            raise DlcpruneError(f"--device {spec}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
+            raise DlcpruneError(f"device {spec}: this machine has {torch.cuda.device_count()} CUDA GPU(s)")
     elif spec == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
-        raise DlcpruneError("--device mps: Apple's Metal backend is not available here; use --device cpu")
+        raise DlcpruneError("device mps: Apple's Metal backend is not available here; use the cpu")

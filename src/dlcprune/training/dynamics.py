@@ -111,7 +111,7 @@ def record_head_dynamics(features: np.ndarray, labels: np.ndarray, *, num_classe
     batch order is ``numpy.random.default_rng(seed)``'s permutation per epoch; constant lr.
     """
     if epochs < 1:
-        raise DlcpruneError(f"--dynamics-epochs must be at least 1, got {epochs}")
+        raise DlcpruneError(f"dynamics_epochs must be at least 1, got {epochs}")
     t0 = time.perf_counter()
     x = torch.as_tensor(features, dtype=torch.float32)
     x = (x - x.mean(0)) / x.std(0, unbiased=False).clamp_min(1e-8)

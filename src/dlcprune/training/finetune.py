@@ -57,9 +57,9 @@ def finetune(encoder: ImageEncoder, train: Dataset, test: Dataset, *, indices: n
     ``epochs``; receives every sample's logits and head input as it is presented (training dynamics).
     """
     if not isinstance(encoder, ImageEncoder):
-        raise DlcpruneError(f"full fine-tuning needs an image encoder, not {encoder.name}; use --trainer probe")
+        raise DlcpruneError(f"full fine-tuning needs an image encoder, not {encoder.name}; use the probe trainer")
     if epochs < 1:
-        raise DlcpruneError(f"--epochs must be at least 1, got {epochs}")
+        raise DlcpruneError(f"epochs must be at least 1, got {epochs}")
     idx = np.arange(len(train)) if indices is None else np.asarray(indices, dtype=np.int64)
     t0 = time.perf_counter()
     torch.manual_seed(seed)
