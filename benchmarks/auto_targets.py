@@ -15,7 +15,7 @@ NOT_SINGLE = {"auto", "flexrand-auto", "full pool"}  # choosers and the referenc
 
 
 def summary(folder: Path) -> tuple[list[str], list[tuple]]:
-    from dlcprune.bench import read_rows, summarise
+    from dlcprune.results import read_rows, summarise
 
     acc = summarise(read_rows(folder / "results.csv"))
     verdicts = json.loads((folder / "verdicts.json").read_text())["auto"]

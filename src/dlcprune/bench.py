@@ -9,8 +9,6 @@ stopped; a results folder made with other settings is refused.
 """
 from __future__ import annotations
 
-import csv
-import io
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,10 +27,9 @@ from .methods import METHODS, Method, SelectionInputs, make_method
 from .methods.auto import Auto, check_candidates
 from .methods.select import KEEP_GRID
 from .registry import unknown_name_message
+from .results import FULL, markdown_table, plot_gap_to_random, read_rows, write_rows
 from .training import DynamicsRecorder, Trajectory, finetune, record_head_dynamics, train_linear_probe
 
-FULL = "full pool"  # results.csv row: the probe trained on the whole selection pool (keep 1.0)
-COLUMNS = ["method", "keep", "seed", "accuracy", "kept", "choice", "model_s", "select_s", "train_s"]
 
 
 @dataclass
@@ -91,7 +88,7 @@ def run_bench(encoder: Encoder, train: Dataset, test: Dataset, *, config: BenchC
         rows.append({"method": FULL, "keep": 1.0, "seed": 0, "accuracy": probe.accuracy(test_z, test.labels),
                      "kept": len(inputs.labels), "choice": "", "model_s": round(upstream["features"], 3),
                      "select_s": 0.0, "train_s": round(time.perf_counter() - t, 4)})
-        _write_rows(output / "results.csv", rows)
+        write_rows(output / "results.csv", rows)
     with bar("benchmark cells", len(cells), enabled=progress) as advance:
         for cell in cells:
             t = time.perf_counter()
@@ -105,7 +102,7 @@ def run_bench(encoder: Encoder, train: Dataset, test: Dataset, *, config: BenchC
                          "choice": cell.method.decide(cell.keep).chosen if auto else "",
                          "model_s": round(cell.model_s, 3), "select_s": round(select_s, 4),
                          "train_s": round(time.perf_counter() - t, 4)})
-            _write_rows(output / "results.csv", rows)
+            write_rows(output / "results.csv", rows)
             if auto:
                 _record_decision(output, cell.name, cell.method.decide(cell.keep))
             advance()
@@ -216,82 +213,3 @@ def _cached(path: Path, compute) -> np.ndarray:
     value = compute()
     files.save_npy(path, value)
     return value
-
-
-def read_rows(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    with open(path, newline="") as f:
-        rows = [dict(r, keep=float(r["keep"]), seed=int(r["seed"]), accuracy=float(r["accuracy"])) for r in csv.DictReader(f)]
-    for r in rows:  # results.csv of dlcprune 0.1 called the choice column "split" (flexrand-auto's gamma)
-        if "split" in r:
-            r.setdefault("choice", r.pop("split"))
-    return rows
-
-
-def _write_rows(path: Path, rows: list[dict]) -> None:
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=COLUMNS, lineterminator="\n")
-    w.writeheader()
-    w.writerows(rows)
-    files.write_text(path, buf.getvalue())
-
-
-def summarise(rows: list[dict]) -> dict[str, dict[float, list[float]]]:
-    """accuracy[method][keep] = accuracies over seeds."""
-    out: dict[str, dict[float, list[float]]] = {}
-    for r in rows:
-        out.setdefault(r["method"], {}).setdefault(float(r["keep"]), []).append(float(r["accuracy"]))
-    return out
-
-
-def markdown_table(rows: list[dict]) -> str:
-    """Test accuracy (%) per method and keep fraction, mean ± std over seeds, the mean over
-    fractions, and the mean model and selection seconds per cell."""
-    acc = summarise(rows)
-    keeps = sorted({k for per in acc.values() for k in per})
-    lines = ["| method | " + " | ".join(f"{k:.0%}" for k in keeps) + " | mean | model s | select s |",
-             "|---|" + "---:|" * (len(keeps) + 3)]
-    for method, per in acc.items():
-        cells = [f"{100 * np.mean(per[k]):.2f}" + (f" ± {100 * np.std(per[k]):.2f}" if len(per[k]) > 1 else "")
-                 if k in per else "" for k in keeps]
-        mean = 100 * np.mean([np.mean(v) for v in per.values()])
-        times = [_mean_of(rows, method, col) for col in ("model_s", "select_s")]
-        lines.append(f"| {method} | " + " | ".join(cells) + f" | **{mean:.2f}** | " + " | ".join(times) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _mean_of(rows: list[dict], method: str, column: str) -> str:
-    values = [float(r[column]) for r in rows if r["method"] == method and r.get(column) not in (None, "")]
-    return f"{np.mean(values):.1f}" if values else ""
-
-
-def plot_gap_to_random(rows: list[dict], path: Path) -> None:
-    """Accuracy minus random's (same keep and seed) against the keep fraction, mean ± std bands."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    acc = summarise(rows)
-    if "random" not in acc:
-        return
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
-    ax.axhline(0.0, color="grey", lw=1, label="random")
-    for method, per in acc.items():
-        if method in ("random", FULL):
-            continue
-        keeps = sorted(k for k in per if k in acc["random"])
-        gap = [100 * (np.asarray(per[k]) - np.mean(acc["random"][k])) for k in keeps]
-        mean, std = np.array([g.mean() for g in gap]), np.array([g.std() for g in gap])
-        ax.plot([100 * k for k in keeps], mean, marker="o", label=method)
-        ax.fill_between([100 * k for k in keeps], mean - std, mean + std, alpha=0.2)
-    ax.set_xlabel("keep (% of the selection pool)")
-    ax.set_ylabel("test accuracy − random (points)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
-    files.write_bytes(path, buf.getvalue())

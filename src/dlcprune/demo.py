@@ -15,7 +15,8 @@ import numpy as np
 from rich.table import Table
 
 from . import files
-from .bench import FULL, BenchConfig, run_bench, summarise
+from .bench import BenchConfig, run_bench
+from .results import FULL, summarise
 from .data import load_dataset, stratified_split
 from .methods.auto import Decision
 from .progress import console, stdout

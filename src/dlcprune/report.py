@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image
 
 from . import files
-from .bench import markdown_table, read_rows
+from .results import markdown_table, read_rows
 from .data import Dataset, ImageDataset
 from .errors import DlcpruneError
 from .artifacts import Scores, read_scores
