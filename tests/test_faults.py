@@ -440,8 +440,10 @@ def test_a_stale_lock_is_taken_over(tmp_path):
 
 
 def cli(*args, **kw):
+    # SIGINT back to its default in the child: a test runner started in the background ignores it,
+    # and Python then never raises KeyboardInterrupt
     return subprocess.Popen([sys.executable, "-m", "dlcprune", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, cwd=ROOT, **kw)
+                            text=True, cwd=ROOT, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL), **kw)
 
 
 @pytest.mark.parametrize("sig, status, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])

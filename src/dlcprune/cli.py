@@ -320,8 +320,9 @@ def cmd_select(args: argparse.Namespace, *, scores_dir: Path | None = None) -> d
 
     request = selection_request(args)
     scores = read_scores(scores_dir or args.scores)
+    recorded = (scores.manifest.get("data") or {}).get("data")  # the scored data, which an export reads
     out = files.check_output_dir(scores_dir / "selection" if scores_dir else args.output, force=args.force,
-                                 inputs=() if scores_dir else (args.scores, getattr(args, "export_data", None)))
+                                 inputs=(recorded,) if scores_dir else (args.scores, args.export_data, recorded))
     selection = select(scores, seed=args.seed, **request)
     with files.output_dir(out, keep=lambda err: False):
         manifest = write_selection(out, selection, scores=scores)

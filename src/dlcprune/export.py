@@ -52,6 +52,7 @@ def export_subset(data: str | Path, indices: np.ndarray, out: Path, *, format: s
             files.write_text(target, "".join(f"{(path / dataset.ids[i]).resolve()}\n" for i in indices))
             return target
         target = out / "kept"
+        shutil.rmtree(target, ignore_errors=True)  # a --force rerun: only this selection's files
         for i in indices:
             source, dest = (path / dataset.ids[i]).resolve(), target / dataset.ids[i]
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -63,6 +64,7 @@ def export_subset(data: str | Path, indices: np.ndarray, out: Path, *, format: s
         ds = load_from_disk(str(path))
         ds = ds[hf_split or "train"] if isinstance(ds, DatasetDict) else ds
         target = out / "kept"
+        shutil.rmtree(target, ignore_errors=True)
         ds.select(indices.tolist()).save_to_disk(str(target))
         return target
     if path.suffix != f".{format}":
@@ -78,8 +80,11 @@ def export_subset(data: str | Path, indices: np.ndarray, out: Path, *, format: s
 
 
 def jsonl_rows(path: Path) -> list[str]:
-    """The non-blank lines with their endings, as ``load_text_table`` counts records."""
-    return [line for line in path.read_bytes().decode("utf-8").splitlines(keepends=True) if line.strip()]
+    """The non-blank lines with their endings, as ``load_text_table`` counts records (split at "\\n" only:
+    JSON may hold U+2028 and the like unescaped)."""
+    parts = path.read_bytes().decode("utf-8").split("\n")
+    lines = [part + "\n" for part in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+    return [line for line in lines if line.strip()]
 
 
 def csv_rows(path: Path) -> list[str]:

@@ -135,19 +135,23 @@ def _alive(pid: int) -> bool:
 @contextlib.contextmanager
 def _lock(path: Path) -> Iterator[None]:
     """Hold ``path/.dlcprune.lock`` (created atomically with this PID) while the block runs."""
-    lock = path / LOCK
-    for _ in range(2):
-        try:
-            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-            break
-        except FileExistsError:
-            check_unlocked(path)  # a live owner: refuse; a stale one: take the lock over
-            with contextlib.suppress(OSError):
-                lock.unlink()
-    else:
-        raise DlcpruneError(f"cannot lock {path}: another run keeps taking it; choose another --output")
-    with os.fdopen(fd, "w") as f:
-        f.write(str(os.getpid()))
+    lock, mine = path / LOCK, path / f"{LOCK}.{os.getpid()}"
+    mine.write_text(str(os.getpid()))  # the lock appears whole: a hard link of a file that holds the PID
+    try:
+        for _ in range(2):
+            try:
+                os.link(mine, lock)
+                break
+            except FileExistsError:
+                stale = lock.read_text().strip()
+                check_unlocked(path)  # a live owner: refuse; a stale one: take the lock over
+                if lock.read_text().strip() == stale:  # nobody took it over meanwhile
+                    with contextlib.suppress(OSError):
+                        lock.unlink()
+        else:
+            raise DlcpruneError(f"cannot lock {path}: another run keeps taking it; choose another --output")
+    finally:
+        mine.unlink()
     try:
         yield
     finally:

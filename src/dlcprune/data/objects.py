@@ -28,6 +28,9 @@ def as_uint8(image: Any) -> np.ndarray:
         if arr.dtype != np.uint8:
             if not np.issubdtype(arr.dtype, np.floating):
                 raise DlcpruneError(f"images must be uint8 or floats in [0, 1], got {arr.dtype}")
+            if arr.size and (arr.min() < -1e-3 or arr.max() > 1 + 1e-3):
+                raise DlcpruneError(f"float images must lie in [0, 1], got values in [{arr.min():.3g}, {arr.max():.3g}] "
+                                    "(a Normalize transform?); give the dataset without normalisation")
             arr = np.round(np.clip(arr, 0.0, 1.0) * 255).astype(np.uint8)
     arr = arr[:, :, None] if arr.ndim == 2 else arr
     if arr.ndim != 3 or arr.shape[-1] not in (1, 3) or 0 in arr.shape:
@@ -69,12 +72,17 @@ def from_object(obj: Any, *, text_column: str = "text", label_column: str = "lab
     if hasattr(obj, "column_names") and hasattr(obj, "features"):  # a Hugging Face Dataset
         return _from_hf(obj, text_column=text_column, label_column=label_column)
     if hasattr(obj, "__getitem__") and hasattr(obj, "__len__"):
-        pairs = [obj[i] for i in range(len(obj))]  # one pass for the labels
-        if not pairs or not all(isinstance(p, (tuple, list)) and len(p) >= 2 for p in pairs):
-            raise DlcpruneError("a torch dataset must give (image, label) pairs")
-        labels = np.array([int(p[1]) for p in pairs])
+        labels = []
+        for i in range(len(obj)):  # one pass for the labels; the images are not kept
+            item = obj[i]
+            if not isinstance(item, (tuple, list)) or len(item) < 2:
+                raise DlcpruneError("a torch dataset must give (image, label) pairs")
+            labels.append(int(item[1]))
+        if not labels:
+            raise DlcpruneError("the torch dataset is empty")
+        labels = np.array(labels)
         names = list(getattr(obj, "classes", None) or [str(c) for c in range(int(labels.max()) + 1)])
-        return ImageDataset(ids=[str(i) for i in range(len(pairs))], labels=labels, class_names=names,
+        return ImageDataset(ids=[str(i) for i in range(len(labels))], labels=labels, class_names=names,
                             source=f"torch dataset {type(obj).__name__}", reader=ObjectReader(lambda i: obj[i][0]))
     raise DlcpruneError(f"cannot read a {type(obj).__name__}: pass a path, a torchvision or Hugging Face dataset, "
                         "or a map-style torch dataset of (image, label) pairs")

@@ -83,7 +83,7 @@ def load_text_table(path: str | Path, *, text_column: str = "text", label_column
                 rows = list(csv.DictReader(f))
         elif path.suffix == ".jsonl":
             rows = []
-            for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+            for n, line in enumerate(path.read_bytes().decode("utf-8").split("\n"), start=1):  # "\n" only
                 if line.strip():
                     try:
                         rows.append(json.loads(line))
@@ -94,7 +94,7 @@ def load_text_table(path: str | Path, *, text_column: str = "text", label_column
     except UnicodeDecodeError as err:
         line = path.read_bytes()[:err.start].count(b"\n") + 1
         raise DlcpruneError(f"{path}, line {line}, byte {err.start}: not UTF-8 text; save the file as UTF-8") from None
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, json.JSONDecodeError, csv.Error) as err:
         raise DlcpruneError(f"cannot read {path}: {err}") from None
     return _from_rows(rows, text_column, label_column, str(path))
 
