@@ -1,5 +1,6 @@
-"""Scoring and a probe fit on an idle and on a busy machine, before (torch's default threads) and
-after (dlcprune's default: the physical cores other processes leave idle), ratios in one run.
+"""Scoring and a probe fit on an idle and on a busy machine, with torch's default threads (the
+physical cores, also dlcprune's default) and with ``--threads auto`` (the cores other processes
+leave idle), ratios in one run.
 
 The competing load is a CPU-bound Python loop in another process, started and stopped by this script.
 Usage: python benchmarks/busy_machine.py [--samples 300] [--levels 3] [--competitors 1]
@@ -18,7 +19,7 @@ import json, sys, time
 setting = sys.argv[1]
 if setting == "after":
     from dlcprune import set_threads
-    set_threads(None)
+    set_threads("auto")
 import numpy as np, torch
 from dlcprune import load_dataset, load_encoder, score, train_linear_probe
 from dlcprune.data import stratified_split
@@ -65,7 +66,7 @@ def main() -> None:
           "CPU-bound process(es)")
     print("| setting | threads idle / busy | scoring ms/image/pass idle | busy | busy / idle | probe fit s idle | busy | busy / idle |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for setting in ("before", "after"):
+    for setting in ("before", "after"):  # before = the default thread count; after = --threads auto
         i, b = results["idle", setting], results["busy", setting]
         print(f"| {setting} | {i['threads']} / {b['threads']} | {i['ms_per_image_pass']:.2f} | {b['ms_per_image_pass']:.2f} | "
               f"{b['ms_per_image_pass'] / i['ms_per_image_pass']:.2f} | {i['probe_s']:.2f} | {b['probe_s']:.2f} | "

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from . import cli_llm, files
-from .options import device, natural_int, positive_int
+from .options import device, natural_int, positive_int, thread_count
 from .errors import DlcpruneError
 
 EXIT_BUG, EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 2, 130, 143
@@ -132,9 +132,10 @@ def build_parser() -> Parser:
     common.add_argument("--json", action="store_true",
                         help="print one JSON summary (paths, counts, timings, verdicts) on stdout at the end")
     common.add_argument("--quiet", action="store_true", help="no progress bars (also not those of transformers / datasets)")
-    common.add_argument("--threads", type=positive_int, default=None,
-                        help="CPU threads for torch and BLAS (default: the physical cores that other processes "
-                             "leave idle right now, at least 1)")
+    common.add_argument("--threads", type=thread_count, default=None,
+                        help="CPU threads for torch and BLAS (default: the physical cores, the same on every run); "
+                             "auto: those other processes leave idle now (faster on a busy machine, last-bit "
+                             "differences between runs)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     add_parser = sub.add_parser
     sub.add_parser = lambda *a, **kw: add_parser(*a, parents=[common], **kw)  # every command takes --threads

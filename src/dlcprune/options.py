@@ -33,3 +33,8 @@ def device(text: str) -> str:
     if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", text):
         raise argparse.ArgumentTypeError(f"expected cpu, cuda, cuda:N or mps, got {text!r}")
     return text
+
+
+def thread_count(text: str) -> int | str:
+    """A whole number >= 1, or auto (the cores other processes leave idle now)."""
+    return text if text == "auto" else positive_int(text)

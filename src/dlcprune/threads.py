@@ -1,11 +1,12 @@
-"""How many CPU threads to use, so a busy machine does not collapse.
+"""How many CPU threads to use.
 
-Torch's OpenMP threads spin while they wait for each other; when another process holds a core, the
-spinning steals time from the thread that is working, and a 2-thread pass can take several times
-longer than a 1-thread one. The default here is the physical cores this process may use, less those
-other processes keep busy right now (CPU time over 0.1 s from /proc/stat), at least 1: no thread is
-left waiting for a core that another process holds. (Passive OpenMP waiting was tried and made the
-idle case 1.5-2x slower: benchmarks/busy_machine.py.)
+The default is the physical cores this process may use: fixed for a machine, because float32 sums
+(convolutions) come out differently with another thread count, and the same command must give the
+same bytes — also when a killed run is resumed. ``auto`` takes the physical cores less those other
+processes keep busy right now (CPU time over 0.1 s from /proc/stat), at least 1: on a busy machine
+torch's threads then do not spin waiting for a core another process holds (several times faster),
+at the price of last-bit differences from a run with another count. (Passive OpenMP waiting was
+tried and made the idle case 1.5-2x slower: benchmarks/busy_machine.py.)
 """
 from __future__ import annotations
 
@@ -49,13 +50,14 @@ def default_threads() -> int:
     return max(1, physical_cores() - round(busy_cpus()))
 
 
-def set_threads(threads: int | None = None) -> int:
-    """Use ``threads`` CPU threads (None: ``default_threads()``, measured now) in torch and BLAS;
+def set_threads(threads: int | str | None = None) -> int:
+    """Use ``threads`` CPU threads (None: the physical cores; "auto": ``default_threads()``, measured
+    now) in torch and BLAS;
     returns the number. Before torch / numpy are imported this sets their environment variables
     (nothing is imported here); after, ``torch.set_num_threads``."""
     import sys
 
-    n = default_threads() if threads is None else threads
+    n = physical_cores() if threads is None else default_threads() if threads == "auto" else threads
     if n < 1:
         from .errors import DlcpruneError
 
