@@ -83,13 +83,18 @@ def replicates(correct: dict[str, np.ndarray], *, rounds: int = 2000, seed: int 
     """
     rng = np.random.default_rng(seed)
     m = next(iter(correct.values())).shape[1]
-    weights = rng.multinomial(m, np.full(m, 1.0 / m), size=rounds) / m  # (rounds, M)
-    out = {}
-    for label, c in correct.items():
-        per_draw = weights @ c.T.astype(np.float64)  # (rounds, R): accuracy of each draw
-        picks = rng.integers(len(c), size=(rounds, len(c)))
-        out[label] = np.take_along_axis(per_draw, picks, axis=1).mean(1)
-    return out
+    out: dict[str, list[np.ndarray]] = {label: [] for label in correct}
+    for start in range(0, rounds, CHUNK):  # (chunk, M) weights at a time: memory bounded for large M
+        n = min(CHUNK, rounds - start)
+        weights = rng.multinomial(m, np.full(m, 1.0 / m), size=n) / m
+        for label, c in correct.items():
+            per_draw = weights @ c.T.astype(np.float64)  # (n, R): accuracy of each draw
+            picks = rng.integers(len(c), size=(n, len(c)))
+            out[label].append(np.take_along_axis(per_draw, picks, axis=1).mean(1))
+    return {label: np.concatenate(parts) for label, parts in out.items()}
+
+
+CHUNK = 250  # bootstrap rounds per batch of resampling weights
 
 
 def bootstrap(a: np.ndarray, b: np.ndarray | None = None, *, rounds: int = 2000, seed: int = 0) -> np.ndarray:
