@@ -18,7 +18,6 @@ from . import files
 from .bench import BenchConfig, run_bench
 from .results import FULL, summarise
 from .data import load_dataset, stratified_split
-from .methods.auto import Decision
 from .progress import console, stdout
 
 SPLIT_SEED = 0

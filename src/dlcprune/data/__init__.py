@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import DlcpruneError
 from .builtin import DATASETS
 from .splits import holdout_split, stratified_split

@@ -22,7 +22,7 @@ whose limits are DLC top-K ``easy`` (all of the budget from the easiest) and ``h
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
