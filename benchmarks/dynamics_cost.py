@@ -21,7 +21,7 @@ def main() -> None:
     from dlcprune import load_dataset, load_encoder, score_dlc
     from dlcprune.data import stratified_split
     from dlcprune.scoring.dlc import extract_features
-    from dlcprune.training import DynamicsRecorder, finetune
+    from dlcprune.training import DynamicsRecorder, finetune, recipe
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--samples", type=int, default=1000)
@@ -44,7 +44,8 @@ def main() -> None:
     dlc = time.perf_counter() - t
     recorder = DynamicsRecorder(data.labels, args.epochs)
     t = time.perf_counter()
-    ft = finetune(encoder, data, data.subset(range(1)), epochs=args.epochs, lr=0.01, recorder=recorder, progress=False)
+    ft = finetune(encoder, data, data.subset(range(1)), recipe=recipe("paper", epochs=args.epochs, lr=0.01),
+                  recorder=recorder, progress=False)
     train = time.perf_counter() - t
     epoch = train / args.epochs
     print(f"plain feature pass: {plain:.1f} s")

@@ -1,5 +1,8 @@
 """`dlcprune bench`: cells, table, plot, resume, refusal to mix settings."""
+import html
 import json
+
+import numpy as np
 
 from dlcprune.cli import main
 
@@ -54,3 +57,86 @@ def test_bench_runs_baselines_with_their_times(tmp_path, capsys):
     assert main(["bench", "--data", str(data), "--methods", "random,kcentre", "--output", str(tmp_path / "x"),
                  "--quiet"]) == 2
     assert "unknown method 'kcentre'; did you mean: kcenter" in capsys.readouterr().err
+
+
+FULL_ARGS = ["--levels", "2", "--step", "0.1", "--keep", "0.5", "--seeds", "2", "--trainer", "full", "--epochs", "3",
+             "--methods", "random,herding,forgetting", "--quiet"]
+
+
+def test_bench_full_fine_tuning_protocol(tmp_path, capsys):
+    """Every method runs every seed (the seed seeds the training too), the full pool once per seed, its
+    seed-0 run records the dynamics (charged to forgetting) and the learning curve; time-to-accuracy."""
+    import csv
+
+    from tests.conftest import write_image_folder
+
+    data = write_image_folder(tmp_path / "d", {"a": 8, "b": 8, "c": 8}, size=32)
+    out = tmp_path / "b"
+    assert main(["bench", "--data", str(data), *FULL_ARGS, "--output", str(out)]) == 0
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    seeds = {m: sorted(int(r["seed"]) for r in rows if r["method"] == m) for m in {r["method"] for r in rows}}
+    assert seeds == {"full pool": [0, 1], "random": [0, 1], "herding": [0, 1], "forgetting": [0, 1]}
+    full0 = next(r for r in rows if r["method"] == "full pool" and r["seed"] == "0")
+    dynamics = np.load(out / "dynamics.npz")
+    assert dynamics["loss"].shape == (3, int(full0["kept"]))  # 3 epochs x the pool
+    assert json.loads(str(dynamics["meta"]))["trainer"] == "full fine-tuning (the seed-0 full-pool fine-tuning run)"
+    forgetting = [r for r in rows if r["method"] == "forgetting"]
+    assert all(abs(float(r["model_s"]) - float(full0["train_s"])) < 1e-2 for r in forgetting)
+    curves = json.loads((out / "curves.json").read_text())
+    assert len(curves["fine-tuning"]) == 3 and curves["fine-tuning"][-1] == float(full0["accuracy"])
+    summary = json.loads((out / "time_to_accuracy.json").read_text())
+    assert {(c["method"], c["keep"]) for c in summary["cells"]} == {("random", 0.5), ("herding", 0.5), ("forgetting", 0.5)}
+    assert summary["full"]["seconds"] == round(np.mean([float(r["train_s"]) for r in rows if r["method"] == "full pool"]), 2)
+    for name in ("learning_curve.png", "time_to_accuracy.png", "gap_to_random.png"):
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    err = capsys.readouterr().err
+    assert "time to accuracy: " in err and summary["headline"].split(" (")[0] in err.replace("\n", " ")
+    assert not list((out / "checkpoints").iterdir())  # every cell finished: no checkpoint left
+    assert main(["report", str(out), "--output", str(tmp_path / "r"), "--quiet"]) == 0
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "Full fine-tuning: time to accuracy" in page and html.escape(summary["headline"]) in page
+    assert page.count("<td>50%</td>") >= 3  # a row per method at keep 50%
+    # the recipe is part of the benchmark's identity
+    four_epochs = [a if a != "3" else "4" for a in FULL_ARGS]
+    assert main(["bench", "--data", str(data), *four_epochs, "--output", str(out)]) == 2
+    assert "recipe" in capsys.readouterr().err
+
+
+KILLER = """
+import importlib, os, signal, sys
+ft, calls = importlib.import_module("dlcprune.training.finetune"), []
+real = ft._save_checkpoint
+def killing(*a, **k):
+    calls.append(1)
+    if len(calls) == int(sys.argv[1]):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(*a, **k)
+ft._save_checkpoint = killing
+from dlcprune.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_bench_full_killed_in_a_cell_resumes_to_the_same_numbers(tmp_path):
+    import csv
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import write_image_folder
+
+    data = write_image_folder(tmp_path / "d", {"a": 8, "b": 8, "c": 8}, size=32)
+    args = lambda out: ["bench", "--data", str(data), *FULL_ARGS, "--threads", "1", "--output", str(out)]
+    accuracies = lambda out: {(r["method"], r["seed"]): r["accuracy"] for r in csv.DictReader(open(out / "results.csv"))}
+    assert main(args(tmp_path / "clean")) == 0
+    # 2 saves per 3-epoch cell (killed before the save: the previous epoch's checkpoint is on disk): the 2nd is in
+    # the full pool's seed 0 (it records the dynamics), the 8th in random's seed 1
+    for when in (2, 8):
+        out = tmp_path / f"killed{when}"
+        killed = subprocess.run([sys.executable, "-c", KILLER, str(when), *args(out)], capture_output=True, text=True)
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        assert list((out / "checkpoints").iterdir())  # killed inside a cell, with its epoch-1 checkpoint
+        assert main(args(out)) == 0
+        assert accuracies(out) == accuracies(tmp_path / "clean")
+        for key in ("loss", "margin"):
+            assert np.array_equal(np.load(out / "dynamics.npz")[key], np.load(tmp_path / "clean" / "dynamics.npz")[key])

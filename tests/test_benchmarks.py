@@ -18,7 +18,7 @@ def bench(script: str, *args: str) -> str:
 
 def test_every_script_has_a_smoke_test():
     here = (ROOT / "tests" / "test_benchmarks.py").read_text()
-    scripts = sorted(p.name for p in (ROOT / "benchmarks").glob("*.py"))
+    scripts = sorted(p.name for p in [*(ROOT / "benchmarks").glob("*.py"), *(ROOT / "benchmarks").glob("*.sh")])
     assert scripts and [s for s in scripts if f'"{s}"' not in here] == []
 
 
@@ -46,9 +46,20 @@ def test_kcenter_memory():
     assert "MiB" in bench("kcenter_memory.py", "--n", "300", "--dim", "8")
 
 
-def test_finetune_cpu():
-    out = bench("finetune_cpu.py", "--train-per-class", "3", "--test-per-class", "2", "--epochs", "1", "--keep", "0.5")
-    assert "| random | 20 |" in out and "| full data | 30 |" in out
+def test_gpu_protocol_dry_run(tmp_path):
+    """The GPU script's commands on the CPU: both datasets, every method, every figure, the summary."""
+    import os
+
+    res = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_protocol.sh"), "--dry-run", str(tmp_path / "g")],
+                         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHON": sys.executable})
+    assert res.returncode == 0, res.stderr[-3000:]
+    for data in ("animal-mnist", "mnist"):
+        for name in ("results.md", "learning_curve.png", "time_to_accuracy.png", "time_to_accuracy.json", "dynamics.npz"):
+            assert (tmp_path / "g" / data / name).exists(), (data, name)
+        table = (tmp_path / "g" / data / "results.md").read_text()
+        assert all(f"| {m} |" in table for m in ("random", "auto", "flexrand", "herding", "forgetting", "el2n", "full pool"))
+    summary = (tmp_path / "g" / "summary.md").read_text()
+    assert summary.count("time to accuracy: ") == 2 and "## mnist" in summary
 
 
 def test_auto_cost():

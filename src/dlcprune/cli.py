@@ -81,6 +81,25 @@ def add_score_args(p: argparse.ArgumentParser) -> None:
 AUTO_MAX_LEVELS = 50
 
 
+def add_recipe_args(p: argparse.ArgumentParser, *, default: str, batch_size: bool = True) -> None:
+    """Full fine-tuning: a named recipe (dlcprune.training.RECIPES) and the fields one may override."""
+    p.add_argument("--recipe", choices=["paper", "cpu"], default=default,
+                   help=f"full fine-tuning recipe (default {default}): paper = SGD lr 1e-3 /10 at 50%%/75%%, 50 epochs, "
+                        "batch 128, BatchNorm trained, crop+flip; cpu = 8 epochs, batch 32, BatchNorm frozen, head "
+                        "started from the linear probe, lr 3e-3 encoder / 1e-3 head, warm-up + cosine, mild crops, no flip")
+    p.add_argument("--epochs", type=positive_int, default=None, help="fine-tuning epochs (default: the recipe's)")
+    p.add_argument("--lr", type=float, default=None, help="encoder learning rate (default: the recipe's)")
+    p.add_argument("--head-lr", type=float, default=None, help="head learning rate (default: the recipe's)")
+    if batch_size:
+        p.add_argument("--batch-size", type=positive_int, default=None, help="samples per training step (default: the recipe's)")
+
+
+def recipe_of(args: argparse.Namespace, *, batch_size: int | None = None):
+    from .training import recipe
+
+    return recipe(args.recipe, epochs=args.epochs, lr=args.lr, head_lr=args.head_lr, batch_size=batch_size)
+
+
 def levels_arg(text: str) -> int | str:
     if text == "auto":
         return text
@@ -159,7 +178,7 @@ def build_parser() -> Parser:
     p.add_argument("--output", required=True, help="the folder to write (created; see the README for its files)")
     p.add_argument("--force", action="store_true", help="write into a non-empty output folder (never into an input folder)")
 
-    p = sub.add_parser("bench", help="methods x keep fractions x seeds with a linear probe (resumable)")
+    p = sub.add_parser("bench", help="methods x keep fractions x seeds, linear probe or full fine-tuning (resumable)")
     add_score_args(p)
     p.add_argument("--test-data", default=None, help="test set (image folder, .npz or built-in)")
     p.add_argument("--test-fraction", type=float, default=0.2,
@@ -167,9 +186,18 @@ def build_parser() -> Parser:
     p.add_argument("--methods", default="random,easy,hard,flexrand,flexrand-auto",
                    help="comma-separated: DLC policies (easy, hard, flexrand, flexrand-auto, ccs), random, and "
                         "baselines (see `dlcprune list`)")
-    p.add_argument("--dynamics", choices=["head", "full"], default="head",
+    p.add_argument("--trainer", choices=["probe", "full"], default="probe",
+                   help="what is trained on each kept subset: probe = logistic regression on frozen features "
+                        "(default); full = fine-tune the whole encoder (images; the paper's protocol, --recipe)")
+    add_recipe_args(p, default="cpu", batch_size=False)
+    p.add_argument("--train-per-class", type=positive_int, default=None,
+                   help="use a class-stratified subset of --data with this many samples per class (seed 0)")
+    p.add_argument("--test-per-class", type=positive_int, default=None,
+                   help="use a class-stratified subset of the test set with this many samples per class (seed 0)")
+    p.add_argument("--dynamics", choices=["head", "full"], default=None,
                    help="training dynamics for forgetting/grand/el2n/aum/cle/clh: SGD on a linear head over the "
-                        "features (default) or full fine-tuning of the encoder (images)")
+                        "features (default with --trainer probe) or full fine-tuning of the encoder (default with "
+                        "--trainer full: the full-pool run of the protocol, seed 0)")
     p.add_argument("--dynamics-epochs", type=positive_int, default=20, help="epochs of the training run that records dynamics (default 20)")
     p.add_argument("--keep", type=fractions, default=[round(0.1 * i, 1) for i in range(1, 10)], help="fractions KEPT (default 0.1,...,0.9)")
     p.add_argument("--seeds", type=positive_int, default=3, help="seeds per cell (default 3)")
@@ -189,9 +217,7 @@ def build_parser() -> Parser:
     p.add_argument("--image-size", type=positive_int, default=None, help="resize every image to NxN (default: keep sizes)")
     p.add_argument("--text-column", default="text", help="text datasets: the column holding the text (default text)")
     p.add_argument("--label-column", default="label", help="text datasets: the column holding the label (default label)")
-    p.add_argument("--epochs", type=positive_int, default=50, help="full fine-tuning epochs (default 50, the paper's)")
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3, the paper's)")
-    p.add_argument("--batch-size", type=positive_int, default=128, help="samples per training step (default 128)")
+    add_recipe_args(p, default="paper")
     p.add_argument("--seed", type=natural_int, default=0, help="seed of every random step (default 0)")
     p.add_argument("--device", type=device, default=None, help="cpu, cuda, cuda:N or mps (default: cuda when present)")
     p.add_argument("--output", required=True, help="folder for metrics.json")
@@ -365,33 +391,28 @@ def cmd_prune(args: argparse.Namespace) -> dict:
 
 
 def cmd_bench(args: argparse.Namespace) -> dict:
-    from .bench import BenchConfig, run_bench
-    from .data import holdout_split, load_dataset
+    from .bench import BenchConfig, bench_data, run_bench
+    from .data import load_dataset
     from .models import default_model, load_encoder
     from .selection import check_keep
 
+    trainer_recipe = recipe_of(args) if args.trainer == "full" else None
     config = BenchConfig(methods=[m.strip() for m in args.methods.split(",") if m.strip()],
                          keeps=[check_keep(k) for k in args.keep], seeds=args.seeds, levels=args.levels,
-                         step=args.step, batch_size=args.batch_size, dynamics=args.dynamics,
-                         dynamics_epochs=args.dynamics_epochs)
-    if args.seeds < 1:
-        raise DlcpruneError(f"--seeds must be at least 1, got {args.seeds}")
+                         step=args.step, batch_size=args.batch_size,
+                         dynamics=args.dynamics or ("full" if args.trainer == "full" else "head"),
+                         dynamics_epochs=args.dynamics_epochs, trainer=args.trainer, recipe=trainer_recipe)
     columns = dict(text_column=args.text_column, label_column=args.label_column, hf_split=args.hf_split)
     data = load_dataset(args.data, **columns)
-    if args.test_data:
-        train, test = data, load_dataset(args.test_data, **columns)
-        if test.class_names != train.class_names:
-            raise DlcpruneError(f"--test-data has classes {test.class_names[:5]}..., --data {train.class_names[:5]}...; "
-                                "they must be the same classes")
-    else:
-        rest, held = holdout_split(data.labels, fraction=args.test_fraction, seed=0)
-        train, test = data.subset(rest, source=f"{data.source} train"), data.subset(held, source=f"{data.source} test")
+    test_data = load_dataset(args.test_data, **columns) if args.test_data else None
+    train, test, positions = bench_data(data, test_data, test_fraction=args.test_fraction,
+                                        train_per_class=args.train_per_class, test_per_class=args.test_per_class)
     encoder = load_encoder(args.model or default_model(train), weights=args.weights,
                            device=args.device, image_size=args.image_size)
     out = files.check_output_dir(args.output, force=True, inputs=(args.data, args.test_data))  # a bench folder resumes
     with files.output_dir(out, keep=lambda err: not isinstance(err, DlcpruneError) or (out / "results.csv").exists()):
-        if not args.test_data:  # positions of the training part in --data, for `dlcprune report --data`
-            files.save_npy(out / "train_indices.npy", rest)
+        if positions is not None:  # positions of the training part in --data, for `dlcprune report --data`
+            files.save_npy(out / "train_indices.npy", positions)
         rows = run_bench(encoder, train, test, config=config, output=out, progress=not args.quiet)
     return {"command": "bench", "output": str(out), "cells": len(rows)}
 
@@ -426,10 +447,10 @@ def cmd_finetune(args: argparse.Namespace) -> dict:
     t0 = time.perf_counter()
     if args.record_dynamics and args.trainer != "full":
         raise DlcpruneError("--record-dynamics records a full fine-tuning run; add --trainer full")
-    recorder = DynamicsRecorder(train.labels[idx], args.epochs) if args.record_dynamics else None
+    recorder = DynamicsRecorder(train.labels[idx], recipe_of(args, batch_size=args.batch_size).epochs) if args.record_dynamics else None
     if args.trainer == "full":
-        r = finetune(encoder, train, test, indices=idx, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                     seed=args.seed, recorder=recorder, progress=not args.quiet)
+        r = finetune(encoder, train, test, indices=idx, recipe=recipe_of(args, batch_size=args.batch_size), seed=args.seed, recorder=recorder,
+                     progress=not args.quiet)
         metrics = {"accuracy": r.accuracy, "per_class_accuracy": r.per_class_accuracy, "train_loss": r.train_loss,
                    "parameters": r.parameters}
     else:

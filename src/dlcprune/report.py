@@ -125,6 +125,28 @@ def verdict_section(folder: Path, pngs: dict[str, bytes]) -> list[str]:
     return parts
 
 
+def time_to_accuracy_section(folder: Path) -> list[str]:
+    """A full fine-tuning bench: the learning curve beside the probe, and what each (method, keep)
+    cost end to end against the full run, headline first."""
+    if not (folder / "time_to_accuracy.json").exists():
+        return []
+    summary, curves = files.read_json(folder / "time_to_accuracy.json"), files.read_json(folder / "curves.json")
+    full = summary["full"]
+    parts = ["<h2>Full fine-tuning: time to accuracy</h2>",
+             f"<p><b>{html.escape(summary['headline'])}.</b></p>",
+             f"<p>Full pool: {100 * full['accuracy']:.2f}% after {len(curves['fine-tuning'])} epochs in {full['seconds']:.0f} s "
+             f"(linear probe on the same samples: {100 * curves['probe']:.2f}%). Time = scoring + selection + fine-tuning.</p>"]
+    for name, alt in (("learning_curve.png", "learning curve"), ("time_to_accuracy.png", "accuracy against wall time")):
+        if (folder / name).exists():
+            parts.append(_img_tag((folder / name).read_bytes(), alt))
+    parts.append("<table><tr><th>method</th><th>keep</th><th>accuracy (%)</th><th>− full (points)</th><th>seconds</th>"
+                 "<th>share of the full run's time</th></tr>"
+                 + "".join(f"<tr><td>{html.escape(c['method'])}</td><td>{c['keep']:.0%}</td><td>{100 * c['accuracy']:.2f}</td>"
+                           f"<td>{100 * (c['accuracy'] - full['accuracy']):+.2f}</td><td>{c['seconds']:.0f}</td>"
+                           f"<td>{100 * c['time_share']:.0f}%</td></tr>" for c in summary["cells"]) + "</table>")
+    return parts
+
+
 def build_report(folder: str | Path, *, data: Dataset | None = None, output: str | Path | None = None,
                  examples: int = 5) -> Path:
     """Write ``report.html`` (+ its PNGs) about a scores folder, a ``dlcprune bench`` folder or a
@@ -158,6 +180,7 @@ def build_report(folder: str | Path, *, data: Dataset | None = None, output: str
         parts.append("<h2>Benchmark: test accuracy (%)</h2>" + _markdown_to_html(markdown_table(rows)))
         if (folder / "gap_to_random.png").exists():
             parts.append(_img_tag((folder / "gap_to_random.png").read_bytes(), "accuracy gap to random"))
+    parts += time_to_accuracy_section(folder)
     style = ("body{font-family:sans-serif;max-width:1100px;margin:2em auto}table{border-collapse:collapse}"
              "td,th{border:1px solid #ccc;padding:4px;vertical-align:top}img{margin:1px;max-width:100%}"
              "figure{display:inline-block;margin:2px;font-size:10px;text-align:center}"

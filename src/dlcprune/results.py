@@ -87,6 +87,100 @@ def plot_gap_to_random(rows: list[dict], path: Path) -> None:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     fig.tight_layout()
+    _save(fig, path)
+
+
+def time_to_accuracy(rows: list[dict], *, tolerance: float = 0.01) -> dict:
+    """What each (method, keep) cost end to end and reached, against fine-tuning on the full pool.
+
+    seconds = model_s (scoring / features / the run that recorded dynamics) + the largest select_s
+    over seeds (the seed that paid for a choice on validation) + the mean train_s; accuracy = the
+    mean over seeds. ``headline``: the cheapest cell within ``tolerance`` of the full pool's mean
+    accuracy, as a share of the full run's time (or that none gets there, and the closest).
+    """
+    acc = summarise(rows)
+    if FULL not in acc:
+        raise ValueError("time_to_accuracy needs the full-pool rows")
+    of = lambda method, keep, col: [float(r[col]) for r in rows if r["method"] == method and float(r["keep"]) == keep]
+    full_acc, full_s = float(np.mean(acc[FULL][1.0])), float(np.mean(of(FULL, 1.0, "train_s")))
+    cells = []
+    for method, per in acc.items():
+        for keep in sorted(per):
+            if method == FULL:
+                continue
+            seconds = (np.mean(of(method, keep, "model_s")) + max(of(method, keep, "select_s"))
+                       + np.mean(of(method, keep, "train_s")))
+            cells.append({"method": method, "keep": keep, "accuracy": float(np.mean(per[keep])),
+                          "seconds": round(float(seconds), 2), "time_share": round(float(seconds / full_s), 4)})
+    bar = full_acc - tolerance
+    reached = sorted((c for c in cells if c["accuracy"] >= bar), key=lambda c: c["seconds"])
+    points = f"{100 * tolerance:g} point"
+    if reached:
+        c = reached[0]
+        headline = (f"{c['method']} at keep {c['keep']:.0%} reaches full-data accuracy − {points} "
+                    f"({100 * c['accuracy']:.2f}% vs {100 * full_acc:.2f}%) in {100 * c['time_share']:.0f}% of the full "
+                    f"run's time ({c['seconds']:.0f} s with scoring and selection vs {full_s:.0f} s)")
+    elif cells:
+        c = max(cells, key=lambda c: (c["accuracy"], -c["seconds"]))
+        headline = (f"no pruned subset reaches full-data accuracy − {points} ({100 * full_acc:.2f}%): pruning does not "
+                    f"pay here; the closest, {c['method']} at keep {c['keep']:.0%}, reaches {100 * c['accuracy']:.2f}% "
+                    f"({100 * (c['accuracy'] - full_acc):+.2f} points) in {100 * c['time_share']:.0f}% of the time")
+    else:
+        headline = "no pruned cells yet"
+    per_method = {}
+    for method in dict.fromkeys(c["method"] for c in cells):
+        mine = [c for c in reached if c["method"] == method]
+        per_method[method] = mine[0] if mine else None
+    return {"full": {"accuracy": full_acc, "seconds": round(full_s, 2)}, "tolerance": tolerance, "cells": cells,
+            "cheapest_reaching": per_method, "headline": headline}
+
+
+def plot_time_to_accuracy(summary: dict, path: Path) -> None:
+    """Test accuracy against total wall time (scoring + selection + training), a line per method
+    over its keep fractions; the full run as a star, full − tolerance as a dashed line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for method in dict.fromkeys(c["method"] for c in summary["cells"]):
+        mine = sorted((c for c in summary["cells"] if c["method"] == method), key=lambda c: c["keep"])
+        ax.plot([c["seconds"] for c in mine], [100 * c["accuracy"] for c in mine], marker="o", label=method)
+    full = summary["full"]
+    ax.plot([full["seconds"]], [100 * full["accuracy"]], marker="*", markersize=14, color="black", ls="", label="full pool")
+    ax.axhline(100 * (full["accuracy"] - summary["tolerance"]), color="grey", ls="--", lw=1,
+               label=f"full − {100 * summary['tolerance']:g} point")
+    ax.set_xlabel("wall time: scoring + selection + fine-tuning (s)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def plot_learning_curve(curves: dict, path: Path) -> None:
+    """Test accuracy after each fine-tuning epoch on the full pool, beside the linear probe's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    epochs = range(1, len(curves["fine-tuning"]) + 1)
+    ax.plot(epochs, [100 * a for a in curves["fine-tuning"]], marker="o", label="full fine-tuning")
+    ax.axhline(100 * curves["probe"], color="tab:orange", ls="--", label="linear probe (frozen features)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test accuracy (%)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    _save(fig, path)
+
+
+def _save(fig, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
     plt.close(fig)

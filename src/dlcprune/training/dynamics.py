@@ -94,6 +94,16 @@ class DynamicsRecorder:
         self.error_l2[epoch, rows] = error.numpy()
         self.grad_norm[epoch, rows] = (error * (h.pow(2).sum(1) + 1).sqrt()).numpy()
 
+    _ARRAYS = ("loss", "correct", "margin", "error_l2", "grad_norm")
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The records so far as tensors, for a checkpoint (``load_state`` takes them back)."""
+        return {k: torch.from_numpy(getattr(self, k).copy()) for k in self._ARRAYS}
+
+    def load_state(self, state: dict[str, torch.Tensor]) -> None:
+        for k in self._ARRAYS:
+            setattr(self, k, state[k].numpy().copy())
+
     def trajectory(self, *, seconds: float, trainer: str, parameters: dict) -> Trajectory:
         if np.isnan(self.loss).any():
             raise AssertionError("some samples were never presented in some epoch")

@@ -1,36 +1,103 @@
-"""Full fine-tuning of an image encoder with a new linear head, the paper's recipe.
+"""Full fine-tuning of an image encoder with a new linear head, resumable epoch by epoch.
 
-SGD (momentum 0.9, weight decay 1e-5), batch 128, lr 1e-3 divided by 10 at 50% and 75% of the
-epochs, 50 epochs by default; random-resized-crop + horizontal flip on training images, the
-deterministic evaluation transform on test images. Trains a copy: the encoder passed in is left
-untouched. Seeded: on the CPU the same inputs and seed give the same model.
+Two recipes (:data:`RECIPES`):
+- ``paper``: the paper's (SGD momentum 0.9, weight decay 1e-5, batch 128, lr 1e-3 divided by 10 at
+  50% and 75% of 50 epochs, random-resized-crop + horizontal flip, BatchNorm in train mode, head
+  from ``nn.Linear``'s initialisation);
+- ``cpu``: what converges in 8 epochs on a 2-core CPU (DESIGN.md §4b and benchmarks/RESULTS.md):
+  BatchNorm statistics frozen (EfficientNet-Lite0's momentum of 0.01 lags far behind new data), the
+  head started from the linear probe on the trained samples' unmasked features, batch 32, encoder lr
+  3e-3 and head lr 1e-3 with one epoch of linear warm-up (without it some seeds diverge in the first
+  epoch), then a cosine to 0; mild crops (area 0.8..1) and no flip (digits are not symmetric).
+
+Trains a copy: the encoder passed in is left untouched. Seeded: on the CPU the same inputs, seed
+and thread count give the same model, also when a run killed between epochs is resumed from its
+checkpoint. bf16 autocast on CUDA.
 """
 from __future__ import annotations
 
 import copy
+import hashlib
+import io
+import math
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
-from torchvision.transforms import v2
 
+from .. import files
 from ..data import Dataset
 from ..errors import DlcpruneError
 from ..models import ImageEncoder
+from ..models.base import gpu_autocast
 from ..progress import bar
 from .dynamics import DynamicsRecorder
+from .probe import train_linear_probe
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """Everything that shapes a fine-tuning run (the seed aside)."""
+
+    epochs: int = 50
+    lr: float = 1e-3  # encoder
+    head_lr: float | None = None  # None: the encoder's
+    batch_size: int = 128
+    momentum: float = 0.9
+    weight_decay: float = 1e-5
+    schedule: str = "step"  # "step": /10 at 50% and 75% of the epochs; "cosine": per step, to 0
+    warmup_epochs: float = 0.0  # linear warm-up from 0 over this many epochs (per step), then the schedule
+    clip_grad_norm: float | None = None  # clip the gradient's global norm (None: no clipping)
+    # how the trunk runs while its weights train: "train" (BatchNorm statistics updated, stochastic depth and
+    # dropout on), "frozen-bn" (BatchNorm statistics fixed, the rest as in train) or "eval" (as at inference)
+    trunk_mode: str = "train"
+    head_init: str = "random"  # "random" (nn.Linear's) or "probe" (the linear probe on the trained samples)
+    crop_scale: float = 0.08  # RandomResizedCrop's smallest area share; 1.0 = no crop
+    flip: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1:
+            raise DlcpruneError(f"epochs must be at least 1, got {self.epochs}")
+        if self.schedule not in ("step", "cosine"):
+            raise DlcpruneError(f"schedule must be step or cosine, got {self.schedule!r}")
+        if self.trunk_mode not in ("train", "frozen-bn", "eval"):
+            raise DlcpruneError(f"trunk_mode must be train, frozen-bn or eval, got {self.trunk_mode!r}")
+        if self.head_init not in ("random", "probe"):
+            raise DlcpruneError(f"head_init must be random or probe, got {self.head_init!r}")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise DlcpruneError(f"warmup_epochs must be in [0, epochs], got {self.warmup_epochs}")
+        if not 0 < self.crop_scale <= 1:
+            raise DlcpruneError(f"crop_scale must be in (0, 1], got {self.crop_scale}")
+
+
+RECIPES = {
+    "paper": Recipe(),
+    "cpu": Recipe(epochs=8, lr=3e-3, head_lr=1e-3, batch_size=32, schedule="cosine", warmup_epochs=1.0,
+                  trunk_mode="frozen-bn", head_init="probe", crop_scale=0.8, flip=False),
+}
+
+
+def recipe(name: str, **overrides) -> Recipe:
+    """A named recipe with some fields replaced (``None`` values are ignored)."""
+    if name not in RECIPES:
+        raise DlcpruneError(f"unknown fine-tuning recipe {name!r}; choose one of {', '.join(RECIPES)}")
+    return replace(RECIPES[name], **{k: v for k, v in overrides.items() if v is not None})
 
 
 @dataclass
 class FinetuneResult:
-    """accuracy in [0, 1] on the test set; per_class_accuracy (C,); train_loss per epoch."""
+    """accuracy in [0, 1] on the test set; per_class_accuracy (C,); train_loss per epoch;
+    curve: test accuracy after each epoch (when asked for); seconds: training only (no test passes),
+    summed over resumed parts."""
 
     accuracy: float
     per_class_accuracy: list[float]
     train_loss: list[float]
     seconds: float
+    curve: list[float] = field(default_factory=list)
     parameters: dict = field(default_factory=dict)
 
 
@@ -46,67 +113,177 @@ class _Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(x))
 
+    def train_mode(self, trunk_mode: str) -> None:
+        self.train()
+        if trunk_mode == "eval":
+            self.trunk.eval()
+        elif trunk_mode == "frozen-bn":
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
 
 def finetune(encoder: ImageEncoder, train: Dataset, test: Dataset, *, indices: np.ndarray | None = None,
-             epochs: int = 50, lr: float = 1e-3, batch_size: int = 128, momentum: float = 0.9,
-             weight_decay: float = 1e-5, seed: int = 0, recorder: DynamicsRecorder | None = None,
+             recipe: Recipe = RECIPES["paper"], seed: int = 0, features: np.ndarray | None = None,
+             recorder: DynamicsRecorder | None = None, curve: bool = False, checkpoint: Path | None = None,
              progress: bool = True) -> FinetuneResult:
     """Fine-tune on ``train[indices]`` (all when None) and evaluate on ``test``.
 
-    ``recorder``: sized for the ``len(indices)`` trained samples (row i = ``indices[i]``) and
-    ``epochs``; receives every sample's logits and head input as it is presented (training dynamics).
+    ``features``: (len(indices), D) unmasked features of the trained samples, for the probe-started
+    head (extracted when None). ``recorder``: sized for the ``len(indices)`` trained samples (row i =
+    ``indices[i]``) and the recipe's epochs; receives every sample's logits and head input as it is
+    presented (training dynamics). ``curve``: also test after every epoch. ``checkpoint``: a file
+    written after every epoch (atomically) and resumed from when it holds this same run; removed
+    when the run ends.
     """
     if not isinstance(encoder, ImageEncoder):
         raise DlcpruneError(f"full fine-tuning needs an image encoder, not {encoder.name}; use the probe trainer")
-    if epochs < 1:
-        raise DlcpruneError(f"epochs must be at least 1, got {epochs}")
     idx = np.arange(len(train)) if indices is None else np.asarray(indices, dtype=np.int64)
-    t0 = time.perf_counter()
+    key = _run_key(encoder, train, idx, recipe, seed, recorder is not None, curve)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     work = copy.copy(encoder)
     work.module = copy.deepcopy(encoder.module)
-    dim = work.features(train.items(idx[:1])).shape[1]
-    model = _Classifier(work, train.num_classes, dim).to(work.device).requires_grad_(True)
-    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=momentum, weight_decay=weight_decay)
-    sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=[int(0.5 * epochs), int(0.75 * epochs)], gamma=0.1)
-    size = tuple(work.preprocess(train.items(idx[:1])).shape[-2:])
-    augment = v2.Compose([v2.RandomResizedCrop(size, antialias=True), v2.RandomHorizontalFlip()])
+    model = _Classifier(work, train.num_classes, _feature_dim(work, train, idx)).to(work.device).requires_grad_(True)
+    groups = [{"params": model.trunk.parameters(), "lr": recipe.lr},
+              {"params": model.head.parameters(), "lr": recipe.lr if recipe.head_lr is None else recipe.head_lr}]
+    opt = torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    steps_per_epoch = -(-len(idx) // recipe.batch_size)
+    sched = _scheduler(opt, recipe, steps_per_epoch)
+    state = {"epoch": 0, "losses": [], "curve": [], "seconds": 0.0}
+    resumed = _load_checkpoint(checkpoint, key)
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        opt.load_state_dict(resumed["optimizer"])
+        sched.load_state_dict(resumed["scheduler"])
+        rng.bit_generator.state = resumed["numpy_rng"]
+        torch.set_rng_state(resumed["torch_rng"])
+        if recorder is not None:
+            recorder.load_state(resumed["recorder"])
+        state = resumed["state"]
+    elif recipe.head_init == "probe":
+        t0 = time.perf_counter()
+        _init_head_from_probe(model.head, work, train, idx, features)
+        state["seconds"] += time.perf_counter() - t0
+    augment = _augmentation(tuple(work.preprocess(train.items(idx[:1])).shape[-2:]), recipe)
     labels = torch.from_numpy(train.labels)
-    row_of = dict(zip(idx.tolist(), range(len(idx))))
-    losses = []
-    with bar("fine-tuning", epochs * len(idx), enabled=progress) as advance:
-        for epoch in range(epochs):
-            model.train()
-            order, total = rng.permutation(idx), 0.0
-            for start in range(0, len(order), batch_size):
-                b = order[start:start + batch_size]
-                x = work.preprocess(train.items(b))
-                x = torch.stack([augment(xi) for xi in x])
-                h = model.embed(x)
-                logits = model.head(h)
+    with bar("fine-tuning", recipe.epochs * len(idx), enabled=progress) as advance:
+        advance(state["epoch"] * len(idx))
+        for epoch in range(state["epoch"], recipe.epochs):
+            t0 = time.perf_counter()
+            model.train_mode(recipe.trunk_mode)
+            order, total = rng.permutation(len(idx)), 0.0
+            for start in range(0, len(order), recipe.batch_size):
+                rows = order[start:start + recipe.batch_size]
+                x = torch.stack([augment(xi) for xi in work.preprocess(train.items(idx[rows]))])
+                with gpu_autocast(work.device):
+                    h = model.embed(x)
+                    logits = model.head(h).float()
                 if recorder is not None:
-                    recorder.add(epoch, np.array([row_of[i] for i in b.tolist()]), logits, h)
-                loss = nn.functional.cross_entropy(logits, labels[b].to(x.device))
+                    recorder.add(epoch, rows, logits, h)
+                loss = nn.functional.cross_entropy(logits, labels[idx[rows]].to(x.device))
                 opt.zero_grad()
                 loss.backward()
+                if recipe.clip_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), recipe.clip_grad_norm)
                 opt.step()
-                total += loss.item() * len(b)
-                advance(len(b))
-            sched.step()
-            losses.append(total / len(idx))
-    correct = _predict(model, work, test, batch_size) == test.labels
+                sched.step()
+                total += loss.item() * len(rows)
+                advance(len(rows))
+            state["losses"].append(total / len(idx))
+            state["seconds"] += time.perf_counter() - t0
+            if curve:
+                state["curve"].append(float((_predict(model, work, test, recipe.batch_size) == test.labels).mean()))
+            state["epoch"] = epoch + 1
+            if checkpoint is not None and epoch + 1 < recipe.epochs:
+                _save_checkpoint(checkpoint, key, model, opt, sched, rng, recorder, state)
+    correct = _predict(model, work, test, recipe.batch_size) == test.labels
     per_class = [float(correct[test.labels == c].mean()) if (test.labels == c).any() else float("nan")
                  for c in range(test.num_classes)]
-    return FinetuneResult(accuracy=float(correct.mean()), per_class_accuracy=per_class, train_loss=losses,
-                          seconds=time.perf_counter() - t0,
-                          parameters=dict(epochs=epochs, lr=lr, batch_size=batch_size, momentum=momentum,
-                                          weight_decay=weight_decay, seed=seed, kept=int(len(idx))))
+    if checkpoint is not None:
+        checkpoint.unlink(missing_ok=True)
+    return FinetuneResult(accuracy=float(correct.mean()), per_class_accuracy=per_class, train_loss=state["losses"],
+                          seconds=state["seconds"], curve=state["curve"],
+                          parameters={**asdict(recipe), "seed": seed, "kept": int(len(idx))})
+
+
+def _feature_dim(work: ImageEncoder, train: Dataset, idx: np.ndarray) -> int:
+    return work.features(train.items(idx[:1])).shape[1]
+
+
+def _scheduler(opt: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """The learning-rate factor of every step: linear warm-up, then step decay (the paper's: x0.1 at
+    50% and 75% of the epochs, as MultiStepLR stepped per epoch) or a cosine to 0."""
+    warm, total = round(recipe.warmup_epochs * steps_per_epoch), recipe.epochs * steps_per_epoch
+    milestones = [int(0.5 * recipe.epochs), int(0.75 * recipe.epochs)]
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        if recipe.schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
+        return 0.1 ** sum(step // steps_per_epoch >= m for m in milestones)
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def _augmentation(size: tuple[int, int], recipe: Recipe):
+    from torchvision.transforms import v2  # torchvision costs ~2 s to import: only when training
+
+    steps = [] if recipe.crop_scale >= 1 else [v2.RandomResizedCrop(size, scale=(recipe.crop_scale, 1.0), antialias=True)]
+    steps += [v2.RandomHorizontalFlip()] if recipe.flip else []
+    return v2.Compose(steps) if steps else (lambda x: x)
+
+
+def _init_head_from_probe(head: nn.Linear, work: ImageEncoder, train: Dataset, idx: np.ndarray,
+                          features: np.ndarray | None) -> None:
+    """The head = the linear probe on the trained samples, its standardisation folded into W and b."""
+    from ..scoring.dlc import extract_features
+
+    if features is None:
+        features = extract_features(work, train.subset(idx), batch_size=64, progress=False).numpy()
+    probe = train_linear_probe(features, train.labels[idx], num_classes=train.num_classes)
+    weight = probe.weight_ / probe.std_
+    with torch.no_grad():
+        head.weight.copy_(weight.float())
+        head.bias.copy_((probe.bias_ - weight @ probe.mean_).float())
+
+
+def _run_key(encoder: ImageEncoder, train: Dataset, idx: np.ndarray, recipe: Recipe, seed: int,
+             records: bool, curve: bool) -> str:
+    h = hashlib.sha256(repr((encoder.name, encoder.weights_sha256, encoder.preprocessing(), train.fingerprint(),
+                             asdict(recipe), seed, records, curve, torch.get_num_threads())).encode())
+    h.update(idx.tobytes())
+    return h.hexdigest()
+
+
+def _save_checkpoint(path: Path, key: str, model: nn.Module, opt, sched, rng: np.random.Generator,
+                     recorder: DynamicsRecorder | None, state: dict) -> None:
+    buf = io.BytesIO()
+    torch.save({"key": key, "model": model.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "numpy_rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state(), "recorder": recorder.state() if recorder else None,
+                "state": state}, buf)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    files.write_bytes(path, buf.getvalue())
+
+
+def _load_checkpoint(path: Path | None, key: str) -> dict | None:
+    """The checkpoint's contents when it belongs to this run; None otherwise (a stale one is ignored)."""
+    if path is None or not path.exists():
+        return None
+    try:
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a checkpoint is an optimisation: an unreadable one means starting over
+        return None
+    return saved if saved.get("key") == key else None
 
 
 @torch.inference_mode()
-def _predict(model: nn.Module, work: ImageEncoder, data: Dataset, batch_size: int) -> np.ndarray:
+def _predict(model: _Classifier, work: ImageEncoder, data: Dataset, batch_size: int) -> np.ndarray:
     model.eval()
-    preds = [model(work.preprocess(data.items(range(s, min(s + batch_size, len(data)))))).argmax(1).cpu()
-             for s in range(0, len(data), batch_size)]
+    preds = []
+    for s in range(0, len(data), batch_size):
+        with gpu_autocast(work.device):
+            preds.append(model(work.preprocess(data.items(range(s, min(s + batch_size, len(data)))))).argmax(1).cpu())
     return torch.cat(preds).numpy()
