@@ -66,8 +66,8 @@ def bench_data(data: Dataset, test: Dataset | None = None, *, test_fraction: flo
     a class-stratified subset of that many samples per class (seed 0) of each side.
     """
     if test is not None and test.class_names != data.class_names:
-        raise DlcpruneError(f"test_data has classes {test.class_names[:5]}..., data {data.class_names[:5]}...; "
-                            "they must be the same classes")
+        raise DlcpruneError(f"the test set has classes {test.class_names[:5]}..., the training set "
+                            f"{data.class_names[:5]}...; they must be the same classes")
     positions = None
     if test is None:
         positions, held = holdout_split(data.labels, fraction=test_fraction, seed=0)

@@ -7,9 +7,9 @@ import sys
 import tempfile
 import time
 
-from . import files
-from .options import device, natural_int, positive_int
-from .errors import DlcpruneError
+from .. import files
+from ..options import device, natural_int, positive_int
+from ..errors import DlcpruneError
 
 
 def add_parsers(sub, *, fractions) -> None:
@@ -61,8 +61,8 @@ def cmd_instruct(args: argparse.Namespace) -> dict:
     """Score instruction records (no classes: selection is global) and write the kept ones."""
     import numpy as np
 
-    from .llm import load_causal_lm, load_instructions, score_instructions
-    from .methods.select import check_request, select
+    from ..llm import load_causal_lm, load_instructions, score_instructions
+    from ..methods.select import check_request, select
 
     t0 = time.perf_counter()
     check_request(method=args.policy, keep=args.keep, split=args.split)  # bad options fail before the slow scoring
@@ -92,9 +92,9 @@ def cmd_instruct(args: argparse.Namespace) -> dict:
 
 def cmd_lora(args: argparse.Namespace) -> dict:
     """Fine-tune LoRA adapters on the records; write the PEFT adapter and metrics.json."""
-    from .llm import load_causal_lm, load_instructions
-    from .llm.evaluate import check_tasks, lm_eval_scores, write_choice_task
-    from .llm.lora import PRESETS, finetune_lora, heldout_metrics
+    from ..llm import load_causal_lm, load_instructions
+    from ..llm.evaluate import check_tasks, lm_eval_scores, write_choice_task
+    from ..llm.lora import PRESETS, finetune_lora, heldout_metrics
 
     settings = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in PRESETS[args.preset].items()}
     tasks = [t.strip() for t in (args.lm_eval or "").split(",") if t.strip()]

@@ -1,0 +1,125 @@
+"""``dlcprune score | select | prune | bench | finetune | instruct | lora | report | list | demo``.
+
+parser.py builds the arguments, commands.py (and llm.py) run one library call per command, and
+:func:`main` is the one error path: bad input ends with ``error: <one line>`` on stderr and exit
+status 2, before any output is written.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import sys
+
+from ..errors import DlcpruneError
+from .commands import COMMANDS
+from .parser import EXIT_BAD_INPUT, build_parser
+
+
+EXIT_BUG, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 130, 143
+
+
+def flag_names(message: str) -> str:
+    """A library message names parameters; on the command line, say the flags."""
+    import re
+
+    message = re.sub(r"^(keep|dynamics|levels|step|epochs|weights|device|dynamics_epochs|mask_scope|image_size|indices)\b",
+                     lambda m: "--" + m.group(1).replace("_", "-"), message)
+    for param, flag in (("max_length", "--max-length"), ("target_drop", "--target-drop"), ("val_fraction", "--val-fraction"),
+                        ("candidates", "--candidates"), ("split (FlexRand's gamma)", "--split"),
+                        ("test_data", "--test-data"), ("record_dynamics", "--record-dynamics"), ("trainer 'full'", "--trainer full"),
+                        ("cannot read indices", "cannot read --indices")):
+        message = re.sub(rf"(?<![-\w]){re.escape(param)}(?!\w)", flag, message)
+    return message
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler or `kill`), handled like Ctrl-C: weights restored, checkpoints kept."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command. Exit status: 0 done; 2 bad input or a fault the user can fix (one ``error:``
+    line: bad files or options, missing hardware, a full disk, permissions); 130 Ctrl-C; 143
+    SIGTERM; 1 a bug (one line; ``--debug`` shows the traceback)."""
+    import signal
+
+    previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
+    args = None
+    try:
+        args = build_parser().parse_args(argv)
+        from ..threads import set_threads
+
+        set_threads(args.threads)  # before torch is imported, so its thread pool starts at this size
+        logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s",
+                            stream=sys.stderr)
+        if args.quiet:
+            quiet_third_parties()
+        if args.json:  # the summary alone on stdout; what a person reads goes to stderr
+            with contextlib.redirect_stdout(sys.stderr):
+                summary = COMMANDS[args.command](args)
+            print(json.dumps(summary, default=str))
+        else:
+            COMMANDS[args.command](args)
+    except SystemExit as done:  # --help, or a usage error already printed as one line
+        return int(done.code or 0)
+    except DlcpruneError as err:  # library messages name parameters; here they become flags
+        print(f"error: {flag_names(str(err))}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt as stop:
+        what = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
+        print(f"{what}; nothing half-written was left and finished work is kept. Run the same command again to resume.",
+              file=sys.stderr)
+        return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
+    except OSError as err:  # the machine, not the input: a full disk, a permission, a vanished file
+        if getattr(args, "debug", False):
+            raise
+        print(f"error: {os_error_line(err)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception as err:  # a bug: one line unless --debug
+        if getattr(args, "debug", False):
+            raise
+        print(f"error: internal error ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+              "run the same command with --debug for the traceback, and please report it", file=sys.stderr)
+        return EXIT_BUG
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+        dist = sys.modules.get("torch.distributed")  # only a run that imported torch can have a process group
+        if dist is not None and dist.is_available() and dist.is_initialized():  # launched by torchrun
+            dist.destroy_process_group()
+    return 0
+
+
+def quiet_third_parties() -> None:
+    """Silence the progress bars and notices of transformers, datasets, huggingface_hub and tqdm."""
+    import os
+
+    os.environ.update(TQDM_DISABLE="1", HF_DATASETS_DISABLE_PROGRESS_BARS="1", HF_HUB_DISABLE_PROGRESS_BARS="1",
+                      TRANSFORMERS_VERBOSITY="error", TRANSFORMERS_NO_ADVISORY_WARNINGS="1")
+    for module, call in (("transformers.utils.logging", "disable_progress_bar"),
+                         ("datasets.utils.logging", "disable_progress_bar")):
+        if module in sys.modules:  # already imported: environment variables came too late
+            getattr(sys.modules[module], call)()
+
+
+def _main_thread() -> bool:
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
+
+
+def os_error_line(err: OSError) -> str:
+    """One line for an operating-system error, with what to do about it."""
+    import errno
+
+    where = f" ({err.filename})" if err.filename else ""
+    if err.errno == errno.ENOSPC:
+        return (f"no space left on the device{where}; nothing half-written was kept: free some space and run the "
+                "same command again (a scoring run resumes from its finished levels)")
+    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"permission denied{where}: make it readable / writable, or choose another path"
+    return f"{err.strerror or err}{where}"

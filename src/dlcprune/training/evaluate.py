@@ -1,0 +1,65 @@
+"""Train on a kept subset and test: the one call behind ``dlcprune finetune``."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from ..data import Dataset
+from ..errors import DlcpruneError
+from ..models import Encoder
+from .dynamics import DynamicsRecorder, Trajectory
+from .finetune import RECIPES, Recipe, finetune
+from .probe import train_linear_probe
+
+
+def read_indices(path: str | Path, *, size: int) -> np.ndarray:
+    """A ``keep_indices.npy``: a non-empty 1-d integer array of positions in 0..size-1."""
+    try:
+        idx = np.load(path)
+    except (OSError, ValueError) as err:
+        raise DlcpruneError(f"cannot read indices {path}: {err}") from None
+    if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer) or len(idx) == 0 or idx.min() < 0 or idx.max() >= size:
+        raise DlcpruneError(f"indices must be a non-empty 1-d array of positions in 0..{size - 1}")
+    return idx.astype(np.int64)
+
+
+def train_and_test(encoder: Encoder, train: Dataset, test: Dataset, *, indices: np.ndarray | None = None,
+                   trainer: str = "probe", recipe: Recipe = RECIPES["paper"], seed: int = 0,
+                   record_dynamics: bool = False, progress: bool = True) -> tuple[dict, Trajectory | None]:
+    """Train on ``train[indices]`` (all when None) and test on ``test``: (metrics, dynamics or None).
+
+    trainer "probe": logistic regression on the frozen features; "full": fine-tune the encoder with
+    ``recipe`` (``record_dynamics``: also every trained sample's per-epoch records). metrics:
+    accuracy in [0, 1], per_class_accuracy (C,), parameters, trainer, seconds, and for "full" the
+    train loss per epoch.
+    """
+    from ..scoring.dlc import check_dataset, extract_features
+
+    if test.class_names != train.class_names:
+        raise DlcpruneError("the test set must have the same classes as the training set")
+    if record_dynamics and trainer != "full":
+        raise DlcpruneError("record_dynamics records a full fine-tuning run; use trainer 'full'")
+    if trainer not in ("probe", "full"):
+        raise DlcpruneError(f"trainer must be probe or full, got {trainer!r}")
+    check_dataset(train, encoder)
+    idx = np.arange(len(train)) if indices is None else np.asarray(indices, dtype=np.int64)
+    t0 = time.perf_counter()
+    recorder = DynamicsRecorder(train.labels[idx], recipe.epochs) if record_dynamics else None
+    if trainer == "full":
+        r = finetune(encoder, train, test, indices=idx, recipe=recipe, seed=seed, recorder=recorder, progress=progress)
+        metrics = {"accuracy": r.accuracy, "per_class_accuracy": r.per_class_accuracy, "train_loss": r.train_loss,
+                   "parameters": r.parameters}
+    else:
+        sub = train.subset(idx)
+        z = extract_features(encoder, sub, batch_size=64, description="train features", progress=progress)
+        zt = extract_features(encoder, test, batch_size=64, description="test features", progress=progress)
+        pred = train_linear_probe(z.numpy(), sub.labels, num_classes=train.num_classes).predict(zt.numpy())
+        metrics = {"accuracy": float((pred == test.labels).mean()),
+                   "per_class_accuracy": [float((pred[test.labels == c] == c).mean()) for c in range(test.num_classes)],
+                   "parameters": {"kept": int(len(idx)), "l2": 1e-3}}
+    metrics.update(trainer=trainer, seconds=time.perf_counter() - t0)
+    dynamics = None if recorder is None else recorder.trajectory(seconds=metrics["seconds"], trainer="full fine-tuning",
+                                                                 parameters=metrics["parameters"])
+    return metrics, dynamics
