@@ -86,7 +86,9 @@ def test_bench_full_fine_tuning_protocol(tmp_path, capsys):
     assert len(curves["fine-tuning"]) == 3 and curves["fine-tuning"][-1] == float(full0["accuracy"])
     summary = json.loads((out / "time_to_accuracy.json").read_text())
     assert {(c["method"], c["keep"]) for c in summary["cells"]} == {("random", 0.5), ("herding", 0.5), ("forgetting", 0.5)}
-    assert summary["full"]["seconds"] == round(np.mean([float(r["train_s"]) for r in rows if r["method"] == "full pool"]), 2)
+    full_s = np.mean([float(r["train_s"]) for r in rows if r["method"] == "full pool"])
+    assert summary["feature_s_per_sample"] > 0  # the cpu recipe's probe-started head reads features
+    assert summary["full"]["seconds"] == round(full_s + summary["feature_s_per_sample"] * int(full0["kept"]), 2)
     for name in ("learning_curve.png", "time_to_accuracy.png", "gap_to_random.png"):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
     err = capsys.readouterr().err
@@ -117,26 +119,34 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
-def test_bench_full_killed_in_a_cell_resumes_to_the_same_numbers(tmp_path):
+def test_bench_full_killed_in_a_cell_resumes_to_the_same_numbers(tmp_path, monkeypatch):
     import csv
+    import importlib
     import signal
     import subprocess
     import sys
 
     from tests.conftest import write_image_folder
 
+    ft = importlib.import_module("dlcprune.training.finetune")
+    real, saves = ft._save_checkpoint, []
+    monkeypatch.setattr(ft, "_save_checkpoint", lambda *a, **k: (saves.append(1), real(*a, **k)))
     data = write_image_folder(tmp_path / "d", {"a": 8, "b": 8, "c": 8}, size=32)
     args = lambda out: ["bench", "--data", str(data), *FULL_ARGS, "--threads", "1", "--output", str(out)]
     accuracies = lambda out: {(r["method"], r["seed"]): r["accuracy"] for r in csv.DictReader(open(out / "results.csv"))}
     assert main(args(tmp_path / "clean")) == 0
-    # 2 saves per 3-epoch cell (killed before the save: the previous epoch's checkpoint is on disk): the 2nd is in
-    # the full pool's seed 0 (it records the dynamics), the 8th in random's seed 1
+    clean_saves = len(saves)
+    assert clean_saves == 2 * 8  # 8 cells of 3 epochs: a checkpoint after epochs 1 and 2 of each
+    # killed before its 2nd / 8th save: in the full pool's seed 0 (which records the dynamics) / in random's
+    # seed 1, each time with the previous epoch's checkpoint on disk
     for when in (2, 8):
         out = tmp_path / f"killed{when}"
         killed = subprocess.run([sys.executable, "-c", KILLER, str(when), *args(out)], capture_output=True, text=True)
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
-        assert list((out / "checkpoints").iterdir())  # killed inside a cell, with its epoch-1 checkpoint
+        assert list((out / "checkpoints").iterdir())  # killed inside a cell
+        saves.clear()
         assert main(args(out)) == 0
+        assert len(saves) == clean_saves - when + 1  # resumed after epoch 1 of the killed cell, not from scratch
         assert accuracies(out) == accuracies(tmp_path / "clean")
         for key in ("loss", "margin"):
             assert np.array_equal(np.load(out / "dynamics.npz")[key], np.load(tmp_path / "clean" / "dynamics.npz")[key])

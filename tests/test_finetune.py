@@ -40,22 +40,25 @@ def test_finetune_on_kept_indices_only():
     assert result.parameters["kept"] == 4 and len(result.train_loss) == 1
 
 
-def test_cli_finetune_probe_and_full(tmp_path):
+def test_cli_finetune_probe_and_full(tmp_path, capsys):
     from dlcprune.cli import main
     from tests.conftest import write_image_folder
 
     train = write_image_folder(tmp_path / "train", {"a": 6, "b": 6}, size=32, seed=0)
     test = write_image_folder(tmp_path / "test", {"a": 3, "b": 3}, size=32, seed=1)
     np.save(tmp_path / "keep.npy", np.array([0, 1, 2, 6, 7, 8]))
-    for trainer in ("probe", "full"):
+    for trainer, options in (("probe", []), ("full", ["--epochs", "1", "--batch-size", "4"])):
         out = tmp_path / trainer
         assert main(["finetune", "--data", str(train), "--test-data", str(test), "--indices", str(tmp_path / "keep.npy"),
-                     "--trainer", trainer, "--epochs", "1", "--batch-size", "4", "--output", str(out), "--quiet"]) == 0
+                     "--trainer", trainer, *options, "--output", str(out), "--quiet"]) == 0
         import json
 
         m = json.loads((out / "metrics.json").read_text())
         assert m["trainer"] == trainer and 0.0 <= m["accuracy"] <= 1.0 and len(m["per_class_accuracy"]) == 2
         assert m["parameters"]["kept"] == 6
+    assert main(["finetune", "--data", str(train), "--test-data", str(test), "--epochs", "3",
+                 "--output", str(tmp_path / "y"), "--quiet"]) == 2  # nothing fine-tunes: the option would be ignored
+    assert "--epochs set(s) full fine-tuning; add --trainer full" in capsys.readouterr().err
     np.save(tmp_path / "bad.npy", np.array([0, 99]))
     assert main(["finetune", "--data", str(train), "--test-data", str(test), "--indices", str(tmp_path / "bad.npy"),
                  "--output", str(tmp_path / "x"), "--quiet"]) == 2

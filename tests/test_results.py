@@ -4,9 +4,9 @@ import pytest
 from dlcprune.results import FULL, time_to_accuracy
 
 
-def row(method, keep, seed, accuracy, model_s=0.0, select_s=0.0, train_s=0.0):
+def row(method, keep, seed, accuracy, model_s=0.0, select_s=0.0, train_s=0.0, kept=0):
     return {"method": method, "keep": keep, "seed": seed, "accuracy": accuracy, "model_s": model_s,
-            "select_s": select_s, "train_s": train_s}
+            "select_s": select_s, "train_s": train_s, "kept": kept}
 
 
 FULL_ROWS = [row(FULL, 1.0, 0, 0.90, train_s=100.0), row(FULL, 1.0, 1, 0.92, train_s=120.0)]  # 91%, 110 s
@@ -40,3 +40,14 @@ def test_headline_says_when_pruning_does_not_pay():
 def test_time_to_accuracy_needs_the_full_run():
     with pytest.raises(ValueError, match="full-pool rows"):
         time_to_accuracy([row("random", 0.5, 0, 0.9)])
+
+
+def test_a_probe_started_head_charges_the_feature_pass_to_what_read_nothing():
+    """random and the full pool read no features before training, so they pay the pass over their
+    kept samples; a method with model time (it read features or scores) has paid it already."""
+    rows = [row(FULL, 1.0, 0, 0.9, train_s=100.0, kept=1000), row("random", 0.5, 0, 0.9, train_s=50.0, kept=500),
+            row("herding", 0.5, 0, 0.9, model_s=4.0, train_s=50.0, kept=500)]
+    s = time_to_accuracy(rows, feature_s_per_sample=0.01)
+    assert s["full"]["seconds"] == 110.0
+    assert {c["method"]: c["seconds"] for c in s["cells"]} == {"random": 55.0, "herding": 54.0}
+    assert s["headline"].startswith("herding at keep 50% reaches")

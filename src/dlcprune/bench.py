@@ -14,7 +14,7 @@ resumes where it stopped with the same numbers; a results folder made with other
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -94,9 +94,11 @@ def run_bench(encoder: Encoder, train: Dataset, test: Dataset, *, config: BenchC
     pass; a probe; the training run that recorded the dynamics), ``select_s`` the selection itself,
     ``train_s`` the training on the kept samples (fine-tuning: the epochs, not the test passes).
     """
-    _check_config(config, encoder)
+    config = _checked(config, encoder)
     cells_only = {"methods", "keeps", "seeds"}  # adding cells to a finished run is fine
-    settings = {k: v for k, v in asdict(config).items() if k not in cells_only and v is not None}
+    settings = {k: v for k, v in asdict(config).items() if k not in cells_only and not (k == "recipe" and v is None)}
+    if config.trainer == "full" and config.dynamics == "full":
+        settings.pop("dynamics_epochs")  # the full-pool run's epochs are the recipe's
     identity = {**settings, "model": encoder.name, "weights_sha256": encoder.weights_sha256, **encoder.preprocessing(),
                 "train": train.fingerprint(), "test": test.fingerprint()}
     _check_identity(output, identity)
@@ -117,6 +119,7 @@ def run_bench(encoder: Encoder, train: Dataset, test: Dataset, *, config: BenchC
 
     rows = read_rows(output / "results.csv")
     trainer.reference(rows, upstream)  # the full pool: what every method is measured against
+    write_rows(output / "results.csv", rows)
     cells = _plan(config, rows, inputs, upstream, lambda: _dynamics(encoder, train, pool, inputs, config, output, progress))
     with bar("benchmark cells", len(cells), enabled=progress) as advance:
         for cell in cells:
@@ -135,11 +138,12 @@ def run_bench(encoder: Encoder, train: Dataset, test: Dataset, *, config: BenchC
             advance()
     choice = {c.name: round(c.method.setup_seconds_ + sum(d.seconds for d in c.method.decisions_.values()), 3)
               for c in cells if isinstance(c.method, Auto)}
-    _summarise_run(output, rows, upstream, result.timings, config, choice)
+    _summarise_run(output, rows, upstream, result.timings, config, choice, samples=len(train))
     return rows
 
 
-def _check_config(config: BenchConfig, encoder: Encoder) -> None:
+def _checked(config: BenchConfig, encoder: Encoder) -> BenchConfig:
+    """The configuration, refused in one line where it cannot run; the full trainer's recipe filled in."""
     for m in config.methods:
         if m not in METHODS:
             raise DlcpruneError(unknown_name_message("method", m, METHODS.names()))
@@ -152,7 +156,8 @@ def _check_config(config: BenchConfig, encoder: Encoder) -> None:
     if config.trainer == "full" and not isinstance(encoder, ImageEncoder):
         raise DlcpruneError(f"trainer 'full' fine-tunes an image encoder, not {encoder.name}; use trainer 'probe'")
     if config.trainer == "full" and config.recipe is None:
-        config.recipe = RECIPES["cpu"]
+        return replace(config, recipe=RECIPES["cpu"])
+    return config
 
 
 class _Probe:
@@ -202,13 +207,14 @@ class _FineTuning:
                 continue
             record = seed == 0 and self.config.dynamics == "full"
             recorder = DynamicsRecorder(self.inputs.labels, self.config.recipe.epochs) if record else None
-            r = self._run(everything, seed=seed, tag=f"{FULL}-{seed}", recorder=recorder, curve=seed == 0)
+            probe = self.probe.train(everything, seed=0, tag=FULL)[0] if seed == 0 else None  # before: nothing slow
+            r = self._run(everything, seed=seed, tag=f"{FULL}-{seed}", recorder=recorder, curve=seed == 0)  # after the run
             if recorder is not None:
                 recorder.trajectory(seconds=r.seconds, trainer=f"full fine-tuning ({FULL_DYNAMICS})",
                                     parameters=r.parameters).save(self.output / "dynamics.npz")
             if seed == 0:  # the learning curve beside the probe on the same samples
                 files.write_json(self.output / "curves.json", {"fine-tuning": r.curve, "train_loss": r.train_loss,
-                                                             "probe": self.probe.train(everything, seed=0, tag=FULL)[0]})
+                                                             "probe": probe})
             rows.append({"method": FULL, "keep": 1.0, "seed": seed, "accuracy": r.accuracy, "kept": len(self.pool),
                          "choice": "", "model_s": 0.0, "select_s": 0.0, "train_s": round(r.seconds, 4)})
             write_rows(self.output / "results.csv", rows)
@@ -254,7 +260,7 @@ def _plan(config: BenchConfig, rows: list[dict], inputs: SelectionInputs, upstre
 
 
 def _summarise_run(output: Path, rows: list[dict], upstream: dict[str, float], dlc_timings: dict,
-                   config: BenchConfig, choice: dict[str, float]) -> None:
+                   config: BenchConfig, choice: dict[str, float], *, samples: int) -> None:
     path = output / "timings.json"
     choice = {**(files.read_json(path).get("choice_s", {}) if path.exists() else {}), **choice}
     files.write_json(path, {"dlc_score_s": upstream["dlc_scores"], **dlc_timings,
@@ -266,7 +272,9 @@ def _summarise_run(output: Path, rows: list[dict], upstream: dict[str, float], d
     if config.trainer == "full":
         curves = files.read_json(output / "curves.json")
         plot_learning_curve(curves, output / "learning_curve.png")
-        summary = time_to_accuracy(rows)
+        # the probe-started head needs the trained samples' features: random and the full pool pay that pass
+        per_sample = upstream["features"] / samples if config.recipe.head_init == "probe" else 0.0
+        summary = time_to_accuracy(rows, feature_s_per_sample=per_sample)
         files.write_json(output / "time_to_accuracy.json", summary)
         plot_time_to_accuracy(summary, output / "time_to_accuracy.png")
         full = summary["full"]["accuracy"]
@@ -299,8 +307,9 @@ def _dynamics(encoder: Encoder, train: Dataset, pool: np.ndarray, inputs: Select
         t = record_head_dynamics(inputs.features, inputs.labels, num_classes=train.num_classes,
                                  epochs=config.dynamics_epochs)
     else:
-        if config.trainer == "full":
-            raise AssertionError("the full-pool fine-tuning run records the dynamics before any method needs them")
+        if config.trainer == "full":  # the full-pool run wrote it, unless someone removed it since
+            raise DlcpruneError(f"{path} is missing: the full-pool fine-tuning run records it; remove the "
+                                "'full pool' rows from results.csv to run them again, or use a new output folder")
         recorder = DynamicsRecorder(inputs.labels, config.dynamics_epochs)
         r = finetune(encoder, train, train.subset(pool[:1]), indices=pool, recipe=named_recipe(
             "paper", epochs=config.dynamics_epochs, lr=0.01), recorder=recorder, progress=progress)

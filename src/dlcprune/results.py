@@ -90,29 +90,38 @@ def plot_gap_to_random(rows: list[dict], path: Path) -> None:
     _save(fig, path)
 
 
-def time_to_accuracy(rows: list[dict], *, tolerance: float = 0.01) -> dict:
+def time_to_accuracy(rows: list[dict], *, tolerance: float = 0.01, feature_s_per_sample: float = 0.0) -> dict:
     """What each (method, keep) cost end to end and reached, against fine-tuning on the full pool.
 
     seconds = model_s (scoring / features / the run that recorded dynamics) + the largest select_s
-    over seeds (the seed that paid for a choice on validation) + the mean train_s; accuracy = the
-    mean over seeds. ``headline``: the cheapest cell within ``tolerance`` of the full pool's mean
-    accuracy, as a share of the full run's time (or that none gets there, and the closest).
+    over seeds (the seed that paid for a choice on validation) + the mean train_s, plus, for the
+    rows that read nothing before training (model_s 0: random, the full pool), a feature pass over
+    their kept samples at ``feature_s_per_sample`` (a probe-started head needs those features);
+    accuracy = the mean over seeds. ``headline``: the cheapest cell within ``tolerance`` of the full
+    pool's mean accuracy, as a share of the full run's time (or that none gets there, and the closest).
     """
     acc = summarise(rows)
     if FULL not in acc:
         raise ValueError("time_to_accuracy needs the full-pool rows")
     of = lambda method, keep, col: [float(r[col]) for r in rows if r["method"] == method and float(r["keep"]) == keep]
-    full_acc, full_s = float(np.mean(acc[FULL][1.0])), float(np.mean(of(FULL, 1.0, "train_s")))
+
+    def features(method: str, keep: float) -> float:
+        if not feature_s_per_sample or max(of(method, keep, "model_s")) > 0:
+            return 0.0
+        return feature_s_per_sample * float(np.mean(of(method, keep, "kept")))
+
+    full_acc = float(np.mean(acc[FULL][1.0]))
+    full_s = float(np.mean(of(FULL, 1.0, "train_s"))) + features(FULL, 1.0)
     cells = []
     for method, per in acc.items():
         for keep in sorted(per):
             if method == FULL:
                 continue
             seconds = (np.mean(of(method, keep, "model_s")) + max(of(method, keep, "select_s"))
-                       + np.mean(of(method, keep, "train_s")))
+                       + np.mean(of(method, keep, "train_s")) + features(method, keep))
             cells.append({"method": method, "keep": keep, "accuracy": float(np.mean(per[keep])),
                           "seconds": round(float(seconds), 2), "time_share": round(float(seconds / full_s), 4)})
-    bar = full_acc - tolerance
+    bar = full_acc - tolerance - 1e-9  # exactly one point below counts as within one point
     reached = sorted((c for c in cells if c["accuracy"] >= bar), key=lambda c: c["seconds"])
     points = f"{100 * tolerance:g} point"
     if reached:
@@ -131,7 +140,8 @@ def time_to_accuracy(rows: list[dict], *, tolerance: float = 0.01) -> dict:
     for method in dict.fromkeys(c["method"] for c in cells):
         mine = [c for c in reached if c["method"] == method]
         per_method[method] = mine[0] if mine else None
-    return {"full": {"accuracy": full_acc, "seconds": round(full_s, 2)}, "tolerance": tolerance, "cells": cells,
+    return {"full": {"accuracy": full_acc, "seconds": round(full_s, 2)}, "tolerance": tolerance,
+            "feature_s_per_sample": feature_s_per_sample, "cells": cells,
             "cheapest_reaching": per_method, "headline": headline}
 
 

@@ -31,9 +31,17 @@ def keep_fractions(args: argparse.Namespace, *, optional: bool = False) -> list[
 
 
 def recipe_of(args: argparse.Namespace, *, batch_size: int | None = None):
+    """The fine-tuning recipe the options ask for; refused when they are given but nothing fine-tunes."""
     from ..training import recipe
 
-    return recipe(args.recipe, epochs=args.epochs, lr=args.lr, head_lr=args.head_lr, batch_size=batch_size)
+    given = [flag for flag, value in (("--recipe", args.recipe), ("--epochs", args.epochs), ("--lr", args.lr),
+                                      ("--head-lr", args.head_lr), ("--batch-size", batch_size)) if value is not None]
+    if args.trainer != "full":
+        if given:
+            raise DlcpruneError(f"{', '.join(given)} set(s) full fine-tuning; add --trainer full (or leave them out)")
+        return None
+    return recipe(args.recipe or args.default_recipe, epochs=args.epochs, lr=args.lr, head_lr=args.head_lr,
+                  batch_size=batch_size)
 
 
 def level_plan(levels: int | str) -> tuple[int, bool]:
@@ -162,12 +170,16 @@ def cmd_bench(args: argparse.Namespace) -> dict:
     from ..models import default_model, load_encoder
     from ..selection import check_keep
 
-    trainer_recipe = recipe_of(args) if args.trainer == "full" else None
+    trainer_recipe = recipe_of(args)
+    dynamics = args.dynamics or ("full" if args.trainer == "full" else "head")
+    if args.dynamics_epochs is not None and args.trainer == "full" and dynamics == "full":
+        raise DlcpruneError("--dynamics-epochs: with --trainer full the dynamics come from the full-pool run, "
+                            "which trains for --epochs")
     config = BenchConfig(methods=[m.strip() for m in args.methods.split(",") if m.strip()],
                          keeps=[check_keep(k) for k in args.keep], seeds=args.seeds, levels=args.levels,
                          step=args.step, batch_size=args.batch_size,
-                         dynamics=args.dynamics or ("full" if args.trainer == "full" else "head"),
-                         dynamics_epochs=args.dynamics_epochs, trainer=args.trainer, recipe=trainer_recipe)
+                         dynamics=dynamics, dynamics_epochs=args.dynamics_epochs or 20, trainer=args.trainer,
+                         recipe=trainer_recipe)
     columns = dict(text_column=args.text_column, label_column=args.label_column, hf_split=args.hf_split)
     data = load_dataset(args.data, **columns)
     test_data = load_dataset(args.test_data, **columns) if args.test_data else None

@@ -56,10 +56,11 @@ AUTO_MAX_LEVELS = 50
 
 def add_recipe_args(p: argparse.ArgumentParser, *, default: str, batch_size: bool = True) -> None:
     """Full fine-tuning: a named recipe (dlcprune.training.RECIPES) and the fields one may override."""
-    p.add_argument("--recipe", choices=["paper", "cpu"], default=default,
+    p.set_defaults(default_recipe=default)
+    p.add_argument("--recipe", choices=["cpu", "paper"], default=None,  # the keys of dlcprune.training.RECIPES
                    help=f"full fine-tuning recipe (default {default}): paper = SGD lr 1e-3 /10 at 50%%/75%%, 50 epochs, "
-                        "batch 128, BatchNorm trained, crop+flip; cpu = 8 epochs, batch 32, BatchNorm frozen, head "
-                        "started from the linear probe, lr 3e-3 encoder / 1e-3 head, warm-up + cosine, mild crops, no flip")
+                        "batch 128, BatchNorm trained, crop+flip; cpu = 8 epochs, AdamW lr 1e-4 encoder / 1e-3 head, "
+                        "batch 32, warm-up + cosine, BatchNorm frozen, head started from the linear probe, mild crops, no flip")
     p.add_argument("--epochs", type=positive_int, default=None, help="fine-tuning epochs (default: the recipe's)")
     p.add_argument("--lr", type=float, default=None, help="encoder learning rate (default: the recipe's)")
     p.add_argument("--head-lr", type=float, default=None, help="head learning rate (default: the recipe's)")
@@ -176,7 +177,9 @@ def build_parser() -> Parser:
                    help="training dynamics for forgetting/grand/el2n/aum/cle/clh: SGD on a linear head over the "
                         "features (default with --trainer probe) or full fine-tuning of the encoder (default with "
                         "--trainer full: the full-pool run of the protocol, seed 0)")
-    p.add_argument("--dynamics-epochs", type=positive_int, default=20, help="epochs of the training run that records dynamics (default 20)")
+    p.add_argument("--dynamics-epochs", type=positive_int, default=None,
+                   help="epochs of the training run that records dynamics (default 20; with --trainer full the "
+                        "full-pool run's, i.e. the recipe's)")
     p.add_argument("--keep", type=fractions, default=[round(0.1 * i, 1) for i in range(1, 10)], help="fractions KEPT (default 0.1,...,0.9)")
     p.add_argument("--seeds", type=positive_int, default=3, help="seeds per cell (default 3)")
     p.add_argument("--output", required=True, help="the folder to write (created; see the README for its files)")

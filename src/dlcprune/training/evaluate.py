@@ -20,18 +20,18 @@ def read_indices(path: str | Path, *, size: int) -> np.ndarray:
         idx = np.load(path)
     except (OSError, ValueError) as err:
         raise DlcpruneError(f"cannot read indices {path}: {err}") from None
-    if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer) or len(idx) == 0 or idx.min() < 0 or idx.max() >= size:
+    if not isinstance(idx, np.ndarray) or idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer) or len(idx) == 0 or idx.min() < 0 or idx.max() >= size:
         raise DlcpruneError(f"indices must be a non-empty 1-d array of positions in 0..{size - 1}")
     return idx.astype(np.int64)
 
 
 def train_and_test(encoder: Encoder, train: Dataset, test: Dataset, *, indices: np.ndarray | None = None,
-                   trainer: str = "probe", recipe: Recipe = RECIPES["paper"], seed: int = 0,
+                   trainer: str = "probe", recipe: Recipe | None = None, seed: int = 0,
                    record_dynamics: bool = False, progress: bool = True) -> tuple[dict, Trajectory | None]:
     """Train on ``train[indices]`` (all when None) and test on ``test``: (metrics, dynamics or None).
 
     trainer "probe": logistic regression on the frozen features; "full": fine-tune the encoder with
-    ``recipe`` (``record_dynamics``: also every trained sample's per-epoch records). metrics:
+    ``recipe`` (default: the paper's; ``record_dynamics``: also every trained sample's per-epoch records). metrics:
     accuracy in [0, 1], per_class_accuracy (C,), parameters, trainer, seconds, and for "full" the
     train loss per epoch.
     """
@@ -44,13 +44,17 @@ def train_and_test(encoder: Encoder, train: Dataset, test: Dataset, *, indices: 
     if trainer not in ("probe", "full"):
         raise DlcpruneError(f"trainer must be probe or full, got {trainer!r}")
     check_dataset(train, encoder)
+    recipe = recipe or RECIPES["paper"]
     idx = np.arange(len(train)) if indices is None else np.asarray(indices, dtype=np.int64)
     t0 = time.perf_counter()
     recorder = DynamicsRecorder(train.labels[idx], recipe.epochs) if record_dynamics else None
+    dynamics = None
     if trainer == "full":
         r = finetune(encoder, train, test, indices=idx, recipe=recipe, seed=seed, recorder=recorder, progress=progress)
         metrics = {"accuracy": r.accuracy, "per_class_accuracy": r.per_class_accuracy, "train_loss": r.train_loss,
                    "parameters": r.parameters}
+        if recorder is not None:  # the training time only, as the bench charges it
+            dynamics = recorder.trajectory(seconds=r.seconds, trainer="full fine-tuning", parameters=r.parameters)
     else:
         sub = train.subset(idx)
         z = extract_features(encoder, sub, batch_size=64, description="train features", progress=progress)
@@ -60,6 +64,4 @@ def train_and_test(encoder: Encoder, train: Dataset, test: Dataset, *, indices: 
                    "per_class_accuracy": [float((pred[test.labels == c] == c).mean()) for c in range(test.num_classes)],
                    "parameters": {"kept": int(len(idx)), "l2": 1e-3}}
     metrics.update(trainer=trainer, seconds=time.perf_counter() - t0)
-    dynamics = None if recorder is None else recorder.trajectory(seconds=metrics["seconds"], trainer="full fine-tuning",
-                                                                 parameters=metrics["parameters"])
     return metrics, dynamics

@@ -4,15 +4,16 @@ Two recipes (:data:`RECIPES`):
 - ``paper``: the paper's (SGD momentum 0.9, weight decay 1e-5, batch 128, lr 1e-3 divided by 10 at
   50% and 75% of 50 epochs, random-resized-crop + horizontal flip, BatchNorm in train mode, head
   from ``nn.Linear``'s initialisation);
-- ``cpu``: what converges in 8 epochs on a 2-core CPU (DESIGN.md §4b and benchmarks/RESULTS.md):
-  BatchNorm statistics frozen (EfficientNet-Lite0's momentum of 0.01 lags far behind new data), the
-  head started from the linear probe on the trained samples' unmasked features, batch 32, encoder lr
-  3e-3 and head lr 1e-3 with one epoch of linear warm-up (without it some seeds diverge in the first
-  epoch), then a cosine to 0; mild crops (area 0.8..1) and no flip (digits are not symmetric).
+- ``cpu``: what converges in 8 epochs on a 2-core CPU (benchmarks/RESULTS.md, "full fine-tuning"):
+  AdamW (encoder lr 1e-4, head lr 1e-3, batch 32) with one epoch of linear warm-up, then a cosine to
+  0; BatchNorm statistics frozen (EfficientNet-Lite0's momentum of 0.01 lags far behind new data);
+  the head started from the linear probe on the trained samples' unmasked features; mild crops
+  (area 0.8..1) and no flip (digits are not symmetric). SGD with the probe-started head diverged to
+  chance on some seeds even at lr 1e-3: the probe's large weights make the encoder's gradients large.
 
 Trains a copy: the encoder passed in is left untouched. Seeded: on the CPU the same inputs, seed
 and thread count give the same model, also when a run killed between epochs is resumed from its
-checkpoint. bf16 autocast on CUDA.
+checkpoint (on CUDA, cuDNN's own non-determinism aside). bf16 autocast for the encoder on CUDA.
 """
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ from ..models import ImageEncoder
 from ..models.base import gpu_autocast
 from ..progress import bar
 from .dynamics import DynamicsRecorder
-from .probe import train_linear_probe
+from .probe import fit_softmax
 
 
 @dataclass(frozen=True)
@@ -46,14 +47,12 @@ class Recipe:
     lr: float = 1e-3  # encoder
     head_lr: float | None = None  # None: the encoder's
     batch_size: int = 128
-    momentum: float = 0.9
+    optimizer: str = "sgd"  # "sgd" (with momentum) or "adamw"
+    momentum: float = 0.9  # SGD only
     weight_decay: float = 1e-5
     schedule: str = "step"  # "step": /10 at 50% and 75% of the epochs; "cosine": per step, to 0
     warmup_epochs: float = 0.0  # linear warm-up from 0 over this many epochs (per step), then the schedule
-    clip_grad_norm: float | None = None  # clip the gradient's global norm (None: no clipping)
-    # how the trunk runs while its weights train: "train" (BatchNorm statistics updated, stochastic depth and
-    # dropout on), "frozen-bn" (BatchNorm statistics fixed, the rest as in train) or "eval" (as at inference)
-    trunk_mode: str = "train"
+    freeze_batchnorm: bool = False  # BatchNorm layers in eval mode while the rest trains (statistics fixed)
     head_init: str = "random"  # "random" (nn.Linear's) or "probe" (the linear probe on the trained samples)
     crop_scale: float = 0.08  # RandomResizedCrop's smallest area share; 1.0 = no crop
     flip: bool = True
@@ -61,12 +60,18 @@ class Recipe:
     def __post_init__(self) -> None:
         if self.epochs < 1:
             raise DlcpruneError(f"epochs must be at least 1, got {self.epochs}")
+        if self.optimizer not in ("sgd", "adamw"):
+            raise DlcpruneError(f"optimizer must be sgd or adamw, got {self.optimizer!r}")
         if self.schedule not in ("step", "cosine"):
             raise DlcpruneError(f"schedule must be step or cosine, got {self.schedule!r}")
-        if self.trunk_mode not in ("train", "frozen-bn", "eval"):
-            raise DlcpruneError(f"trunk_mode must be train, frozen-bn or eval, got {self.trunk_mode!r}")
         if self.head_init not in ("random", "probe"):
             raise DlcpruneError(f"head_init must be random or probe, got {self.head_init!r}")
+        for name in ("lr", "head_lr", "weight_decay", "momentum"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise DlcpruneError(f"{name} must be a finite number >= 0, got {value}")
+        if self.batch_size < 1:
+            raise DlcpruneError(f"batch_size must be at least 1, got {self.batch_size}")
         if not 0 <= self.warmup_epochs <= self.epochs:
             raise DlcpruneError(f"warmup_epochs must be in [0, epochs], got {self.warmup_epochs}")
         if not 0 < self.crop_scale <= 1:
@@ -75,8 +80,8 @@ class Recipe:
 
 RECIPES = {
     "paper": Recipe(),
-    "cpu": Recipe(epochs=8, lr=3e-3, head_lr=1e-3, batch_size=32, schedule="cosine", warmup_epochs=1.0,
-                  trunk_mode="frozen-bn", head_init="probe", crop_scale=0.8, flip=False),
+    "cpu": Recipe(epochs=8, lr=1e-4, head_lr=1e-3, batch_size=32, optimizer="adamw", schedule="cosine",
+                  warmup_epochs=1.0, freeze_batchnorm=True, head_init="probe", crop_scale=0.8, flip=False),
 }
 
 
@@ -113,11 +118,9 @@ class _Classifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(x))
 
-    def train_mode(self, trunk_mode: str) -> None:
+    def train_mode(self, freeze_batchnorm: bool) -> None:
         self.train()
-        if trunk_mode == "eval":
-            self.trunk.eval()
-        elif trunk_mode == "frozen-bn":
+        if freeze_batchnorm:
             for m in self.modules():
                 if isinstance(m, nn.modules.batchnorm._BatchNorm):
                     m.eval()
@@ -139,7 +142,7 @@ def finetune(encoder: ImageEncoder, train: Dataset, test: Dataset, *, indices: n
     if not isinstance(encoder, ImageEncoder):
         raise DlcpruneError(f"full fine-tuning needs an image encoder, not {encoder.name}; use the probe trainer")
     idx = np.arange(len(train)) if indices is None else np.asarray(indices, dtype=np.int64)
-    key = _run_key(encoder, train, idx, recipe, seed, recorder is not None, curve)
+    key = _run_key(encoder, train, test, idx, recipe, seed, recorder is not None, curve)
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     work = copy.copy(encoder)
@@ -147,7 +150,10 @@ def finetune(encoder: ImageEncoder, train: Dataset, test: Dataset, *, indices: n
     model = _Classifier(work, train.num_classes, _feature_dim(work, train, idx)).to(work.device).requires_grad_(True)
     groups = [{"params": model.trunk.parameters(), "lr": recipe.lr},
               {"params": model.head.parameters(), "lr": recipe.lr if recipe.head_lr is None else recipe.head_lr}]
-    opt = torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+    if recipe.optimizer == "adamw":
+        opt = torch.optim.AdamW(groups, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    else:
+        opt = torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     steps_per_epoch = -(-len(idx) // recipe.batch_size)
     sched = _scheduler(opt, recipe, steps_per_epoch)
     state = {"epoch": 0, "losses": [], "curve": [], "seconds": 0.0}
@@ -158,6 +164,8 @@ def finetune(encoder: ImageEncoder, train: Dataset, test: Dataset, *, indices: n
         sched.load_state_dict(resumed["scheduler"])
         rng.bit_generator.state = resumed["numpy_rng"]
         torch.set_rng_state(resumed["torch_rng"])
+        if resumed.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(resumed["cuda_rng"])
         if recorder is not None:
             recorder.load_state(resumed["recorder"])
         state = resumed["state"]
@@ -171,21 +179,20 @@ def finetune(encoder: ImageEncoder, train: Dataset, test: Dataset, *, indices: n
         advance(state["epoch"] * len(idx))
         for epoch in range(state["epoch"], recipe.epochs):
             t0 = time.perf_counter()
-            model.train_mode(recipe.trunk_mode)
+            model.train_mode(recipe.freeze_batchnorm)
             order, total = rng.permutation(len(idx)), 0.0
             for start in range(0, len(order), recipe.batch_size):
                 rows = order[start:start + recipe.batch_size]
                 x = torch.stack([augment(xi) for xi in work.preprocess(train.items(idx[rows]))])
-                with gpu_autocast(work.device):
+                with gpu_autocast(work.device):  # the encoder in bf16 on CUDA; the head and the loss in float32
                     h = model.embed(x)
-                    logits = model.head(h).float()
+                h = h.float()
+                logits = model.head(h)
                 if recorder is not None:
                     recorder.add(epoch, rows, logits, h)
                 loss = nn.functional.cross_entropy(logits, labels[idx[rows]].to(x.device))
                 opt.zero_grad()
                 loss.backward()
-                if recipe.clip_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(model.parameters(), recipe.clip_grad_norm)
                 opt.step()
                 sched.step()
                 total += loss.item() * len(rows)
@@ -215,7 +222,7 @@ def _scheduler(opt: torch.optim.Optimizer, recipe: Recipe, steps_per_epoch: int)
     """The learning-rate factor of every step: linear warm-up, then step decay (the paper's: x0.1 at
     50% and 75% of the epochs, as MultiStepLR stepped per epoch) or a cosine to 0."""
     warm, total = round(recipe.warmup_epochs * steps_per_epoch), recipe.epochs * steps_per_epoch
-    milestones = [int(0.5 * recipe.epochs), int(0.75 * recipe.epochs)]
+    milestones = [m for m in (int(0.5 * recipe.epochs), int(0.75 * recipe.epochs)) if m > 0]  # none before epoch 1
 
     def factor(step: int) -> float:
         if step < warm:
@@ -237,22 +244,32 @@ def _augmentation(size: tuple[int, int], recipe: Recipe):
 
 def _init_head_from_probe(head: nn.Linear, work: ImageEncoder, train: Dataset, idx: np.ndarray,
                           features: np.ndarray | None) -> None:
-    """The head = the linear probe on the trained samples, its standardisation folded into W and b."""
+    """The head = a linear probe on the trained samples, its standardisation folded into W and b.
+
+    Each feature's scale is floored at 10% of the mean scale: a nearly constant feature (a unit
+    that is almost never active) would otherwise get a weight of w / ~0, and the first steps that
+    move it would blow the logits up (seen: some seeds diverged to chance in the first epoch).
+    """
     from ..scoring.dlc import extract_features
 
     if features is None:
         features = extract_features(work, train.subset(idx), batch_size=64, progress=False).numpy()
-    probe = train_linear_probe(features, train.labels[idx], num_classes=train.num_classes)
-    weight = probe.weight_ / probe.std_
+    x = torch.as_tensor(features, dtype=torch.float64)
+    mean, std = x.mean(0), x.std(0, unbiased=False)
+    std = std.clamp_min(max(0.1 * float(std.mean()), 1e-8))
+    w, b = fit_softmax((x - mean) / std, train.labels[idx], num_classes=train.num_classes)
+    weight = w / std
     with torch.no_grad():
         head.weight.copy_(weight.float())
-        head.bias.copy_((probe.bias_ - weight @ probe.mean_).float())
+        head.bias.copy_((b - weight @ mean).float())
 
 
-def _run_key(encoder: ImageEncoder, train: Dataset, idx: np.ndarray, recipe: Recipe, seed: int,
+def _run_key(encoder: ImageEncoder, train: Dataset, test: Dataset, idx: np.ndarray, recipe: Recipe, seed: int,
              records: bool, curve: bool) -> str:
+    """What a checkpoint must match to be resumed (the test set too: the curve is measured on it)."""
     h = hashlib.sha256(repr((encoder.name, encoder.weights_sha256, encoder.preprocessing(), train.fingerprint(),
-                             asdict(recipe), seed, records, curve, torch.get_num_threads())).encode())
+                             test.fingerprint() if curve else "", asdict(recipe), seed, records, curve,
+                             torch.get_num_threads())).encode())
     h.update(idx.tobytes())
     return h.hexdigest()
 
@@ -262,7 +279,8 @@ def _save_checkpoint(path: Path, key: str, model: nn.Module, opt, sched, rng: np
     buf = io.BytesIO()
     torch.save({"key": key, "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "numpy_rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(), "recorder": recorder.state() if recorder else None,
+                "torch_rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None, "recorder": recorder.state() if recorder else None,
                 "state": state}, buf)
     path.parent.mkdir(parents=True, exist_ok=True)
     files.write_bytes(path, buf.getvalue())
@@ -276,7 +294,7 @@ def _load_checkpoint(path: Path | None, key: str) -> dict | None:
         saved = torch.load(path, map_location="cpu", weights_only=True)
     except Exception:  # a checkpoint is an optimisation: an unreadable one means starting over
         return None
-    return saved if saved.get("key") == key else None
+    return saved if isinstance(saved, dict) and saved.get("key") == key else None
 
 
 @torch.inference_mode()
@@ -284,6 +302,8 @@ def _predict(model: _Classifier, work: ImageEncoder, data: Dataset, batch_size: 
     model.eval()
     preds = []
     for s in range(0, len(data), batch_size):
+        x = work.preprocess(data.items(range(s, min(s + batch_size, len(data)))))
         with gpu_autocast(work.device):
-            preds.append(model(work.preprocess(data.items(range(s, min(s + batch_size, len(data)))))).argmax(1).cpu())
+            h = model.embed(x)
+        preds.append(model.head(h.float()).argmax(1).cpu())
     return torch.cat(preds).numpy()
