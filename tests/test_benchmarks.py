@@ -62,6 +62,19 @@ def test_gpu_protocol_dry_run(tmp_path):
     assert summary.count("time to accuracy: ") == 2 and "## mnist" in summary
 
 
+def test_probe_vs_finetune(tmp_path):
+    header = "method,keep,seed,accuracy,kept,choice,model_s,select_s,train_s\n"
+    cells = {"probe": {"random": 0.80, "herding": 0.82, "easy": 0.78, "auto": 0.81},
+             "full": {"random": 0.90, "herding": 0.93, "easy": 0.89, "auto": 0.91}}
+    for trainer, per in cells.items():
+        (tmp_path / trainer).mkdir()
+        rows = [f"{m},{k},0,{a + k / 100},10,,0,0,0\n" for m, a in per.items() for k in (0.1, 0.5)]
+        (tmp_path / trainer / "results.csv").write_text(header + "full pool,1.0,0,0.95,20,,0,0,0\n" + "".join(rows))
+    out = bench("probe_vs_finetune.py", "--probe", str(tmp_path / "probe"), "--full", str(tmp_path / "full"))
+    assert "| herding | +2.00 | 1 | +3.00 | 1 |" in out and "| easy | -2.00 | 3 | -1.00 | 3 |" in out
+    assert "Spearman(probe ranking, fine-tuning ranking) = 1.000 over 3 methods" in out and "agrees for 3 of 3" in out
+
+
 def test_auto_cost():
     out = bench("auto_cost.py", "--per-class", "10", "--levels", "2", "--image-size", "32")
     assert "choice cost / DLC scoring cost = " in out and "advice: " in out
