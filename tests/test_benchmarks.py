@@ -100,7 +100,7 @@ def test_make_instructions_and_instruct_lora(tmp_path, chitchat):
     bench("make_instructions.py", "--train", "8", "--test", "4", "--output", str(tmp_path / "instr"))
     save_tiny_llama(tmp_path / "lm")
     assert main(["instruct", "--data", str(tmp_path / "instr" / "train.jsonl"), "--model", str(tmp_path / "lm"),
-                 "--levels", "0,0.2", "--keep", "0.5", "--output", str(tmp_path / "scores"), "--quiet"]) == 0
+                 "--sparsities", "0,0.2", "--keep", "0.5", "--output", str(tmp_path / "scores"), "--quiet"]) == 0
     out = bench("instruct_lora.py", "--data", str(tmp_path / "instr"), "--scores", str(tmp_path / "scores"),
                 "--model", str(tmp_path / "lm"), "--seeds", "1", "--epochs", "1")
     assert "| DLC + FlexRand (γ=0.5) | 1 |" in out and "DLC scoring" in out

@@ -125,12 +125,23 @@ def test_cli_instruct_writes_the_kept_records_byte_identical(tiny_folder, alpaca
     folder, data = tiny_folder, alpaca_path
     out = tmp_path / "out"
     assert main(["instruct", "--data", str(data), "--model", str(folder), "--device", "cpu", "--levels", "0,0.2",
-                 "--keep", "0.4", "--output", str(out), "--quiet"]) == 0
-    kept = np.load(out / "keep_indices.npy")
-    assert len(kept) == 2 and (out / "kept.jsonl").read_bytes() == b"".join(ALPACA_LINES[i].encode() + b"\n" for i in kept)
+                 "--keep", "0.4,0.8", "--output", str(out), "--quiet"]) == 0
+    for keep, n in (("0.4", 2), ("0.8", 4)):  # the layout of `dlcprune prune`, plus the kept records
+        kept = np.load(out / "selection" / f"keep_{keep}" / "keep_indices.npy")
+        assert len(kept) == n and (out / "selection" / f"keep_{keep}" / "kept.jsonl").read_bytes() == b"".join(
+            ALPACA_LINES[i].encode() + b"\n" for i in kept)
     m = json.loads((out / "manifest.json").read_text())
-    assert m["parameters"]["sparsities"] == [0.0, 0.2] and m["policy"] == "flexrand" and m["kept"] == 2
+    assert m["parameters"]["sparsities"] == [0.0, 0.2] and m["score_direction"] == "higher = harder"
+    sel = json.loads((out / "selection" / "manifest.json").read_text())
+    assert sel["method"] == "flexrand" and sel["keeps"] == [0.4, 0.8] and sel["fractions"]["keep_0.4"]["kept"] == 2
     assert np.load(out / "levels.npy").shape == (2, 5)
+    # --levels K --step S means what it means for `dlcprune score`: sparsity 1 - (1 - S)^k
+    assert main(["instruct", "--data", str(data), "--model", str(folder), "--device", "cpu", "--levels", "3",
+                 "--step", "0.5", "--output", str(tmp_path / "k"), "--quiet"]) == 0
+    assert json.loads((tmp_path / "k" / "manifest.json").read_text())["parameters"]["sparsities"] == [0.0, 0.5, 0.75]
+    assert main(["instruct", "--data", str(data), "--model", str(folder), "--levels", "3", "--sparsities", "0,0.1",
+                 "--output", str(tmp_path / "both"), "--quiet"]) == 2
+    assert "give --sparsities or --levels, not both" in capsys.readouterr().err
     data.write_text(ALPACA_LINES[0] + "\n{oops\n")
     assert main(["instruct", "--data", str(data), "--model", str(folder), "--output", str(tmp_path / "bad"), "--quiet"]) == 2
     assert "line 2: not valid JSON" in capsys.readouterr().err and not (tmp_path / "bad").exists()

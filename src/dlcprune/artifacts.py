@@ -24,6 +24,8 @@ from .threads import runtime
 
 if TYPE_CHECKING:
     from .data import Dataset
+    from .llm.instructions import InstructionSet
+    from .llm.score import LmDlcResult
     from .methods.select import Selection
     from .models import Encoder
     from .scoring import DlcResult
@@ -106,6 +108,21 @@ def read_scores(folder: str | Path) -> Scores:
 
 def keep_folder_name(keep: float) -> str:
     return f"keep_{keep:g}"
+
+
+def write_instruction_scores(out: Path, result: LmDlcResult, *, data: InstructionSet, model: str, total_s: float) -> dict:
+    """The scores folder of instruction records: ``scores.csv`` (index,score; record order; higher =
+    harder), ``levels.npy`` (K, N) and ``manifest.json``; returns the manifest."""
+    files.write_text(out / "scores.csv", "index,score\n" + "".join(f"{i},{float(v)!r}\n" for i, v in enumerate(result.scores)))
+    files.save_npy(out / "levels.npy", result.level_losses)
+    manifest = {
+        "method": "dlc (causal LM, response-token loss)", "score_direction": "higher = harder",
+        "parameters": result.parameters, "sparsity_per_level": result.sparsity.round(6).tolist(), "model": model,
+        "data": {"source": data.source, "form": data.form, "records": len(data)},
+        "timings_s": dict(result.timings, total_s=total_s), "memory": files.peak_memory_mb(), "runtime": runtime(),
+        "versions": files.versions(), "command": sys.argv, "created": files.now_iso()}
+    files.write_json(out / "manifest.json", manifest)
+    return manifest
 
 
 def write_selection(out: Path, selection: "Selection", *, scores: Scores | None = None) -> dict:

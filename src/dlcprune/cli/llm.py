@@ -16,18 +16,23 @@ def add_parsers(sub, *, fractions) -> None:
     p = sub.add_parser("instruct", help="DLC on instruction data with a causal LM; writes the kept records as JSONL")
     p.add_argument("--data", required=True, help="Alpaca or ShareGPT records: .jsonl, .json, or a save_to_disk folder")
     _model_args(p)
-    p.add_argument("--levels", type=fractions, default=[0.0, 0.1, 0.2, 0.3, 0.4],
-                   help="sparsity of each masking level, strictly increasing (default 0,0.1,0.2,0.3,0.4)")
+    p.add_argument("--levels", type=_levels, default=None,
+                   help="masking levels K, level 0 unmasked, as for `dlcprune score` (sparsity 1 - (1 - step)^k); "
+                        "default: --sparsities 0,0.1,0.2,0.3,0.4 (a list here is read as --sparsities, the older spelling)")
+    p.add_argument("--step", type=float, default=None, help="with --levels: fraction of the remaining weights masked per level (default 0.1)")
+    p.add_argument("--sparsities", type=fractions, default=None,
+                   help="the sparsity of each level, strictly increasing (default 0,0.1,0.2,0.3,0.4)")
     p.add_argument("--mask-scope", choices=["global", "layer"], default="global", help="magnitude thresholds over all Linear weights (global, default) or per layer")
     p.add_argument("--batch-size", type=positive_int, default=8, help="records per forward pass (default 8)")
     p.add_argument("--policy", choices=["random", "easy", "hard", "flexrand"], default="flexrand", help="selection over the records' scores (default flexrand)")
     p.add_argument("--split", type=float, default=None, help="FlexRand's gamma (default 0.5)")
-    p.add_argument("--keep", type=float, default=0.5, help="fraction of records KEPT (default 0.5)")
+    p.add_argument("--keep", type=fractions, default=[0.5], help="fractions of records KEPT, comma-separated (default 0.5)")
     _run_args(p)
 
     p = sub.add_parser("lora", help="LoRA fine-tuning (PEFT) on instruction records; saves the adapter, "
                                     "evaluates on held-out records")
-    p.add_argument("--data", required=True, help="the records to train on, e.g. OUT/kept.jsonl of `dlcprune instruct`")
+    p.add_argument("--data", required=True,
+                   help="the records to train on, e.g. OUT/selection/keep_0.5/kept.jsonl of `dlcprune instruct`")
     _model_args(p)
     p.add_argument("--preset", choices=["cpu", "paper"], default="cpu",
                    help="epochs/lr/batch size: cpu (1, 1e-3, 8) or paper (3, 2e-4, 128); the options below override")
@@ -41,6 +46,39 @@ def add_parsers(sub, *, fractions) -> None:
                    help="'local' (a multiple-choice task over --heldout, whose responses must be a small label "
                         "set) or lm-eval task names, comma-separated (those need their data or network)")
     _run_args(p)
+
+
+def _levels(text: str) -> int | list[float]:
+    """A whole number of levels, or (the older spelling) a comma-separated list of sparsities."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of levels or sparsities like 0,0.2, got {text!r}") from None
+
+
+def sparsities(args: argparse.Namespace) -> list[float]:
+    """The sparsity of every level: --sparsities, --levels K [--step S] (as `dlcprune score`), or the default."""
+    from ..llm.score import DEFAULT_SPARSITIES
+
+    if args.sparsities is not None and args.levels is not None:
+        raise DlcpruneError("give --sparsities or --levels, not both")
+    listed = args.levels if isinstance(args.levels, list) else args.sparsities
+    if listed is not None:
+        if args.step is not None:
+            raise DlcpruneError("--step goes with --levels K, not with a list of sparsities")
+        return listed
+    if args.levels is None:
+        if args.step is not None:
+            raise DlcpruneError("--step needs --levels K")
+        return list(DEFAULT_SPARSITIES)
+    step = 0.1 if args.step is None else args.step
+    if args.levels < 1 or not 0 < step < 1:
+        raise DlcpruneError(f"need --levels >= 1 and 0 < --step < 1, got {args.levels} and {step}")
+    return [1 - (1 - step) ** k for k in range(args.levels)]
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
@@ -58,36 +96,32 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_instruct(args: argparse.Namespace) -> dict:
-    """Score instruction records (no classes: selection is global) and write the kept ones."""
-    import numpy as np
-
+    """Score instruction records (no classes: selection is global) and write the kept ones: the scores
+    folder in OUT, the selection in OUT/selection (as `dlcprune prune`), the kept records of each keep
+    fraction byte-identical in OUT/selection/keep_<fraction>/kept.jsonl."""
+    from ..artifacts import keep_folder_name, write_instruction_scores, write_selection
     from ..llm import load_causal_lm, load_instructions, score_instructions
     from ..methods.select import check_request, select
 
     t0 = time.perf_counter()
+    levels = sparsities(args)
     check_request(method=args.policy, keep=args.keep, split=args.split)  # bad options fail before the slow scoring
     out = files.check_output_dir(args.output, force=args.force, inputs=(args.data,))
     data = load_instructions(args.data)
     lm = load_causal_lm(args.model, device=args.device)
-    result = score_instructions(lm, data, sparsities=args.levels, scope=args.mask_scope, template=args.template,
+    result = score_instructions(lm, data, sparsities=levels, scope=args.mask_scope, template=args.template,
                                 max_length=args.max_length, batch_size=args.batch_size, progress=not args.quiet)
     selection = select(result.scores, method=args.policy, split=args.split, keep=args.keep, seed=args.seed)
-    kept = selection.indices()
     with files.output_dir(out, keep=lambda err: False):
-        files.write_text(out / "scores.csv", "index,score\n" + "".join(f"{i},{float(v)!r}\n" for i, v in enumerate(result.scores)))
-        files.save_npy(out / "levels.npy", result.level_losses)
-        files.save_npy(out / "keep_indices.npy", kept)
-        files.save_npy(out / "pruned_indices.npy", np.setdiff1d(np.arange(len(data)), kept))
-        data.write_jsonl(out / "kept.jsonl", kept)
-        files.write_json(out / "manifest.json", {
-            "method": "dlc (causal LM, response-token loss)", "score_direction": "higher = harder",
-            "parameters": result.parameters, "sparsity_per_level": result.sparsity.round(6).tolist(),
-            "model": lm.name, "data": {"source": data.source, "form": data.form, "records": len(data)},
-            "policy": args.policy, "policy_parameters": selection.parameters, "keep": args.keep, "kept": int(len(kept)),
-            "seed": args.seed, "timings_s": dict(result.timings, total_s=time.perf_counter() - t0),
-            "memory": files.peak_memory_mb(), "versions": files.versions(), "command": sys.argv, "created": files.now_iso()})
-    print(f"kept {len(kept):,} of {len(data):,} records ({args.policy}) -> {out / 'kept.jsonl'}")
-    return {"command": "instruct", "output": str(out), "records": len(data), "kept": int(len(kept))}
+        write_instruction_scores(out, result, data=data, model=lm.name, total_s=time.perf_counter() - t0)
+        write_selection(out / "selection", selection)
+        for keep, kept in selection.kept.items():
+            data.write_jsonl(out / "selection" / keep_folder_name(keep) / "kept.jsonl", kept)
+    for keep, kept in selection.kept.items():
+        print(f"kept {len(kept):,} of {len(data):,} records ({args.policy}, keep {keep:g}) -> "
+              f"{out / 'selection' / keep_folder_name(keep) / 'kept.jsonl'}")
+    return {"command": "instruct", "output": str(out), "records": len(data),
+            "kept": {f"{k:g}": int(len(v)) for k, v in selection.kept.items()}}
 
 
 def cmd_lora(args: argparse.Namespace) -> dict:
