@@ -237,3 +237,53 @@ def test_cli_lora_saves_an_adapter_that_reproduces_its_heldout_metrics(tiny_lm, 
     assert heldout_metrics(reloaded, load_instructions(data))["response_nll"] == pytest.approx(
         m["heldout"]["response_nll"], rel=1e-6)
     assert m["heldout"]["response_nll"] < heldout_metrics(tiny_lm, load_instructions(data))["response_nll"]
+
+
+def test_instruction_baselines_measure_what_they_say(tiny_lm, alpaca):
+    from dlcprune.llm.baselines import measure_records
+    from dlcprune.llm.select import select_instructions
+
+    encoded = encode(tiny_lm, alpaca)
+    lengths = [len(tiny_lm.tokenizer(alpaca.messages(i)[1], add_special_tokens=False)["input_ids"]) for i in range(5)]
+    assert measure_records(tiny_lm, alpaca, "longest").values.tolist() == lengths  # no EOS in this tokenizer
+    # perplexity = exp(DLC's unmasked level): two code paths, one number
+    dlc = score_instructions(tiny_lm, alpaca, sparsities=[0.0, 0.3], progress=False)
+    ppl = measure_records(tiny_lm, alpaca, "perplexity").values
+    np.testing.assert_allclose(ppl, np.exp(dlc.level_losses[0]), rtol=1e-12)
+    # IFD = loss given the prompt / loss after the start token alone; IFD >= 1 ranked below every other
+    cls = tiny_lm.tokenizer.cls_token_id
+    alone = [([cls] + tokens[n:], 1) for tokens, n in encoded]
+    ifd = response_losses(tiny_lm, encoded) / response_losses(tiny_lm, alone)
+    values = measure_records(tiny_lm, alpaca, "ifd").values
+    np.testing.assert_allclose(values, np.where(ifd < 1, ifd, -ifd), rtol=1e-12)
+    _, sel = select_instructions(tiny_lm, alpaca, policy="ifd", keep=0.4)
+    valid = np.flatnonzero(ifd < 1)
+    expected = valid[np.argsort(-ifd[valid])][:2] if len(valid) >= 2 else np.argsort(-values)[:2]
+    assert sorted(sel.indices().tolist()) == sorted(expected.tolist())
+    # embeddings: the mean last hidden state over a record's tokens
+    emb = measure_records(tiny_lm, alpaca, "embed-kcenter").features
+    with torch.no_grad():
+        ids = torch.tensor([encoded[3][0]])
+        h = tiny_lm.module(input_ids=ids, output_hidden_states=True).hidden_states[-1][0].mean(0)
+    assert emb.shape == (5, 32) and np.allclose(emb[3], h.numpy(), atol=1e-5)
+    _, longest = select_instructions(tiny_lm, alpaca, policy="longest", keep=0.4)
+    assert sorted(lengths[i] for i in longest.indices()) == sorted(lengths)[-2:]  # the two longest (ties either way)
+
+
+def test_cli_instruct_baseline_policies(tiny_folder, alpaca_path, tmp_path, capsys):
+    from dlcprune.cli import main
+
+    for policy in ("longest", "embed-kcenter"):
+        out = tmp_path / policy
+        assert main(["instruct", "--data", str(alpaca_path), "--model", str(tiny_folder), "--device", "cpu",
+                     "--policy", policy, "--keep", "0.4", "--output", str(out), "--quiet"]) == 0
+        kept = np.load(out / "selection" / "keep_0.4" / "keep_indices.npy")
+        assert len(kept) == 2 and (out / "selection" / "keep_0.4" / "kept.jsonl").read_bytes() == b"".join(
+            ALPACA_LINES[i].encode() + b"\n" for i in kept)
+        m = json.loads((out / "manifest.json").read_text())
+        assert m["method"] == policy and m["timings_s"]["measure_s"] > 0 and not (out / "levels.npy").exists()
+    assert (tmp_path / "longest" / "scores.csv").read_text().splitlines()[1] == "0,1.0"  # "positive": one token
+    assert (tmp_path / "embed-kcenter" / "features.npy").exists()
+    assert main(["instruct", "--data", str(alpaca_path), "--model", str(tiny_folder), "--policy", "ifd", "--levels", "3",
+                 "--output", str(tmp_path / "x"), "--quiet"]) == 2
+    assert "--policy ifd masks nothing" in capsys.readouterr().err and not (tmp_path / "x").exists()

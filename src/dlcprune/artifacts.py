@@ -25,7 +25,6 @@ from .threads import runtime
 if TYPE_CHECKING:
     from .data import Dataset
     from .llm.instructions import InstructionSet
-    from .llm.score import LmDlcResult
     from .methods.select import Selection
     from .models import Encoder
     from .scoring import DlcResult
@@ -110,16 +109,24 @@ def keep_folder_name(keep: float) -> str:
     return f"keep_{keep:g}"
 
 
-def write_instruction_scores(out: Path, result: LmDlcResult, *, data: InstructionSet, model: str, total_s: float) -> dict:
-    """The scores folder of instruction records: ``scores.csv`` (index,score; record order; higher =
-    harder), ``levels.npy`` (K, N) and ``manifest.json``; returns the manifest."""
-    files.write_text(out / "scores.csv", "index,score\n" + "".join(f"{i},{float(v)!r}\n" for i, v in enumerate(result.scores)))
-    files.save_npy(out / "levels.npy", result.level_losses)
+def write_instruction_scores(out: Path, *, method: str, data: InstructionSet, model: str, parameters: dict,
+                             timings: dict, scores: np.ndarray | None = None, level_losses: np.ndarray | None = None,
+                             sparsity: np.ndarray | None = None, features: np.ndarray | None = None) -> dict:
+    """The scores folder of instruction records: ``scores.csv`` (index,score; record order; for DLC
+    higher = harder, for a baseline its measure), ``levels.npy`` (K, N) for DLC, ``features.npy``
+    (N, D) for embedding methods, and ``manifest.json``; returns the manifest."""
+    if scores is not None:
+        files.write_text(out / "scores.csv", "index,score\n" + "".join(f"{i},{float(v)!r}\n" for i, v in enumerate(scores)))
+    if level_losses is not None:
+        files.save_npy(out / "levels.npy", level_losses)
+    if features is not None:
+        files.save_npy(out / "features.npy", features)
     manifest = {
-        "method": "dlc (causal LM, response-token loss)", "score_direction": "higher = harder",
-        "parameters": result.parameters, "sparsity_per_level": result.sparsity.round(6).tolist(), "model": model,
-        "data": {"source": data.source, "form": data.form, "records": len(data)},
-        "timings_s": dict(result.timings, total_s=total_s), "memory": files.peak_memory_mb(), "runtime": runtime(),
+        "method": method, **({"score_direction": "higher = harder"} if method.startswith("dlc") else {}),
+        "parameters": parameters,
+        **({"sparsity_per_level": np.asarray(sparsity).round(6).tolist()} if sparsity is not None else {}),
+        "model": model, "data": {"source": data.source, "form": data.form, "records": len(data)},
+        "timings_s": timings, "memory": files.peak_memory_mb(), "runtime": runtime(),
         "versions": files.versions(), "command": sys.argv, "created": files.now_iso()}
     files.write_json(out / "manifest.json", manifest)
     return manifest

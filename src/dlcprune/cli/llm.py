@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
-import time
 
 from .. import files
 from ..options import device, natural_int, positive_int
@@ -24,7 +23,11 @@ def add_parsers(sub, *, fractions) -> None:
                    help="the sparsity of each level, strictly increasing (default 0,0.1,0.2,0.3,0.4)")
     p.add_argument("--mask-scope", choices=["global", "layer"], default="global", help="magnitude thresholds over all Linear weights (global, default) or per layer")
     p.add_argument("--batch-size", type=positive_int, default=8, help="records per forward pass (default 8)")
-    p.add_argument("--policy", choices=["random", "easy", "hard", "flexrand"], default="flexrand", help="selection over the records' scores (default flexrand)")
+    p.add_argument("--policy", choices=["random", "easy", "hard", "flexrand", "longest", "perplexity", "ifd", "embed-kcenter"],
+                   default="flexrand",
+                   help="DLC scores with random, easy, hard or flexrand (default); or a baseline without masking: "
+                        "longest (response tokens), perplexity (lowest kept), ifd (instruction-following difficulty, "
+                        "highest kept), embed-kcenter (k-center on mean-pooled hidden states)")
     p.add_argument("--split", type=float, default=None, help="FlexRand's gamma (default 0.5)")
     p.add_argument("--keep", type=fractions, default=[0.5], help="fractions of records KEPT, comma-separated (default 0.5)")
     _run_args(p)
@@ -100,20 +103,25 @@ def cmd_instruct(args: argparse.Namespace) -> dict:
     folder in OUT, the selection in OUT/selection (as `dlcprune prune`), the kept records of each keep
     fraction byte-identical in OUT/selection/keep_<fraction>/kept.jsonl."""
     from ..artifacts import keep_folder_name, write_instruction_scores, write_selection
-    from ..llm import load_causal_lm, load_instructions, score_instructions
-    from ..methods.select import check_request, select
+    from ..llm import load_causal_lm, load_instructions
+    from ..llm.baselines import BASELINES
+    from ..llm.select import select_instructions
+    from ..methods.select import check_request
 
-    t0 = time.perf_counter()
+    baseline = args.policy in BASELINES
+    if baseline and (args.levels, args.sparsities, args.step) != (None, None, None):
+        raise DlcpruneError(f"--levels/--sparsities/--step set DLC's masking; --policy {args.policy} masks nothing")
     levels = sparsities(args)
-    check_request(method=args.policy, keep=args.keep, split=args.split)  # bad options fail before the slow scoring
+    check_request(method="random" if baseline else args.policy, keep=args.keep, split=args.split)  # before slow work
     out = files.check_output_dir(args.output, force=args.force, inputs=(args.data,))
     data = load_instructions(args.data)
     lm = load_causal_lm(args.model, device=args.device)
-    result = score_instructions(lm, data, sparsities=levels, scope=args.mask_scope, template=args.template,
-                                max_length=args.max_length, batch_size=args.batch_size, progress=not args.quiet)
-    selection = select(result.scores, method=args.policy, split=args.split, keep=args.keep, seed=args.seed)
+    written, selection = select_instructions(
+        lm, data, policy=args.policy, keep=args.keep, seed=args.seed, split=args.split, scope=args.mask_scope,
+        template=args.template, max_length=args.max_length, batch_size=args.batch_size, progress=not args.quiet,
+        sparsities=levels)
     with files.output_dir(out, keep=lambda err: False):
-        write_instruction_scores(out, result, data=data, model=lm.name, total_s=time.perf_counter() - t0)
+        write_instruction_scores(out, data=data, model=lm.name, **written)
         write_selection(out / "selection", selection)
         for keep, kept in selection.kept.items():
             data.write_jsonl(out / "selection" / keep_folder_name(keep) / "kept.jsonl", kept)
