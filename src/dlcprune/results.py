@@ -64,11 +64,7 @@ def _mean_of(rows: list[dict], method: str, column: str) -> str:
 
 def plot_gap_to_random(rows: list[dict], path: Path) -> None:
     """Accuracy minus random's (same keep and seed) against the keep fraction, mean ± std bands."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     acc = summarise(rows)
     if "random" not in acc:
         return
@@ -82,12 +78,7 @@ def plot_gap_to_random(rows: list[dict], path: Path) -> None:
         mean, std = np.array([g.mean() for g in gap]), np.array([g.std() for g in gap])
         ax.plot([100 * k for k in keeps], mean, marker="o", label=method)
         ax.fill_between([100 * k for k in keeps], mean - std, mean + std, alpha=0.2)
-    ax.set_xlabel("keep (% of the selection pool)")
-    ax.set_ylabel("test accuracy − random (points)")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    _save(fig, path)
+    _finish(fig, ax, path, xlabel="keep (% of the selection pool)", ylabel="test accuracy − random (points)", fontsize=8)
 
 
 def time_to_accuracy(rows: list[dict], *, tolerance: float = 0.01, feature_s_per_sample: float = 0.0) -> dict:
@@ -148,11 +139,7 @@ def time_to_accuracy(rows: list[dict], *, tolerance: float = 0.01, feature_s_per
 def plot_time_to_accuracy(summary: dict, path: Path) -> None:
     """Test accuracy against total wall time (scoring + selection + training), a line per method
     over its keep fractions; the full run as a star, full − tolerance as a dashed line."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = _pyplot()
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for method in dict.fromkeys(c["method"] for c in summary["cells"]):
         mine = sorted((c for c in summary["cells"] if c["method"] == method), key=lambda c: c["keep"])
@@ -161,37 +148,36 @@ def plot_time_to_accuracy(summary: dict, path: Path) -> None:
     ax.plot([full["seconds"]], [100 * full["accuracy"]], marker="*", markersize=14, color="black", ls="", label="full pool")
     ax.axhline(100 * (full["accuracy"] - summary["tolerance"]), color="grey", ls="--", lw=1,
                label=f"full − {100 * summary['tolerance']:g} point")
-    ax.set_xlabel("wall time: scoring + selection + fine-tuning (s)")
-    ax.set_ylabel("test accuracy (%)")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    _save(fig, path)
+    _finish(fig, ax, path, xlabel="wall time: scoring + selection + fine-tuning (s)", ylabel="test accuracy (%)", fontsize=7)
 
 
 def plot_learning_curve(curves: dict, path: Path) -> None:
     """Test accuracy after each fine-tuning epoch on the full pool, beside the linear probe's."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.6, 3.6))
+    epochs = range(1, len(curves["fine-tuning"]) + 1)
+    ax.plot(epochs, [100 * a for a in curves["fine-tuning"]], marker="o", label="full fine-tuning")
+    ax.axhline(100 * curves["probe"], color="tab:orange", ls="--", label="linear probe (frozen features)")
+    _finish(fig, ax, path, xlabel="epoch", ylabel="test accuracy (%)", fontsize=8)
+
+
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.6, 3.6))
-    epochs = range(1, len(curves["fine-tuning"]) + 1)
-    ax.plot(epochs, [100 * a for a in curves["fine-tuning"]], marker="o", label="full fine-tuning")
-    ax.axhline(100 * curves["probe"], color="tab:orange", ls="--", label="linear probe (frozen features)")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test accuracy (%)")
-    ax.legend(fontsize=8)
+    return plt
+
+
+def _finish(fig, ax, path: Path, *, xlabel: str, ylabel: str, fontsize: int) -> None:
+    """Labels, legend and grid, then the figure as a PNG at ``path`` (written atomically)."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(fontsize=fontsize)
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    _save(fig, path)
-
-
-def _save(fig, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=120)
-    plt.close(fig)
+    _pyplot().close(fig)
     files.write_bytes(path, buf.getvalue())
