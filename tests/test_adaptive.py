@@ -78,3 +78,26 @@ def test_cli_levels_auto(tmp_path, capsys):
     assert np.load(tmp_path / "o" / "levels.npy").shape == (len(computed), 10)
     assert f"({len(computed)} of 50 levels)" in capsys.readouterr().out
     assert main(["score", "--data", str(data), "--levels", "many", "--output", str(tmp_path / "x")]) == 2
+
+
+def test_a_resumed_adaptive_run_computes_the_levels_a_fresh_run_does(tmp_path, monkeypatch):
+    """A checkpoint holding more levels than a round asks for (here: left by a run with a stricter
+    stability, which refined further) must not change the plan: levels are read back only when wanted."""
+    import functools
+    import importlib
+
+    scorer = importlib.import_module("dlcprune.scoring.dlc")
+    plan = lambda stability: functools.partial(AdaptiveLevels, stability=stability)
+    images, labels = random_images(40, size=16, classes=4, seed=3)
+    data = from_arrays(images, labels)
+    encoder = from_module(tiny_cnn(0), lambda m, x: m.features(x))
+    run = lambda **kw: score_dlc(encoder, data, levels=33, step=0.05, adaptive=True, progress=False, **kw)
+    monkeypatch.setattr(scorer, "AdaptiveLevels", plan(0.5))  # stops after the second round
+    fresh = run()
+    monkeypatch.setattr(scorer, "AdaptiveLevels", plan(1.01))  # never stable: every level below the collapse
+    finer = run(checkpoint_dir=tmp_path)
+    assert len(finer.parameters["levels_computed"]) > len(fresh.parameters["levels_computed"])
+    monkeypatch.setattr(scorer, "AdaptiveLevels", plan(0.5))
+    resumed = run(checkpoint_dir=tmp_path)
+    assert resumed.parameters["levels_computed"] == fresh.parameters["levels_computed"]
+    assert np.array_equal(resumed.scores, fresh.scores)

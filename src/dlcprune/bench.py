@@ -262,7 +262,10 @@ def _plan(config: BenchConfig, rows: list[dict], inputs: SelectionInputs, upstre
 def _summarise_run(output: Path, rows: list[dict], upstream: dict[str, float], dlc_timings: dict,
                    config: BenchConfig, choice: dict[str, float], *, samples: int) -> None:
     path = output / "timings.json"
-    choice = {**(files.read_json(path).get("choice_s", {}) if path.exists() else {}), **choice}
+    before = files.read_json(path) if path.exists() else {}  # what a resumed run did not redo is kept
+    choice = {**before.get("choice_s", {}), **choice}
+    if "dynamics" not in upstream and "dynamics_s" in before:
+        upstream["dynamics"] = before["dynamics_s"]
     files.write_json(path, {"dlc_score_s": upstream["dlc_scores"], **dlc_timings,
                             **({"dynamics_s": upstream["dynamics"]} if "dynamics" in upstream else {}),
                             **({"choice_s": choice} if choice else {})})

@@ -193,13 +193,15 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int = 50, step: flo
     t = time.perf_counter()
     masks = NestedMasks([w for _, w in encoder.maskable], levels=levels, step=step, method=masking, seed=seed)
     timings["thresholds_s"] = time.perf_counter() - t
-    for k in range(1, levels):
-        if (cached := ckpt.load_level(k)) is not None:
-            losses[k] = cached
     my_labels = labels[shard.start:shard.stop]
 
     def compute(wanted: list[int]) -> None:
-        """Losses of the levels in ``wanted`` not computed yet, in increasing order (masks only grow)."""
+        """Losses of the levels in ``wanted`` not computed yet, in increasing order (masks only grow).
+        A level a killed run finished is read back only when it is wanted: with adaptive levels the
+        plan must see exactly the levels a run from scratch would have, or a resumed run refines differently."""
+        for k in wanted:
+            if k not in losses and (cached := ckpt.load_level(k)) is not None:
+                losses[k] = cached
         todo = shard.share([k for k in wanted if k not in losses])
         with masks.applied() as set_level, bar("masked levels", len(todo) * len(mine), enabled=progress) as advance:
             for k in todo:
