@@ -13,14 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
-from dlcprune.results import FULL, read_rows, summarise
+from dlcprune.results import FULL, gaps_to_random, read_rows, summarise
 
 
 def gaps(folder: Path, keeps: list[float]) -> dict[str, float]:
-    """Mean over ``keeps`` of (method - random) accuracy in points, per method."""
-    acc = summarise(read_rows(folder / "results.csv"))
-    return {m: float(np.mean([100 * (np.mean(per[k]) - np.mean(acc["random"][k])) for k in keeps]))
-            for m, per in acc.items() if m not in ("random", FULL) and all(k in per for k in keeps)}
+    """Mean over ``keeps`` of (method - random) accuracy in points, per method that has them all."""
+    rows = [r for r in read_rows(folder / "results.csv") if float(r["keep"]) in keeps or r["method"] == FULL]
+    acc = summarise(rows)
+    return {m: g for m, g in gaps_to_random(rows).items() if all(k in acc[m] for k in keeps)}
 
 
 def ranks(values: list[float]) -> np.ndarray:

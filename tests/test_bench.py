@@ -4,6 +4,8 @@ import json
 
 import numpy as np
 
+from dlcprune import results
+
 from dlcprune.cli import main
 
 
@@ -93,6 +95,8 @@ def test_bench_full_fine_tuning_protocol(tmp_path, capsys):
         assert (out / name).read_bytes()[:4] == b"\x89PNG"
     err = capsys.readouterr().err
     assert "time to accuracy: " in err and summary["headline"].split(" (")[0] in err.replace("\n", " ")
+    gaps = results.gaps_to_random(results.read_rows(out / "results.csv"))
+    assert f"herding {gaps['herding']:+.2f} points" in err.replace("\n", " ")  # the headline against random
     assert not list((out / "checkpoints").iterdir())  # every cell finished: no checkpoint left
     assert main(["report", str(out), "--output", str(tmp_path / "r"), "--quiet"]) == 0
     page = (tmp_path / "r" / "report.html").read_text()

@@ -31,7 +31,7 @@ from .methods import METHODS, Method, SelectionInputs, make_method
 from .methods.auto import Auto, check_candidates
 from .methods.select import KEEP_GRID
 from .registry import unknown_name_message
-from .results import (FULL, markdown_table, plot_gap_to_random, plot_learning_curve, plot_time_to_accuracy, read_rows,
+from .results import (FULL, gaps_to_random, markdown_table, plot_gap_to_random, plot_learning_curve, plot_time_to_accuracy, read_rows,
                       time_to_accuracy, write_rows)
 from .training import RECIPES, DynamicsRecorder, FinetuneResult, Recipe, Trajectory, finetune, record_head_dynamics, train_linear_probe
 from .training import recipe as named_recipe
@@ -272,6 +272,10 @@ def _summarise_run(output: Path, rows: list[dict], upstream: dict[str, float], d
     files.write_text(output / "results.md", markdown_table(rows))
     plot_gap_to_random(rows, output / "gap_to_random.png")
     console.print(f"benchmark results in {output}/ (results.csv, results.md, gap_to_random.png)")
+    gaps = gaps_to_random(rows)
+    if gaps:
+        console.print("vs random, test accuracy, mean over the keep fractions: "
+                      + ", ".join(f"{m} {g:+.2f} points" for m, g in sorted(gaps.items(), key=lambda kv: -kv[1])))
     if config.trainer == "full":
         curves = files.read_json(output / "curves.json")
         plot_learning_curve(curves, output / "learning_curve.png")

@@ -41,6 +41,20 @@ def summarise(rows: list[dict]) -> dict[str, dict[float, list[float]]]:
     return out
 
 
+def gaps_to_random(rows: list[dict]) -> dict[str, float]:
+    """Per method, the mean over the keep fractions it shares with random of (its mean accuracy −
+    random's), in points; empty without random."""
+    acc = summarise(rows)
+    if "random" not in acc:
+        return {}
+    out = {}
+    for method, per in acc.items():
+        keeps = [k for k in per if k in acc["random"]]
+        if method not in ("random", FULL) and keeps:
+            out[method] = float(np.mean([100 * (np.mean(per[k]) - np.mean(acc["random"][k])) for k in keeps]))
+    return out
+
+
 def markdown_table(rows: list[dict]) -> str:
     """Test accuracy (%) per method and keep fraction, mean ± std over seeds, the mean over
     fractions, and the mean model and selection seconds per cell."""
