@@ -27,7 +27,7 @@ def flag_names(message: str) -> str:
                      lambda m: "--" + m.group(1).replace("_", "-"), message)
     for param, flag in (("max_length", "--max-length"), ("target_drop", "--target-drop"), ("val_fraction", "--val-fraction"),
                         ("candidates", "--candidates"), ("split (FlexRand's gamma)", "--split"),
-                        ("test_data", "--test-data"), ("record_dynamics", "--record-dynamics"), ("trainer 'full'", "--trainer full"),
+                        ("test_data", "--test-data"), ("record_dynamics", "--record-dynamics"), ("trainer 'full'", "--trainer full"), ("trainer 'probe'", "--trainer probe"),
                         ("cannot read indices", "cannot read --indices")):
         message = re.sub(rf"(?<![-\w]){re.escape(param)}(?!\w)", flag, message)
     return message
