@@ -282,8 +282,20 @@ def test_cli_instruct_baseline_policies(tiny_folder, alpaca_path, tmp_path, caps
             ALPACA_LINES[i].encode() + b"\n" for i in kept)
         m = json.loads((out / "manifest.json").read_text())
         assert m["method"] == policy and m["timings_s"]["measure_s"] > 0 and not (out / "levels.npy").exists()
+        sel = json.loads((out / "selection" / "manifest.json").read_text())
+        assert sel["method"] == policy and sel["parameters"]["rule"] in ("hard on the measure", "kcenter on the measure")
     assert (tmp_path / "longest" / "scores.csv").read_text().splitlines()[1] == "0,1.0"  # "positive": one token
     assert (tmp_path / "embed-kcenter" / "features.npy").exists()
+    # --force over a DLC run: nothing of the earlier run remains beside the new one
+    assert main(["instruct", "--data", str(alpaca_path), "--model", str(tiny_folder), "--device", "cpu", "--keep", "0.4,0.8",
+                 "--output", str(tmp_path / "f"), "--quiet"]) == 0
+    assert main(["instruct", "--data", str(alpaca_path), "--model", str(tiny_folder), "--device", "cpu", "--policy",
+                 "embed-kcenter", "--keep", "0.4", "--output", str(tmp_path / "f"), "--force", "--quiet"]) == 0
+    assert sorted(p.name for p in (tmp_path / "f").iterdir()) == ["features.npy", "manifest.json", "selection"]
+    assert sorted(p.name for p in (tmp_path / "f" / "selection").iterdir()) == ["keep_0.4", "manifest.json"]
+    assert main(["instruct", "--data", str(alpaca_path), "--model", str(tiny_folder), "--policy", "longest", "--split",
+                 "0.3", "--output", str(tmp_path / "y"), "--quiet"]) == 2
+    assert "--split is FlexRand's gamma; --policy longest takes none" in capsys.readouterr().err
     assert main(["instruct", "--data", str(alpaca_path), "--model", str(tiny_folder), "--policy", "ifd", "--levels", "3",
                  "--output", str(tmp_path / "x"), "--quiet"]) == 2
     assert "--policy ifd masks nothing" in capsys.readouterr().err and not (tmp_path / "x").exists()

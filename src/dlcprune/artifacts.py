@@ -122,7 +122,8 @@ def write_instruction_scores(out: Path, *, method: str, data: InstructionSet, mo
     if features is not None:
         files.save_npy(out / "features.npy", features)
     manifest = {
-        "method": method, **({"score_direction": "higher = harder"} if method.startswith("dlc") else {}),
+        "method": method,
+        "score_direction": "higher = harder" if method.startswith("dlc") else "the baseline's measure (see parameters)",
         "parameters": parameters,
         **({"sparsity_per_level": np.asarray(sparsity).round(6).tolist()} if sparsity is not None else {}),
         "model": model, "data": {"source": data.source, "form": data.form, "records": len(data)},

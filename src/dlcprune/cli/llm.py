@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 
@@ -21,7 +22,7 @@ def add_parsers(sub, *, fractions) -> None:
     p.add_argument("--step", type=float, default=None, help="with --levels: fraction of the remaining weights masked per level (default 0.1)")
     p.add_argument("--sparsities", type=fractions, default=None,
                    help="the sparsity of each level, strictly increasing (default 0,0.1,0.2,0.3,0.4)")
-    p.add_argument("--mask-scope", choices=["global", "layer"], default="global", help="magnitude thresholds over all Linear weights (global, default) or per layer")
+    p.add_argument("--mask-scope", choices=["global", "layer"], default=None, help="magnitude thresholds over all Linear weights (global, default) or per layer")
     p.add_argument("--batch-size", type=positive_int, default=8, help="records per forward pass (default 8)")
     p.add_argument("--policy", choices=["random", "easy", "hard", "flexrand", "longest", "perplexity", "ifd", "embed-kcenter"],
                    default="flexrand",
@@ -81,6 +82,9 @@ def sparsities(args: argparse.Namespace) -> list[float]:
     step = 0.1 if args.step is None else args.step
     if args.levels < 1 or not 0 < step < 1:
         raise DlcpruneError(f"need --levels >= 1 and 0 < --step < 1, got {args.levels} and {step}")
+    if 1 - (1 - step) ** (args.levels - 1) > 0.999:
+        raise DlcpruneError(f"--levels {args.levels} with --step {step:g} pass a sparsity of 99.9%: nearly every weight "
+                            "would be masked; use fewer levels or a smaller step")
     return [1 - (1 - step) ** k for k in range(args.levels)]
 
 
@@ -109,18 +113,24 @@ def cmd_instruct(args: argparse.Namespace) -> dict:
     from ..methods.select import check_request
 
     baseline = args.policy in BASELINES
-    if baseline and (args.levels, args.sparsities, args.step) != (None, None, None):
-        raise DlcpruneError(f"--levels/--sparsities/--step set DLC's masking; --policy {args.policy} masks nothing")
+    if baseline and (args.levels, args.sparsities, args.step, args.mask_scope) != (None, None, None, None):
+        raise DlcpruneError(f"--levels/--sparsities/--step/--mask-scope set DLC's masking; --policy {args.policy} "
+                            "masks nothing")
+    if baseline and args.split is not None:
+        raise DlcpruneError(f"--split is FlexRand's gamma; --policy {args.policy} takes none")
     levels = sparsities(args)
     check_request(method="random" if baseline else args.policy, keep=args.keep, split=args.split)  # before slow work
     out = files.check_output_dir(args.output, force=args.force, inputs=(args.data,))
     data = load_instructions(args.data)
     lm = load_causal_lm(args.model, device=args.device)
     written, selection = select_instructions(
-        lm, data, policy=args.policy, keep=args.keep, seed=args.seed, split=args.split, scope=args.mask_scope,
+        lm, data, policy=args.policy, keep=args.keep, seed=args.seed, split=args.split, scope=args.mask_scope or "global",
         template=args.template, max_length=args.max_length, batch_size=args.batch_size, progress=not args.quiet,
         sparsities=levels)
     with files.output_dir(out, keep=lambda err: False):
+        for stale in ("scores.csv", "levels.npy", "features.npy"):  # --force: nothing of an earlier run may remain
+            (out / stale).unlink(missing_ok=True)
+        shutil.rmtree(out / "selection", ignore_errors=True)
         write_instruction_scores(out, data=data, model=lm.name, **written)
         write_selection(out / "selection", selection)
         for keep, kept in selection.kept.items():

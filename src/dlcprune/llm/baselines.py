@@ -25,7 +25,7 @@ from .instructions import InstructionSet
 BASELINES = {
     "longest": ("response tokens", "hard"),
     "perplexity": ("response perplexity given the prompt (unmasked model)", "easy"),
-    "ifd": ("instruction-following difficulty; IFD >= 1 ranked last", "hard"),
+    "ifd": ("instruction-following difficulty; a record with IFD >= 1 is written as -IFD (ranked last)", "hard"),
     "embed-kcenter": ("mean-pooled last hidden states, k-center greedy", "kcenter"),
 }
 
@@ -84,10 +84,18 @@ def mean_hidden_states(lm: CausalLM, encoded: list[tuple[list[int], int]], *, ba
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
         ids, attn, _ = pad_batch([encoded[i] for i in rows], pad_id=lm.tokenizer.pad_token_id or 0)
-        hidden = lm.module(input_ids=ids.to(lm.device), attention_mask=attn.to(lm.device), output_hidden_states=True,
-                           logits_to_keep=1).hidden_states[-1].float()  # logits of one position only: not needed
+        hidden = _last_hidden(lm.module, ids.to(lm.device), attn.to(lm.device)).float()
         mask = attn.to(hidden.device)[..., None].float()
         pooled = ((hidden * mask).sum(1) / mask.sum(1)).cpu().numpy()
         for r, i in enumerate(rows):
             out[i] = pooled[r]
     return np.stack(out)
+
+
+def _last_hidden(module: torch.nn.Module, ids: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
+    """(B, T, D) last hidden states: from the decoder alone where the model exposes it (no vocabulary
+    projection), else from the full model's hidden states."""
+    decoder = module.get_decoder() if hasattr(module, "get_decoder") else None
+    if decoder is not None:
+        return decoder(input_ids=ids, attention_mask=attn).last_hidden_state
+    return module(input_ids=ids, attention_mask=attn, output_hidden_states=True).hidden_states[-1]

@@ -2,6 +2,7 @@
 baseline measure with its rule (:mod:`dlcprune.llm.baselines`)."""
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -28,8 +29,11 @@ def select_instructions(lm: CausalLM, data: InstructionSet, *, policy: str = "fl
         m = measure_records(lm, data, policy, **fmt)
         written = dict(method=policy, parameters=fmt, scores=m.values, features=m.features,
                        timings={"measure_s": m.seconds})
-        selection = select(m.values, labels=np.zeros(len(data), dtype=np.int64), features=m.features, method=m.method,
-                           keep=keep, seed=seed)
+        chosen = select(m.values, labels=np.zeros(len(data), dtype=np.int64), features=m.features, method=m.method,
+                        keep=keep, seed=seed)
+        selection = dataclasses.replace(chosen, method=policy,  # the manifest names the baseline, and its rule
+                                        parameters={**chosen.parameters, "measure": BASELINES[policy][0],
+                                                    "rule": f"{m.method} on the measure"})
     else:
         result = score_instructions(lm, data, sparsities=sparsities, scope=scope, progress=progress, **fmt)
         written = dict(method="dlc (causal LM, response-token loss)", parameters=result.parameters,
