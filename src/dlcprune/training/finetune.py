@@ -36,7 +36,7 @@ from ..models import ImageEncoder
 from ..models.base import gpu_autocast
 from ..progress import bar
 from .dynamics import DynamicsRecorder
-from .probe import fit_softmax
+from .probe import train_linear_probe
 
 
 @dataclass(frozen=True)
@@ -254,14 +254,11 @@ def _init_head_from_probe(head: nn.Linear, work: ImageEncoder, train: Dataset, i
 
     if features is None:
         features = extract_features(work, train.subset(idx), batch_size=64, progress=False).numpy()
-    x = torch.as_tensor(features, dtype=torch.float64)
-    mean, std = x.mean(0), x.std(0, unbiased=False)
-    std = std.clamp_min(max(0.1 * float(std.mean()), 1e-8))
-    w, b = fit_softmax((x - mean) / std, train.labels[idx], num_classes=train.num_classes)
-    weight = w / std
+    probe = train_linear_probe(features, train.labels[idx], num_classes=train.num_classes, scale_floor=0.1)
+    weight = probe.weight_ / probe.std_
     with torch.no_grad():
         head.weight.copy_(weight.float())
-        head.bias.copy_((b - weight @ mean).float())
+        head.bias.copy_((probe.bias_ - weight @ probe.mean_).float())
 
 
 def _run_key(encoder: ImageEncoder, train: Dataset, test: Dataset, idx: np.ndarray, recipe: Recipe, seed: int,
@@ -280,8 +277,8 @@ def _save_checkpoint(path: Path, key: str, model: nn.Module, opt, sched, rng: np
     torch.save({"key": key, "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "numpy_rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None, "recorder": recorder.state() if recorder else None,
-                "state": state}, buf)
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+                "recorder": recorder.state() if recorder else None, "state": state}, buf)
     path.parent.mkdir(parents=True, exist_ok=True)
     files.write_bytes(path, buf.getvalue())
 

@@ -33,14 +33,16 @@ class LinearProbe:
 
 
 def train_linear_probe(features: np.ndarray | torch.Tensor, labels: np.ndarray, *, num_classes: int,
-                       l2: float = 1e-3, max_iter: int = 200) -> LinearProbe:
+                       l2: float = 1e-3, max_iter: int = 200, scale_floor: float = 0.0) -> LinearProbe:
     """Fit softmax regression on (N, D) features and (N,) labels in 0..C-1.
 
     Minimises mean cross-entropy + l2/2 * ||W||^2 on standardised features (each dimension to
     zero mean, unit variance over the training samples), with L-BFGS and a strong-Wolfe line search.
+    ``scale_floor``: no dimension's scale is taken below this share of the mean scale (0: none).
     """
     x = torch.as_tensor(features, dtype=torch.float64)
-    mean, std = x.mean(0), x.std(0, unbiased=False).clamp_min(1e-8)
+    std = x.std(0, unbiased=False)
+    mean, std = x.mean(0), std.clamp_min(max(scale_floor * float(std.mean()), 1e-8))
     w, b = fit_softmax((x - mean) / std, labels, num_classes=num_classes, l2=l2, max_iter=max_iter)
     return LinearProbe(mean_=mean, std_=std, weight_=w, bias_=b)
 
