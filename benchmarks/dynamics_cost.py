@@ -20,7 +20,7 @@ import torch
 def main() -> None:
     from dlcprune import load_dataset, load_encoder, score_dlc
     from dlcprune.data import stratified_split
-    from dlcprune.scoring.dlc import extract_features
+    from dlcprune import extract_features
     from dlcprune.training import DynamicsRecorder, finetune, recipe
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

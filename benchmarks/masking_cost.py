@@ -76,7 +76,7 @@ def speed(args) -> dict:
             t = time.perf_counter()
             set_level(int(k))
             apply_s.append(time.perf_counter() - t)
-            prototype_losses(plain(), labels, protos)  # what one masked level computes
+            prototype_losses(torch.from_numpy(plain()), labels, protos)  # what one masked level computes
             masked_s.append(time.perf_counter() - t)
             t = time.perf_counter()
             plain()

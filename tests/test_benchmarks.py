@@ -109,3 +109,19 @@ def test_make_instructions_and_instruct_lora(tmp_path, chitchat):
 def test_busy_machine():
     out = bench("busy_machine.py", "--samples", "20", "--levels", "2", "--limit-s", "60")
     assert "| before |" in out and "| after |" in out
+
+
+def test_decode_once():
+    out = bench("decode_once.py", "--images", "20", "--levels", "3", "--source-size", "48", "--image-size", "32")
+    assert "scores identical: True" in out
+
+
+def test_scale():
+    out = bench("scale.py", "--sizes", "300,600", "--levels", "2", "--dim", "16")
+    assert "peak RSS at the largest N" in out
+
+
+def test_inference_limit():
+    out = bench("inference_limit.py", "--images", "40", "--image-size", "32", "--levels", "2", "--repeats", "1",
+                "--skip-compile")
+    assert "masked-pass throughput / fastest plain" in out

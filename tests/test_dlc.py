@@ -11,6 +11,7 @@ from torch.nn.utils import prune
 
 from dlcprune import DlcpruneError, from_arrays, from_module, score_dlc
 from dlcprune.scoring import dlc as dlc_module
+from dlcprune.data.images import ArrayReader, ImageDataset
 from dlcprune.scoring import class_prototypes, prototype_losses
 from tests.conftest import random_images, tiny_cnn
 
@@ -133,7 +134,7 @@ def test_nan_features_are_rejected():
 
 
 def test_dataloader_workers_give_identical_scores():
-    from dlcprune.scoring.dlc import batches
+    from dlcprune.scoring.passes import batches
     from tests.conftest import random_images, tiny_cnn
 
     data = from_arrays(*random_images(21, seed=2))
@@ -143,3 +144,72 @@ def test_dataloader_workers_give_identical_scores():
     plain = score_dlc(encoder, data, levels=3, step=0.1, batch_size=8, progress=False)
     prefetched = score_dlc(encoder, data, levels=3, step=0.1, batch_size=8, workers=2, progress=False)
     np.testing.assert_array_equal(plain.level_losses, prefetched.level_losses)
+
+
+class CountingReader(ArrayReader):
+    """Counts how often each image is read (decoded)."""
+
+    def __init__(self, images):
+        super().__init__(images)
+        self.reads = np.zeros(len(images), dtype=int)
+
+    def read(self, index):
+        self.reads[index] += 1
+        return super().read(index)
+
+
+@pytest.mark.parametrize("levels", [2, 5, 9])
+@pytest.mark.parametrize("block_bytes", [1, 10 ** 9])  # one batch per block; everything in one block
+def test_each_sample_is_decoded_twice_whatever_the_levels(tiny_encoder, levels, block_bytes):
+    images, labels = random_images(20, size=10)
+    reader = CountingReader(images)
+    data = ImageDataset(ids=[str(i) for i in range(20)], labels=labels, class_names=["0", "1", "2"],
+                        source="counted", reader=reader)
+    score_dlc(tiny_encoder, data, levels=levels, step=0.1, batch_size=6, block_bytes=block_bytes, progress=False)
+    assert reader.reads.tolist() == [2] * 20  # the plain pass, then one read for all masked levels
+
+
+def test_block_size_does_not_change_scores(tiny_encoder):
+    images, labels = random_images(21, size=10)
+    data = from_arrays(images, labels)
+    one = score_dlc(tiny_encoder, data, levels=6, step=0.2, batch_size=4, progress=False)
+    per_batch = score_dlc(tiny_encoder, data, levels=6, step=0.2, batch_size=4, block_bytes=1, progress=False)
+    assert np.array_equal(one.scores, per_batch.scores)
+    assert np.array_equal(one.level_losses, per_batch.level_losses)
+    assert np.array_equal(one.features, per_batch.features)
+
+
+def test_killed_in_a_later_block_resumes_from_the_finished_blocks(tmp_path, tiny_encoder, monkeypatch):
+    images, labels = random_images(18, size=10)
+    data = from_arrays(images, labels)
+    run = dict(levels=4, step=0.15, batch_size=4, block_bytes=1, progress=False)  # 5 blocks of 4, 4, 4, 4, 2
+    full = score_dlc(tiny_encoder, data, **run)
+    real, calls = dlc_module._level_losses, []
+
+    def dies_in_block_3(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2 * 3 + 2:  # 3 masked levels per block: the second level of block 3
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(dlc_module, "_level_losses", dies_in_block_3)
+    with pytest.raises(KeyboardInterrupt):
+        score_dlc(tiny_encoder, data, checkpoint_dir=tmp_path, **run)
+    assert sorted(p.name for p in tmp_path.glob("block_*.npy")) == ["block_000000000000.npy", "block_000000000004.npy"]
+    assert not list(tmp_path.glob("level_*.npy"))
+    calls.clear()
+    monkeypatch.setattr(dlc_module, "_level_losses", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    resumed = score_dlc(tiny_encoder, data, checkpoint_dir=tmp_path, **run)
+    assert len(calls) == 3 * 3  # blocks 3, 4, 5 only
+    assert np.array_equal(resumed.scores, full.scores) and np.array_equal(resumed.level_losses, full.level_losses)
+    assert not list(tmp_path.glob("block_*.npy"))  # the finished levels replace them
+    assert isinstance(resumed.features.base, __import__("mmap").mmap)  # read from the checkpoint, not held
+
+
+def test_features_stream_to_the_checkpoint_and_equal_the_in_memory_ones(tmp_path, tiny_encoder):
+    images, labels = random_images(15, size=10)
+    data = from_arrays(images, labels)
+    kept = score_dlc(tiny_encoder, data, levels=3, step=0.2, batch_size=4, checkpoint_dir=tmp_path, progress=False)
+    held = score_dlc(tiny_encoder, data, levels=3, step=0.2, batch_size=4, progress=False)
+    assert np.array_equal(np.load(tmp_path / "features.npy"), held.features)
+    assert np.array_equal(kept.scores, held.scores)

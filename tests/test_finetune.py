@@ -83,7 +83,7 @@ def bn_encoder(seed: int = 0):
 def test_cpu_recipe_starts_from_the_linear_probe():
     """With both learning rates 0, the fine-tuned model predicts exactly what the probe on the
     trained samples' features predicts: its standardisation is folded into the head."""
-    from dlcprune.scoring.dlc import extract_features
+    from dlcprune import extract_features
 
     encoder = bn_encoder(0)
     rng = np.random.default_rng(0)
@@ -91,8 +91,8 @@ def test_cpu_recipe_starts_from_the_linear_probe():
     images = rng.integers(0, 256, (36, 16, 16, 3)).astype(np.uint8)
     images[labels == 1, :8] //= 3  # classes a probe on random features half separates
     train, test = from_arrays(images[::2], labels[::2]), from_arrays(images[1::2], labels[1::2])
-    z = extract_features(encoder, train, batch_size=8, progress=False).numpy()
-    zt = extract_features(encoder, test, batch_size=8, progress=False).numpy()
+    z = extract_features(encoder, train, batch_size=8, progress=False)
+    zt = extract_features(encoder, test, batch_size=8, progress=False)
     probe = train_linear_probe(z, train.labels, num_classes=3)
     still = recipe("cpu", epochs=1, lr=0.0, head_lr=0.0, batch_size=6)
     result = finetune(encoder, train, test, recipe=still, progress=False)

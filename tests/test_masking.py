@@ -127,3 +127,27 @@ def test_kth_smallest_equals_sorting(chunks, data):
 def test_kth_smallest_with_ties_and_zeros():
     t = [torch.tensor([0.0, 0.0, 3.0, 1.5]), torch.tensor([1.5, 1.5, 0.25])]
     assert kth_smallest(lambda: t, [1, 2, 3, 4, 5, 6, 7]).tolist() == [0, 0, 0.25, 1.5, 1.5, 1.5, 3.0]
+
+
+@pytest.mark.parametrize("method", ["magnitude", "random"])
+def test_reset_mid_run_restores_bits_and_the_next_levels_are_the_same(method):
+    """The level loop runs every level over a block, resets, and starts again on the next block."""
+    torch.manual_seed(1)
+    a = torch.randn(40, 9)
+    a[0, :2] = torch.tensor([0.0, -0.0])
+    w = nn.Parameter(a.clone())
+    masks = NestedMasks([w], levels=6, step=0.25, method=method, seed=3)
+    bits = lambda t: t.detach().clone().view(torch.int32)
+    seen = []
+    with masks.applied() as set_level:
+        for _ in range(3):
+            assert torch.equal(bits(w), a.view(torch.int32))
+            pass_ = []
+            for k in (1, 3, 5):
+                set_level(k)
+                pass_.append(bits(w))
+            seen.append(pass_)
+            set_level.reset()
+            assert set_level.level == 0
+    assert all(torch.equal(x, y) for p in seen[1:] for x, y in zip(p, seen[0]))
+    assert torch.equal(bits(w), a.view(torch.int32))

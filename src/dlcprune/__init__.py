@@ -21,6 +21,7 @@ _LAZY = {  # public name -> (module, attribute)
     "from_module": ("models", "from_module"), "ImageEncoder": ("models", "ImageEncoder"),
     "list_models": ("models", "list_models"),
     "score": ("scoring", "score_dlc"), "score_dlc": ("scoring", "score_dlc"), "DlcResult": ("scoring", "DlcResult"),
+    "extract_features": ("scoring", "extract_features"),
     "NestedMasks": ("masking", "NestedMasks"), "level_counts": ("masking", "level_counts"),
     "select": ("methods.select", "select"), "Selection": ("methods.select", "Selection"),
     "list_methods": ("methods", "list_methods"), "FlexRand": ("selection", "FlexRand"),

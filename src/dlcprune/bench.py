@@ -25,8 +25,7 @@ from .errors import DlcpruneError
 from .models import Encoder, ImageEncoder
 from .artifacts import write_scores
 from .progress import bar, console
-from .scoring import score_dlc
-from .scoring.dlc import extract_features
+from .scoring import extract_features, score_dlc
 from .methods import METHODS, Method, SelectionInputs, make_method
 from .methods.auto import Auto, check_candidates
 from .methods.select import KEEP_GRID
@@ -109,7 +108,7 @@ def run_bench(encoder: Encoder, train: Dataset, test: Dataset, *, config: BenchC
                        checkpoint_dir=output / "scores" / ".partial", progress=progress)
     write_scores(output / "scores", result, dataset=train, encoder=encoder, total_s=_dlc_seconds(result.timings))
     test_z = _cached(output / "test_features.npy", lambda: extract_features(
-        encoder, test, batch_size=config.batch_size, description="test features", progress=progress).numpy())
+        encoder, test, batch_size=config.batch_size, description="test features", progress=progress))
     pool, val = holdout_split(train.labels, fraction=config.val_fraction, seed=0)
     inputs = SelectionInputs(labels=train.labels[pool], features=result.features[pool], dlc_scores=result.scores[pool],
                              validation=(result.features[val], train.labels[val]))

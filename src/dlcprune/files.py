@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import mmap
 import os
 import platform
 import resource
@@ -28,18 +29,26 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def _atomic(path: Path, write: Callable[[Any], None], mode: str) -> None:
+@contextlib.contextmanager
+def atomic_file(path: str | Path, mode: str) -> Iterator[Any]:
+    """An open file that appears at ``path`` only when the block ends without an error."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the usual permissions
         with os.fdopen(fd, mode) as f:
-            write(f)
+            yield f
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def _atomic(path: Path, write: Callable[[Any], None], mode: str) -> None:
+    with atomic_file(path, mode) as f:
+        write(f)
 
 
 def write_text(path: str | Path, text: str) -> None:
@@ -54,10 +63,74 @@ def write_json(path: str | Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2, default=_jsonable) + "\n")
 
 
+CHUNK_BYTES = 64 << 20  # rows of a large array read or written at once
+
+
 def save_npy(path: str | Path, array: "np.ndarray") -> None:
+    """``np.save``'s bytes, written in chunks of rows: a memory-mapped array is never read whole."""
     import numpy as np
 
-    _atomic(Path(path), lambda f: np.save(f, array, allow_pickle=False), "wb")
+    def write(f) -> None:
+        np.lib.format.write_array_header_1_0(f, np.lib.format.header_data_from_array_1_0(array))
+        for _, chunk in row_chunks(array):
+            f.write(np.ascontiguousarray(chunk).tobytes())
+
+    if array.ndim == 0 or not array.flags.c_contiguous:
+        _atomic(Path(path), lambda f: np.save(f, array, allow_pickle=False), "wb")
+    else:
+        _atomic(Path(path), write, "wb")
+
+
+def row_chunks(array: "np.ndarray") -> Iterator[tuple[int, "np.ndarray"]]:
+    """(start, rows start:stop) of an array in chunks of about 64 MiB, in order. An array that
+    ``np.load(..., mmap_mode="r")`` returned is mapped one chunk at a time and each chunk copied, so
+    reading it whole never keeps more than one chunk resident (peak memory stays bounded)."""
+    import numpy as np
+
+    n = len(array)
+    row_bytes = max(1, array[:1].nbytes)
+    step = max(1, CHUNK_BYTES // row_bytes)
+    if not isinstance(array.base, mmap.mmap):
+        for start in range(0, n, step):
+            yield start, array[start:start + step]
+        return
+    for start in range(0, n, step):
+        stop = min(n, start + step)
+        part = np.memmap(array.filename, dtype=array.dtype, mode="r", offset=array.offset + start * row_bytes,
+                         shape=(stop - start, *array.shape[1:]))
+        yield start, np.array(part)
+        del part  # unmapped: its pages leave this process
+
+
+class NpyRows:
+    """Rows written one batch at a time into a ``.npy`` file of known length (the row width is
+    taken from the first batch); the file appears only when every row is written."""
+
+    def __init__(self, path: str | Path, rows: int) -> None:
+        self.path, self.rows, self.written = Path(path), rows, 0
+        self._file = None
+        self._stack = contextlib.ExitStack()
+
+    def __enter__(self) -> "NpyRows":
+        return self
+
+    def append(self, batch: "np.ndarray") -> None:
+        import numpy as np
+
+        if self._file is None:
+            self._file = self._stack.enter_context(atomic_file(self.path, "wb"))
+            header = {"descr": np.lib.format.dtype_to_descr(batch.dtype), "fortran_order": False,
+                      "shape": (self.rows, *batch.shape[1:])}
+            np.lib.format.write_array_header_1_0(self._file, header)
+        self._file.write(np.ascontiguousarray(batch).tobytes())
+        self.written += len(batch)
+
+    def __exit__(self, kind, err, tb) -> None:
+        if kind is None and self.written != self.rows:
+            err = RuntimeError(f"{self.path}: {self.written} of {self.rows} rows written")
+            self._stack.__exit__(type(err), err, None)
+            raise err
+        self._stack.__exit__(kind, err, tb)
 
 
 def _jsonable(x: Any) -> Any:

@@ -135,30 +135,39 @@ class NestedMasks:
 
     @contextlib.contextmanager
     def applied(self) -> Iterator["LevelSetter"]:
-        """Context in which ``set_level(k)`` zeroes level k's weights; weights restored on exit."""
+        """Context in which ``set_level(k)`` zeroes level k's weights and ``set_level.reset()`` brings
+        the original weights back; they are restored on exit too."""
         last = self.thresholds_[-1]
         with torch.no_grad():
             saved = [w[self.importance(i, w) <= last].cpu() for i, w in enumerate(self.weights)]
-        setter = LevelSetter(self)
+        setter = LevelSetter(self, saved)
         try:
             yield setter
         finally:
-            with torch.no_grad():
-                for i, w in enumerate(self.weights):
-                    w.masked_scatter_(self.importance(i, w) <= last, saved[i].to(w.device))
+            setter.reset()
 
 
 class LevelSetter:
-    """Moves the masked weights from one level to a higher one (masks only grow)."""
+    """Moves the masked weights from one level to a higher one (masks only grow), or back to level 0."""
 
-    def __init__(self, masks: NestedMasks) -> None:
-        self.masks, self.level = masks, 0
+    def __init__(self, masks: NestedMasks, saved: list[torch.Tensor]) -> None:
+        self.masks, self.saved, self.level = masks, saved, 0
 
     def __call__(self, level: int) -> None:
         if level < self.level:
-            raise ValueError(f"masks only grow: cannot go from level {self.level} back to {level}")
+            raise ValueError(f"masks only grow: cannot go from level {self.level} back to {level}; reset() first")
         t = self.masks.thresholds_[level]
         with torch.no_grad():
             for i, w in enumerate(self.masks.weights):
                 w.masked_fill_(self.masks.importance(i, w) <= t, 0)
         self.level = level
+
+    def reset(self) -> None:
+        """The original weights, bit-exactly: every entry the last level can zero is written back
+        from the saved copy (the entries at or below the last threshold are the same set at every
+        level, since zeroed entries have importance 0 under magnitude masking)."""
+        last = self.masks.thresholds_[-1]
+        with torch.no_grad():
+            for i, w in enumerate(self.masks.weights):
+                w.masked_scatter_(self.masks.importance(i, w) <= last, self.saved[i].to(w.device))
+        self.level = 0

@@ -83,10 +83,13 @@ class ImageEncoder:
         x = (x - mean) / std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
 
-    @torch.inference_mode()
     def features(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        """Pooled features (B, D), float32 on the CPU."""
-        x = self.preprocess(images)
+        """Pooled features (B, D), float32 on the CPU: ``encode(preprocess(images))``."""
+        return self.encode(self.preprocess(images))
+
+    @torch.inference_mode()
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features (B, D), float32 on the CPU, of preprocessed images (B, 3, S, S)."""
         try:
             with gpu_autocast(self.device):
                 z = self.feature_fn(self.module, x)

@@ -37,11 +37,18 @@ class TextEncoder:
     def preprocessing(self) -> dict:
         return {"max_length": self.max_length, **autocast_record(self.device)}
 
-    @torch.inference_mode()
     def features(self, texts: Sequence[str]) -> torch.Tensor:
+        """(B, D) float32 on the CPU: ``encode(preprocess(texts))``."""
+        return self.encode(self.preprocess(texts))
+
+    def preprocess(self, texts: Sequence[str]):
+        """Texts -> the tokenizer's padded batch (input ids, attention mask) on the encoder's device."""
+        return self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+                              return_tensors="pt").to(self.device)
+
+    @torch.inference_mode()
+    def encode(self, batch) -> torch.Tensor:
         """(B, D) float32 on the CPU: sum_t h_t * m_t / sum_t m_t with m the attention mask."""
-        batch = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
-                               return_tensors="pt").to(self.device)
         with gpu_autocast(self.device):
             hidden = self.module(**batch).last_hidden_state.float()
         mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)

@@ -1,4 +1,5 @@
 """DLC scoring: one score per sample, higher = harder (``score_dlc``); levels, checkpoints, shards."""
-from .dlc import DlcResult, class_prototypes, extract_features, prototype_losses, score_dlc
+from .dlc import DlcResult, class_prototypes, prototype_losses, score_dlc
+from .passes import extract_features
 
 __all__ = ["DlcResult", "class_prototypes", "extract_features", "prototype_losses", "score_dlc"]

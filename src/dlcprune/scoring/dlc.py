@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -25,16 +24,23 @@ from ..masking import NestedMasks
 from ..models import Encoder, TextEncoder
 from ..progress import bar
 from .adaptive import AdaptiveLevels, interpolated_mean
+from .checkpoint import Checkpoint
+from .passes import BLOCK_BYTES, check_finite, extract_features, prepared_blocks
 from .shard import Shard
 
 MIN_DISTANCE = 1e-12  # a feature exactly on its prototype would give an infinite logit
 
 
-def class_prototypes(features: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
-    """Mean feature of each class: (N, D), (N,) -> (C, D) float64."""
-    z = features.double()
-    sums = torch.zeros(num_classes, z.shape[1], dtype=torch.float64).index_add_(0, labels, z)
-    counts = torch.bincount(labels, minlength=num_classes).double()
+def class_prototypes(features: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor,
+                     num_classes: int) -> torch.Tensor:
+    """Mean feature of each class: (N, D), (N,) -> (C, D) float64. Summed in float64 in sample
+    order, a chunk of rows at a time (a memory-mapped array is never read whole)."""
+    z = features.numpy() if isinstance(features, torch.Tensor) else features
+    y = torch.as_tensor(labels)
+    sums = torch.zeros(num_classes, z.shape[1], dtype=torch.float64)
+    for start, chunk in files.row_chunks(z):
+        sums.index_add_(0, y[start:start + len(chunk)], torch.from_numpy(np.asarray(chunk)).double())
+    counts = torch.bincount(y, minlength=num_classes).double()
     return sums / counts[:, None]
 
 
@@ -52,8 +58,8 @@ def prototype_losses(features: torch.Tensor, labels: torch.Tensor, prototypes: t
 @dataclass
 class DlcResult:
     """scores: (N,) mean loss over levels, higher = harder, in sample order;
-    level_losses: (K, N) (with adaptive levels: the K' computed ones); features: (N, D) unmasked
-    features; sparsity: (K,) or (K',) per level."""
+    level_losses: (K, N) (with adaptive levels: the K' computed ones); features: (N, D) float32
+    unmasked features (memory-mapped from the checkpoint folder when there is one); sparsity: (K,) or (K',) per level."""
 
     scores: np.ndarray
     level_losses: np.ndarray
@@ -88,75 +94,27 @@ def check_dataset(dataset: Dataset, encoder: Encoder) -> None:
                 f"{dataset.first_with_size(b)} is {b[1]}x{b[0]}); pass --image-size N to resize them all to NxN")
 
 
-def batches(dataset: Dataset, *, batch_size: int, workers: int = 0) -> Iterator[tuple[range, list]]:
-    """(positions, decoded samples) of consecutive batches, in order. ``workers`` > 0 decodes the
-    next batches in DataLoader worker processes while the encoder runs on the current one."""
-    spans = [range(s, min(s + batch_size, len(dataset))) for s in range(0, len(dataset), batch_size)]
-    if workers <= 0:
-        for span in spans:
-            yield span, dataset.items(span)
-        return
-    loader = torch.utils.data.DataLoader(_Spans(dataset, spans), batch_size=None, num_workers=workers,
-                                         collate_fn=_as_is, prefetch_factor=2)
-    for span, items in zip(spans, loader):
-        if isinstance(items, DlcpruneError):  # a worker's bad-input error, raised here as one line
-            raise items
-        yield span, items
-
-
-class _Spans(torch.utils.data.Dataset):
-    def __init__(self, dataset: Dataset, spans: list[range]) -> None:
-        self.dataset, self.spans = dataset, spans
-
-    def __len__(self) -> int:
-        return len(self.spans)
-
-    def __getitem__(self, i: int) -> list | DlcpruneError:
-        try:
-            return self.dataset.items(self.spans[i])
-        except DlcpruneError as err:  # handed back as a value: a raise would arrive wrapped in a worker traceback
-            return err
-
-
-def _as_is(batch):
-    return batch
-
-
-def extract_features(encoder: Encoder, dataset: Dataset, *, batch_size: int, workers: int = 0,
-                     description: str = "features", progress: bool = True) -> torch.Tensor:
-    """Features of every sample, (N, D) float32, in sample order; rejects NaN / inf."""
-    chunks = []
-    with bar(description, len(dataset), enabled=progress) as advance:
-        for span, items in batches(dataset, batch_size=batch_size, workers=workers):
-            chunks.append(encoder.features(items))
-            advance(len(span))
-    z = torch.cat(chunks)
-    _check_finite(z, description)
-    return z
-
-
-def _check_finite(z: torch.Tensor, where: str) -> None:
-    bad = ~torch.isfinite(z).all(1)
-    if bad.any():
-        first = int(bad.nonzero()[0])
-        raise DlcpruneError(f"the encoder produced NaN/inf features for {int(bad.sum())} sample(s) "
-                            f"({where}; first: index {first}); check the images and the preprocessing")
-
-
 def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int = 50, step: float = 0.02,
               masking: str = "magnitude", seed: int = 0, batch_size: int = 64, workers: int = 0, adaptive: bool = False,
-              checkpoint_dir: str | Path | None = None, progress: bool = True) -> DlcResult | None:
+              checkpoint_dir: str | Path | None = None, block_bytes: int = BLOCK_BYTES,
+              progress: bool = True) -> DlcResult | None:
     """DLC scores of every sample of ``dataset`` (higher = harder). See the module docstring.
 
-    ``checkpoint_dir``: per-level losses are saved there as they are computed, so a run killed
-    midway and started again with the same arguments continues where it stopped and ends with
-    identical scores. The encoder's weights are restored bit-exactly on return, error or Ctrl-C.
+    Each sample is read, decoded and preprocessed twice whatever K: once for the unmasked
+    features (the prototypes need all of them first), once for the level loop, which takes the
+    samples in blocks of about ``block_bytes`` of preprocessed inputs and runs every level over a
+    block before reading the next. Scores do not depend on ``block_bytes`` (the batches are the same).
+
+    ``checkpoint_dir``: the features stream there (N x D is never held in memory) and the losses of
+    each finished block (or, when all samples fit one block, of each finished level) are saved, so
+    a run killed midway and started again with the same arguments continues where it stopped and
+    ends with identical scores. The encoder's weights are restored bit-exactly on return, error or Ctrl-C.
 
     ``workers``: DataLoader processes decoding the next batches while the encoder runs (0: none).
     ``adaptive``: ``levels`` is the most levels of the path and only those the ranking needs are
-    computed (``--levels auto``, :mod:`dlcprune.scoring.adaptive`); the score is then the estimate
-    of the full path's mean, ``level_losses`` (K', N) holds the computed levels only, and
-    ``parameters["levels_computed"]`` says which.
+    computed (``--levels auto``, :mod:`dlcprune.scoring.adaptive`; one level loop per refinement
+    round); the score is then the estimate of the full path's mean, ``level_losses`` (K', N) holds
+    the computed levels only, and ``parameters["levels_computed"]`` says which.
 
     Under ``torch.distributed`` (torchrun), each rank scores one block of samples; rank 0 joins
     the features and per-level losses in sample order, builds the prototypes from all samples and
@@ -181,39 +139,32 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int = 50, step: flo
     z0 = ckpt.load_features()
     if not shard.share(z0 is not None):
         t = time.perf_counter()
-        z0 = shard.gather(extract_features(encoder, mine, batch_size=batch_size, workers=workers,
-                                           description="plain pass (unmasked)",
-                                           progress=progress))
+        passed = dict(batch_size=batch_size, workers=workers, description="plain pass (unmasked)", progress=progress)
+        if shard.world == 1:
+            z0 = extract_features(encoder, mine, into=ckpt.features_path, **passed)
+        else:
+            z0 = shard.gather(torch.from_numpy(extract_features(encoder, mine, **passed)))
+            z0 = z0.numpy() if z0 is not None else None
         timings["plain_pass_s"] = time.perf_counter() - t
-        ckpt.save_features(z0)
+        ckpt.save_features(z0) if shard.world > 1 else ckpt.save_timings()
     # From all samples on rank 0 (the same sums in the same order as one process), then shared.
     prototypes = shard.share(class_prototypes(z0, labels, dataset.num_classes) if shard.is_main else None)
-    losses = {0: prototype_losses(z0, labels, prototypes).numpy()} if shard.is_main else {}
+    losses = {0: _unmasked_losses(z0, labels, prototypes)} if shard.is_main else {}
 
     t = time.perf_counter()
     masks = NestedMasks([w for _, w in encoder.maskable], levels=levels, step=step, method=masking, seed=seed)
     timings["thresholds_s"] = time.perf_counter() - t
-    my_labels = labels[shard.start:shard.stop]
+    loop = _LevelLoop(encoder, mine, prototypes, labels[shard.start:shard.stop], masks=masks, shard=shard, ckpt=ckpt,
+                      batch_size=batch_size, workers=workers, block_bytes=block_bytes, progress=progress)
 
     def compute(wanted: list[int]) -> None:
-        """Losses of the levels in ``wanted`` not computed yet, in increasing order (masks only grow).
+        """Losses of the levels in ``wanted`` not computed yet (masks only grow: in increasing order).
         A level a killed run finished is read back only when it is wanted: with adaptive levels the
         plan must see exactly the levels a run from scratch would have, or a resumed run refines differently."""
         for k in wanted:
             if k not in losses and (cached := ckpt.load_level(k)) is not None:
                 losses[k] = cached
-        todo = shard.share([k for k in wanted if k not in losses])
-        with masks.applied() as set_level, bar("masked levels", len(todo) * len(mine), enabled=progress) as advance:
-            for k in todo:
-                t = time.perf_counter()
-                set_level(k)
-                mine_k = _level_losses(encoder, mine, prototypes, my_labels, batch_size=batch_size, workers=workers,
-                                       where=f"level {k}, sparsity {masks.sparsity_[k]:.3f}", advance=advance)
-                joined = shard.gather(mine_k)
-                timings.setdefault("level_s", {})[str(k)] = time.perf_counter() - t
-                if shard.is_main:
-                    losses[k] = joined.numpy()
-                    ckpt.save_level(k, losses[k])
+        losses.update(loop.run(shard.share([k for k in wanted if k not in losses])))
 
     if adaptive:
         plan = AdaptiveLevels(levels, dataset.num_classes)
@@ -234,51 +185,76 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int = 50, step: flo
     timings["masking_loop_s"] = float(sum(level_times))
     timings["mean_masked_level_s"] = float(np.mean(level_times)) if level_times else 0.0
     timings["processes"] = shard.world
-    return DlcResult(scores=scores, level_losses=level_losses, features=z0.numpy(),
+    return DlcResult(scores=scores, level_losses=level_losses, features=z0,
                      sparsity=masks.sparsity_[computed], parameters=params, timings=timings)
 
 
-def _level_losses(encoder, dataset, prototypes, labels, *, batch_size, workers, where, advance) -> torch.Tensor:
+def _unmasked_losses(z0: np.ndarray, labels: torch.Tensor, prototypes: torch.Tensor) -> np.ndarray:
+    """Level 0's losses from the plain pass's features, a chunk of rows at a time: (N,) float64."""
+    parts = [prototype_losses(torch.from_numpy(np.asarray(chunk)), labels[start:start + len(chunk)], prototypes)
+             for start, chunk in files.row_chunks(z0)]
+    return torch.cat(parts).numpy()
+
+
+class _LevelLoop:
+    """Per-sample losses at masked levels: blocks of preprocessed batches, every level over a block
+    (its mask switched in place, then all weights restored) before the next block is read."""
+
+    def __init__(self, encoder: Encoder, dataset: Dataset, prototypes: torch.Tensor, labels: torch.Tensor, *,
+                 masks: NestedMasks, shard: Shard, ckpt: Checkpoint, batch_size: int, workers: int,
+                 block_bytes: int, progress: bool) -> None:
+        self.encoder, self.dataset, self.prototypes, self.labels = encoder, dataset, prototypes, labels
+        self.masks, self.shard, self.ckpt, self.progress = masks, shard, ckpt, progress
+        self.reading = dict(batch_size=batch_size, workers=workers, block_bytes=block_bytes)
+
+    def run(self, todo: list[int]) -> dict[int, np.ndarray]:
+        """{k: (N,) losses} for the levels in ``todo`` (rank 0; empty elsewhere)."""
+        if not todo:
+            return {}
+        timings = self.ckpt.timings.setdefault("level_s", {})
+        resumable = self.shard.world == 1  # other ranks keep no checkpoint
+        parts = self.ckpt.load_blocks(todo) if resumable else []
+        done = sum(p.shape[1] for p in parts)
+        whole = False
+        n = len(self.dataset)
+        with self.masks.applied() as set_level, \
+                bar("masked levels", len(todo) * n, enabled=self.progress) as advance:
+            advance(len(todo) * done)
+            for block in prepared_blocks(self.encoder, self.dataset, start=done, **self.reading):
+                start, stop = block[0][0].start, block[-1][0].stop
+                whole = resumable and start == 0 and stop == n  # one block: keep each level as it ends
+                out = np.empty((len(todo), stop - start))
+                for j, k in enumerate(todo):
+                    t = time.perf_counter()
+                    set_level(k)
+                    out[j] = _level_losses(self.encoder, block, self.prototypes, self.labels, advance=advance,
+                                           where=f"level {k}, sparsity {self.masks.sparsity_[k]:.3f}")
+                    timings[str(k)] = timings.get(str(k), 0.0) + time.perf_counter() - t
+                    if whole:
+                        self.ckpt.save_level(k, out[j])
+                set_level.reset()
+                parts.append(out)
+                if resumable and not whole:
+                    self.ckpt.save_block(todo, start, out)
+        mine = np.concatenate(parts, axis=1)
+        result = {}
+        for j, k in enumerate(todo):
+            joined = self.shard.gather(torch.from_numpy(mine[j]))
+            if self.shard.is_main:
+                result[k] = joined.numpy()
+                if not whole:
+                    self.ckpt.save_level(k, result[k])
+        self.ckpt.drop_blocks()
+        return result
+
+
+def _level_losses(encoder: Encoder, block: list[tuple[range, object]], prototypes: torch.Tensor,
+                  labels: torch.Tensor, *, where: str, advance) -> np.ndarray:
+    """Losses (n,) float64 of one block's samples under the weights as they are now."""
     out = []
-    for span, items in batches(dataset, batch_size=batch_size, workers=workers):
-        z = encoder.features(items)
-        _check_finite(z, where)
+    for span, inputs in block:
+        z = encoder.encode(inputs)
+        check_finite(z, where, offset=span.start)
         out.append(prototype_losses(z, labels[span.start:span.stop], prototypes))
         advance(len(span))
-    return torch.cat(out)
-
-
-class Checkpoint:
-    """Per-level losses of an unfinished run, valid only for the same ``key`` (arguments + data + weights)."""
-
-    def __init__(self, folder: str | Path | None, *, key: dict) -> None:
-        self.folder = Path(folder) if folder is not None else None
-        self.timings: dict = {}
-        if self.folder is None:
-            return
-        key_file = self.folder / "key.json"
-        if key_file.exists() and files.read_json(key_file) == key:
-            if (self.folder / "timings.json").exists():
-                self.timings = files.read_json(self.folder / "timings.json")
-        else:
-            for stale in self.folder.glob("*.npy"):
-                stale.unlink()
-            files.write_json(key_file, key)
-
-    def load_features(self) -> torch.Tensor | None:
-        f = self.folder / "features.npy" if self.folder else None
-        return torch.from_numpy(np.load(f)) if f and f.exists() else None
-
-    def save_features(self, z: torch.Tensor) -> None:
-        if self.folder:
-            files.save_npy(self.folder / "features.npy", z.numpy())
-            files.write_json(self.folder / "timings.json", self.timings)
-
-    def load_level(self, k: int) -> np.ndarray | None:
-        f = self.folder / f"level_{k:04d}.npy" if self.folder else None
-        return np.load(f) if f and f.exists() else None
-
-    def save_level(self, k: int, losses: np.ndarray) -> None:
-        if self.folder:
-            files.save_npy(self.folder / f"level_{k:04d}.npy", losses)
-            files.write_json(self.folder / "timings.json", self.timings)
+    return torch.cat(out).numpy()

@@ -35,7 +35,8 @@ def train_and_test(encoder: Encoder, train: Dataset, test: Dataset, *, indices: 
     accuracy in [0, 1], per_class_accuracy (C,), parameters, trainer, seconds, and for "full" the
     train loss per epoch.
     """
-    from ..scoring.dlc import check_dataset, extract_features
+    from ..scoring import extract_features
+    from ..scoring.dlc import check_dataset
 
     if test.class_names != train.class_names:
         raise DlcpruneError("the test set must have the same classes as the training set")
@@ -59,7 +60,7 @@ def train_and_test(encoder: Encoder, train: Dataset, test: Dataset, *, indices: 
         sub = train.subset(idx)
         z = extract_features(encoder, sub, batch_size=64, description="train features", progress=progress)
         zt = extract_features(encoder, test, batch_size=64, description="test features", progress=progress)
-        pred = train_linear_probe(z.numpy(), sub.labels, num_classes=train.num_classes).predict(zt.numpy())
+        pred = train_linear_probe(z, sub.labels, num_classes=train.num_classes).predict(zt)
         metrics = {"accuracy": float((pred == test.labels).mean()),
                    "per_class_accuracy": [float((pred[test.labels == c] == c).mean()) for c in range(test.num_classes)],
                    "parameters": {"kept": int(len(idx)), "l2": 1e-3}}

@@ -250,10 +250,10 @@ def _init_head_from_probe(head: nn.Linear, work: ImageEncoder, train: Dataset, i
     that is almost never active) would otherwise get a weight of w / ~0, and the first steps that
     move it would blow the logits up (seen: some seeds diverged to chance in the first epoch).
     """
-    from ..scoring.dlc import extract_features
+    from ..scoring import extract_features
 
     if features is None:
-        features = extract_features(work, train.subset(idx), batch_size=64, progress=False).numpy()
+        features = extract_features(work, train.subset(idx), batch_size=64, progress=False)
     probe = train_linear_probe(features, train.labels[idx], num_classes=train.num_classes, scale_floor=0.1)
     weight = probe.weight_ / probe.std_
     with torch.no_grad():

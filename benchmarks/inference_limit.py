@@ -1,0 +1,134 @@
+"""The limit: plain-inference throughput of the scoring model under the configurations this CPU
+allows, against DLC's masked-level pass, in one run.
+
+    python benchmarks/inference_limit.py --images 1000 --image-size 64
+
+EfficientNet-Lite0 (ImageNet weights) on Animal-MNIST images (class-stratified, seed 0), already
+decoded and preprocessed (both sides then time the model alone). Configurations: memory format
+(NCHW / channels_last), no_grad / inference_mode, threads (1 .. all cores), batch size, TorchScript
+(trace + freeze + optimize_for_inference) and torch.compile when they work here. Each is timed as
+the best of ``--repeats`` passes over all images. The masked pass is dlcprune's level loop
+(``score``'s ``mean_masked_level_s``: switching the level's mask, the forward pass and the prototype
+losses) at its default configuration.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import os
+import time
+
+import torch
+
+
+def timed(forward, batches, repeats: int) -> float:
+    """Best time of ``repeats`` passes over the batches (one warm-up pass first)."""
+    for x in batches[:2]:
+        forward(x)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        for x in batches:
+            forward(x)
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def main() -> None:
+    from dlcprune import load_dataset, load_encoder, score
+    from dlcprune.data import stratified_split
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=1000)
+    ap.add_argument("--image-size", type=int, default=64)
+    ap.add_argument("--levels", type=int, default=4, help="levels of the DLC run that times the masked pass")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--skip-compile", action="store_true", help="leave out torch.compile (slow to build)")
+    args = ap.parse_args()
+    data = load_dataset("animal-mnist")
+    data = data.subset(stratified_split(data.labels, {"s": args.images // data.num_classes}, seed=0)["s"])
+    encoder = load_encoder("efficientnet_lite0", device="cpu", image_size=args.image_size)
+    images = data.items(range(len(data)))
+    n = len(images)
+    cores = os.cpu_count() or 1
+    default_threads = torch.get_num_threads()
+    module = encoder.module
+    feature = lambda m, x: m.extract_features(x).mean((2, 3))
+    rows = []
+
+    def batches_of(size: int, channels_last: bool) -> list[torch.Tensor]:
+        xs = [encoder.preprocess(images[s:s + size]) for s in range(0, n, size)]
+        return [x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format) for x in xs]
+
+    def measure(name: str, forward, *, size: int = 64, channels_last: bool = True, threads: int = default_threads):
+        torch.set_num_threads(threads)
+        try:
+            seconds = timed(forward, batches_of(size, channels_last), args.repeats)
+        except Exception as err:  # a runtime this machine cannot build is reported, not fatal
+            print(f"{name}: failed ({type(err).__name__}: {str(err).splitlines()[0][:120]})")
+            return
+        finally:
+            torch.set_num_threads(default_threads)
+        rows.append((name, 1000 * seconds / n))
+        print(f"{name:<58} {1000 * seconds / n:7.3f} ms/image", flush=True)
+
+    nchw = copy.deepcopy(module).to(memory_format=torch.contiguous_format)
+
+    def no_grad(m):
+        def f(x):
+            with torch.no_grad():
+                return feature(m, x)
+        return f
+
+    def inference(m):
+        def f(x):
+            with torch.inference_mode():
+                return feature(m, x)
+        return f
+
+    measure("eager NCHW, no_grad, batch 64", no_grad(nchw), channels_last=False)
+    measure("eager NCHW, inference_mode, batch 64", inference(nchw), channels_last=False)
+    measure("eager channels_last, inference_mode, batch 64 (dlcprune)", inference(module))
+    for threads in sorted({1, cores}):
+        measure(f"eager channels_last, inference_mode, batch 64, {threads} thread(s)", inference(module), threads=threads)
+    for size in (16, 32, 128, 256):
+        measure(f"eager channels_last, inference_mode, batch {size}", inference(module), size=size)
+
+    class Features(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, x):
+            return feature(self.m, x)
+
+    try:
+        with torch.inference_mode(False), torch.no_grad():
+            example = batches_of(64, True)[0].clone()
+            scripted = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(Features(copy.deepcopy(module)).eval(), example)))
+        measure("TorchScript trace + freeze + optimize_for_inference", lambda x: _no_grad_call(scripted, x))
+    except Exception as err:
+        print(f"TorchScript: failed ({type(err).__name__}: {str(err).splitlines()[0][:120]})")
+    if not args.skip_compile:
+        compiled = torch.compile(Features(copy.deepcopy(module)).eval())
+        measure("torch.compile (inductor)", lambda x: _no_grad_call(compiled, x))
+
+    t = time.perf_counter()
+    result = score(encoder, data, levels=args.levels, step=0.05, progress=False)
+    masked = 1000 * result.timings["mean_masked_level_s"] / n
+    print(f"{'DLC masked-level pass (mask switch + forward + losses)':<58} {masked:7.3f} ms/image "
+          f"(score took {time.perf_counter() - t:.1f} s)")
+    fastest_name, fastest = min(rows, key=lambda r: r[1])
+    ours = dict(rows)["eager channels_last, inference_mode, batch 64 (dlcprune)"]
+    print(f"fastest plain inference: {fastest_name} ({fastest:.3f} ms/image); dlcprune's plain configuration "
+          f"{ours:.3f} ms/image")
+    print(f"masked-pass throughput / fastest plain: {fastest / masked:.2f}; / dlcprune's plain: {ours / masked:.2f}")
+
+
+def _no_grad_call(module, x):
+    with torch.no_grad():
+        return module(x)
+
+
+if __name__ == "__main__":
+    main()
