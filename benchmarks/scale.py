@@ -39,8 +39,10 @@ encoder = from_module(model, lambda m, x: m(x), name="stand-in", device=torch.de
 t = time.perf_counter()
 result = score(encoder, data, levels=levels, step=0.2, batch_size=1024, checkpoint_dir=folder, progress=False)
 seconds = time.perf_counter() - t
+
 print(json.dumps({"n": n, "seconds": seconds, "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-                  "features_gb": result.features.nbytes / 1e9, "scores_sha256": hashlib.sha256(result.scores.tobytes()).hexdigest()[:12]}))
+                  "features_gb": result.features.nbytes / 1e9,
+                  "plain_pass_s": result.timings["plain_pass_s"], "level_loop_s": result.timings["masking_loop_s"], "scores_sha256": hashlib.sha256(result.scores.tobytes()).hexdigest()[:12]}))
 """
 
 
@@ -60,7 +62,9 @@ def main() -> None:
         rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
         r = rows[-1]
         print(f"N = {n:>9,}: {r['seconds']:8.1f} s, {1e6 * r['seconds'] / (n * (args.levels + 1)):6.2f} us per sample "
-              f"per pass, peak RSS {r['peak_rss_mib']:7.0f} MiB, features {r['features_gb']:.2f} GB on disk", flush=True)
+              f"per pass, peak RSS {r['peak_rss_mib']:7.0f} MiB, features {r['features_gb']:.2f} GB on disk "
+              f"(plain pass {r['plain_pass_s']:.1f} s, level loop {r['level_loop_s']:.1f} s, the rest "
+              f"{r['seconds'] - r['plain_pass_s'] - r['level_loop_s']:.1f} s)", flush=True)
     first = rows[0]["seconds"] / rows[0]["n"]
     print("time per sample vs the smallest N: " + ", ".join(f"{r['seconds'] / r['n'] / first:.2f}" for r in rows))
     print(f"peak RSS at the largest N: {rows[-1]['peak_rss_mib'] / 1024:.2f} GiB")

@@ -213,3 +213,16 @@ def test_features_stream_to_the_checkpoint_and_equal_the_in_memory_ones(tmp_path
     held = score_dlc(tiny_encoder, data, levels=3, step=0.2, batch_size=4, progress=False)
     assert np.array_equal(np.load(tmp_path / "features.npy"), held.features)
     assert np.array_equal(kept.scores, held.scores)
+
+
+def test_compiled_encoder_sees_the_masks_and_gives_the_eager_scores_to_rounding():
+    """torch.compile keeps the weights as graph inputs: masking them in place must change its output."""
+    images, labels = random_images(24, size=10)
+    data = from_arrays(images, labels)
+    eager = score_dlc(from_module(tiny_cnn(0), lambda m, x: m.features(x)), data, levels=5, step=0.3, progress=False)
+    encoder = from_module(tiny_cnn(0), lambda m, x: m.features(x))
+    encoder.compile = True
+    compiled = score_dlc(encoder, data, levels=5, step=0.3, progress=False)
+    assert compiled.parameters["compiled"] is True
+    assert np.abs(eager.level_losses[1:] - eager.level_losses[0]).max() > 1e-3  # the levels differ ...
+    np.testing.assert_allclose(compiled.level_losses, eager.level_losses, rtol=1e-4, atol=1e-6)  # ... and it follows them

@@ -322,6 +322,13 @@ def _(tmp):
     return ["score", "--model", "minilm", "--data", str(path)], [path], tmp / "o"
 
 
+@case("compile-a-text-encoder", pattern="compile applies to image encoders; 'minilm' is a text encoder")
+def _(tmp):
+    path = tmp / "t.csv"
+    path.write_text("text,label\ngood film,1\nbad film,0\nfine film,1\nawful film,0\n")
+    return ["score", "--model", "minilm", "--compile", "--data", str(path)], [path], tmp / "o"
+
+
 @case("jsonl-not-utf8", pattern=r"line 2, byte \d+: not UTF-8")
 def _(tmp):
     path = alpaca(tmp, [b'{"instruction": "a", "output": "b"}', b'{"instruction": "\xff", "output": "b"}'])

@@ -75,7 +75,7 @@ def cmd_score(args: argparse.Namespace) -> dict:
     dataset = load_dataset(args.data, text_column=args.text_column, label_column=args.label_column,
                            hf_split=args.hf_split)
     encoder = load_encoder(args.model or default_model(dataset), weights=args.weights,
-                           device=args.device, image_size=args.image_size)
+                           device=args.device, image_size=args.image_size, compile=args.compile)
     score = lambda: score_dlc(encoder, dataset, levels=levels, step=args.step, masking=args.masking,
                               seed=args.seed, adaptive=adaptive, workers=args.workers, batch_size=args.batch_size, checkpoint_dir=out / PARTIAL,
                               progress=not args.quiet)
@@ -186,7 +186,7 @@ def cmd_bench(args: argparse.Namespace) -> dict:
     train, test, positions = bench_data(data, test_data, test_fraction=args.test_fraction,
                                         train_per_class=args.train_per_class, test_per_class=args.test_per_class)
     encoder = load_encoder(args.model or default_model(train), weights=args.weights,
-                           device=args.device, image_size=args.image_size)
+                           device=args.device, image_size=args.image_size, compile=args.compile)
     out = files.check_output_dir(args.output, force=True, inputs=(args.data, args.test_data))  # a bench folder resumes
     with files.output_dir(out, keep=lambda err: not isinstance(err, DlcpruneError) or (out / "results.csv").exists()):
         if positions is not None:  # positions of the training part in --data, for `dlcprune report --data`

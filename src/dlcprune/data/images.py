@@ -28,7 +28,7 @@ from ..errors import DlcpruneError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")  # torchvision's
 # Decoded folder images are kept in memory for the K+1 passes of DLC when they fit in this.
-DECODED_CACHE_BYTES = 2 << 30
+DECODED_CACHE_BYTES = 2 << 30  # DLCPRUNE_DECODED_CACHE_BYTES overrides (0: decode on every read)
 
 
 class ImageReader(Protocol):
@@ -172,7 +172,8 @@ class FileReader:
         arr = arr[:, :, None] if arr.ndim == 2 else arr
         if self._decoded is None:
             estimate = sum(h * w * 3 for h, w in (self.size(i) for i in range(len(self.relpaths))))
-            self._decoded = {} if estimate <= DECODED_CACHE_BYTES else None
+            limit = int(os.environ.get("DLCPRUNE_DECODED_CACHE_BYTES", DECODED_CACHE_BYTES))
+            self._decoded = {} if estimate <= limit else None
         if self._decoded is not None:
             self._decoded[index] = arr
         return arr

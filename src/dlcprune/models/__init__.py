@@ -42,14 +42,21 @@ def list_models() -> list[str]:
 
 
 def load_encoder(spec: str, *, weights: str = "pretrained", device: str | None = None,
-                 image_size: int | None = None) -> Encoder:
+                 image_size: int | None = None, compile: bool = False) -> Encoder:
     """A registered name (``list_models()``), ``timm:<model>`` or ``hf:<folder or hub name>``.
 
     ``image_size`` (image encoders): resize every image to that square size (None: keep sizes).
+    ``compile`` (image encoders): features through ``torch.compile`` (benchmarks/RESULTS.md: 1.6x on
+    this CPU after a compile of about 20-120 s; features, hence scores, differ from eager in the last bits).
     """
     check_device(device)
     entry = MODELS.entry(spec)
     if entry.kind == "causal LM":
         raise DlcpruneError(f"{spec!r} is a causal language model: score instruction records with "
                             f"`dlcprune instruct --model {spec}`")
-    return entry.factory(weights=weights, device=torch.device(device) if device else None, image_size=image_size)
+    encoder = entry.factory(weights=weights, device=torch.device(device) if device else None, image_size=image_size)
+    if compile:
+        if not isinstance(encoder, ImageEncoder):
+            raise DlcpruneError(f"compile applies to image encoders; {spec!r} is a {entry.kind}")
+        encoder.compile = True
+    return encoder

@@ -251,10 +251,11 @@ class _LevelLoop:
 def _level_losses(encoder: Encoder, block: list[tuple[range, object]], prototypes: torch.Tensor,
                   labels: torch.Tensor, *, where: str, advance) -> np.ndarray:
     """Losses (n,) float64 of one block's samples under the weights as they are now."""
-    out = []
+    first = block[0][0].start
+    out = np.empty(block[-1][0].stop - first)
     for span, inputs in block:
         z = encoder.encode(inputs)
         check_finite(z, where, offset=span.start)
-        out.append(prototype_losses(z, labels[span.start:span.stop], prototypes))
+        out[span.start - first:span.stop - first] = prototype_losses(z, labels[span.start:span.stop], prototypes).numpy()
         advance(len(span))
-    return torch.cat(out).numpy()
+    return out
