@@ -75,7 +75,7 @@ def save_npy(path: str | Path, array: "np.ndarray") -> None:
         for _, chunk in row_chunks(array):
             f.write(np.ascontiguousarray(chunk).tobytes())
 
-    if array.ndim == 0 or not array.flags.c_contiguous:
+    if array.ndim == 0 or not array.flags.c_contiguous or array.dtype.hasobject:  # np.save refuses objects
         _atomic(Path(path), lambda f: np.save(f, array, allow_pickle=False), "wb")
     else:
         _atomic(Path(path), write, "wb")

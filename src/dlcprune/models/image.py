@@ -192,7 +192,8 @@ def from_module(module: nn.Module, feature_fn: FeatureFn, *, name: str = "custom
                 pixel_mean: Sequence[float] = (0.485 * 255, 0.456 * 255, 0.406 * 255),
                 pixel_std: Sequence[float] = (0.229 * 255, 0.224 * 255, 0.225 * 255),
                 image_size: int | None = None, device: torch.device | None = None) -> ImageEncoder:
-    """Wrap any module. ``feature_fn(module, x)`` maps (B, 3, H, W) to (B, D).
+    """Wrap any module. ``feature_fn(module, x)`` maps (B, 3, H, W) to (B, D); it must not modify
+    ``x`` in place (DLC passes the same preprocessed batch to every masked level).
 
     ``maskable`` defaults to every Conv2d weight, or every Linear weight when there is no Conv2d.
     """

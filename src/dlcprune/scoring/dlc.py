@@ -118,7 +118,12 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int = 50, step: flo
 
     Under ``torch.distributed`` (torchrun), each rank scores one block of samples; rank 0 joins
     the features and per-level losses in sample order, builds the prototypes from all samples and
-    shares them, keeps the checkpoint and returns the result; the other ranks return None.
+    shares them, keeps the checkpoint and returns the result; the other ranks return None. There
+    the checkpoint keeps the features and the levels of finished level loops (with adaptive levels:
+    rounds), not single blocks or levels.
+
+    Timings: ``level_s`` per level (mask switch, forward passes, losses), ``level_loop_read_s`` the
+    level loop's reading and preprocessing, ``masking_loop_s`` both together.
     """
     if levels < 1:
         raise DlcpruneError(f"levels must be at least 1, got {levels}")
@@ -182,7 +187,7 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int = 50, step: flo
     level_losses = np.stack([losses[k] for k in computed])
     scores = interpolated_mean(losses, levels) if adaptive else level_losses.mean(0)
     level_times = [v for k, v in timings.get("level_s", {}).items() if int(k) in losses]
-    timings["masking_loop_s"] = float(sum(level_times))
+    timings["masking_loop_s"] = float(sum(level_times)) + timings.get("level_loop_read_s", 0.0)
     timings["mean_masked_level_s"] = float(np.mean(level_times)) if level_times else 0.0
     timings["processes"] = shard.world
     return DlcResult(scores=scores, level_losses=level_losses, features=z0,
@@ -220,7 +225,13 @@ class _LevelLoop:
         with self.masks.applied() as set_level, \
                 bar("masked levels", len(todo) * n, enabled=self.progress) as advance:
             advance(len(todo) * done)
-            for block in prepared_blocks(self.encoder, self.dataset, start=done, **self.reading):
+            blocks = prepared_blocks(self.encoder, self.dataset, start=done, **self.reading)
+            while True:
+                t = time.perf_counter()  # reading + preprocessing a block, and the reset after it
+                block = next(blocks, None)
+                read_s = time.perf_counter() - t
+                if block is None:
+                    break
                 start, stop = block[0][0].start, block[-1][0].stop
                 whole = resumable and start == 0 and stop == n  # one block: keep each level as it ends
                 out = np.empty((len(todo), stop - start))
@@ -232,7 +243,11 @@ class _LevelLoop:
                     timings[str(k)] = timings.get(str(k), 0.0) + time.perf_counter() - t
                     if whole:
                         self.ckpt.save_level(k, out[j])
+                t = time.perf_counter()
                 set_level.reset()
+                del block  # before the next one is read: one block in memory at a time
+                read_s += time.perf_counter() - t
+                self.ckpt.timings["level_loop_read_s"] = self.ckpt.timings.get("level_loop_read_s", 0.0) + read_s
                 parts.append(out)
                 if resumable and not whole:
                     self.ckpt.save_block(todo, start, out)
