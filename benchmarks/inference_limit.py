@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import os
 import time
 
@@ -74,17 +75,8 @@ def main() -> None:
 
     nchw = copy.deepcopy(module).to(memory_format=torch.contiguous_format)
 
-    def no_grad(m):
-        def f(x):
-            with torch.no_grad():
-                return feature(m, x)
-        return f
-
-    def inference(m):
-        def f(x):
-            with torch.inference_mode():
-                return feature(m, x)
-        return f
+    no_grad = lambda m: under(torch.no_grad, functools.partial(feature, m))
+    inference = lambda m: under(torch.inference_mode, functools.partial(feature, m))
 
     measure("eager NCHW, no_grad, batch 64", no_grad(nchw), channels_last=False)
     measure("eager NCHW, inference_mode, batch 64", inference(nchw), channels_last=False)
@@ -106,12 +98,12 @@ def main() -> None:
         with torch.inference_mode(False), torch.no_grad():
             example = batches_of(64, True)[0].clone()
             scripted = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(Features(copy.deepcopy(module)).eval(), example)))
-        measure("TorchScript trace + freeze + optimize_for_inference", lambda x: _no_grad_call(scripted, x))
+        measure("TorchScript trace + freeze + optimize_for_inference", under(torch.no_grad, scripted))
     except Exception as err:
         print(f"TorchScript: failed ({type(err).__name__}: {str(err).splitlines()[0][:120]})")
     if not args.skip_compile:
         compiled = torch.compile(Features(copy.deepcopy(module)).eval())
-        measure("torch.compile (inductor)", lambda x: _no_grad_call(compiled, x))
+        measure("torch.compile (inductor)", under(torch.no_grad, compiled))
 
     def masked(compile: bool) -> float:
         """dlcprune's masked-level pass, ms per image: best over runs of ``score`` of its mean level time."""
@@ -130,9 +122,12 @@ def main() -> None:
               f"throughput / fastest plain {fastest / ms:.2f}, / dlcprune's plain {ours / ms:.2f}")
 
 
-def _no_grad_call(module, x):
-    with torch.no_grad():
-        return module(x)
+def under(mode, forward):
+    """``forward`` run inside ``mode()`` (torch.no_grad or torch.inference_mode)."""
+    def run(x):
+        with mode():
+            return forward(x)
+    return run
 
 
 if __name__ == "__main__":

@@ -67,18 +67,18 @@ CHUNK_BYTES = 64 << 20  # rows of a large array read or written at once
 
 
 def save_npy(path: str | Path, array: "np.ndarray") -> None:
-    """``np.save``'s bytes, written in chunks of rows: a memory-mapped array is never read whole."""
+    """``np.save``'s bytes; a memory-mapped array is written a chunk of rows at a time (never read whole)."""
     import numpy as np
 
-    def write(f) -> None:
+    def write_chunks(f) -> None:
         np.lib.format.write_array_header_1_0(f, np.lib.format.header_data_from_array_1_0(array))
         for _, chunk in row_chunks(array):
             f.write(np.ascontiguousarray(chunk).tobytes())
 
-    if array.ndim == 0 or not array.flags.c_contiguous or array.dtype.hasobject:  # np.save refuses objects
-        _atomic(Path(path), lambda f: np.save(f, array, allow_pickle=False), "wb")
+    if isinstance(array.base, mmap.mmap):
+        _atomic(Path(path), write_chunks, "wb")
     else:
-        _atomic(Path(path), write, "wb")
+        _atomic(Path(path), lambda f: np.save(f, array, allow_pickle=False), "wb")
 
 
 def row_chunks(array: "np.ndarray") -> Iterator[tuple[int, "np.ndarray"]]:
