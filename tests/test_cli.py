@@ -162,7 +162,11 @@ def test_bad_corrupt_image_named_and_nothing_written(tmp_path, capsys):
 def test_bad_mixed_sizes(tmp_path, capsys):
     data = write_image_folder(tmp_path / "d", {"a": 3, "b": 3}, size=16)
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(data / "a" / "small.png")
-    bad(capsys, score_args(data, tmp_path / "o"), "different sizes.*--image-size", tmp_path / "o")
+    bad(capsys, score_args(data, tmp_path / "o", "--image-size", "keep"), "different sizes.*--image-size", tmp_path / "o")
+    assert main(score_args(data, tmp_path / "o2", "--model", "timm:resnet18", "--weights", "random")) == 0  # default: the model's input
+    manifest = json.loads((tmp_path / "o2" / "manifest.json").read_text())
+    assert {k: manifest["parameters"][k] for k in ("image_size", "crop_pct", "interpolation")} == {
+        "image_size": 224, "crop_pct": 0.95, "interpolation": "bicubic"}  # timm's data config for resnet18
 
 
 def test_bad_npz_length_mismatch(tmp_path, capsys):
@@ -211,7 +215,8 @@ def test_bad_scores_folder(tmp_path, capsys):
 
 def test_bad_image_size_for_the_architecture(tmp_path, capsys):
     data = write_image_folder(tmp_path / "d", {"a": 2, "b": 2}, size=16)
-    bad(capsys, score_args(data, tmp_path / "o"), "efficientnet_lite0 failed on 16x16 images.*--image-size", tmp_path / "o")
+    bad(capsys, score_args(data, tmp_path / "o", "--image-size", "keep"), "efficientnet_lite0 failed on 16x16 images.*--image-size", tmp_path / "o")
+    bad(capsys, score_args(data, tmp_path / "o", "--image-size", "4"), "--image-size: expected pretrained, keep or a number of pixels >= 8, got '4'", tmp_path / "o")
 
 
 def test_bad_level_arguments(tmp_path, capsys):

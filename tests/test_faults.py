@@ -146,7 +146,7 @@ def _(tmp):
 def _(tmp):
     data = images(tmp)
     Image.fromarray(np.zeros((20, 24, 3), np.uint8)).save(data / "a" / "img_000.png")
-    return ["score", "--data", str(data)], [data], tmp / "o"
+    return ["score", "--data", str(data), "--image-size", "keep"], [data], tmp / "o"
 
 
 @case("truncated-npz", pattern=r"d.npz")

@@ -9,12 +9,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from dlcprune import DlcpruneError, load_encoder
-from dlcprune.models import timm_encoder
+from dlcprune.models import from_module, timm_encoder
 
 
 @pytest.fixture(scope="module")
 def effnet():
-    return load_encoder("efficientnet_lite0", device="cpu")
+    return load_encoder("efficientnet_lite0", device="cpu", image_size=None)  # the files' sizes: exact arithmetic
 
 
 def test_efficientnet_preprocessing_exact(effnet):
@@ -93,3 +93,37 @@ def test_timm_weights_from_a_local_file(tmp_path):
 def test_unknown_model_lists_close_matches(spec, suggestion):
     with pytest.raises(DlcpruneError, match=f"unknown .*did you mean.*{suggestion}"):
         load_encoder(spec)
+
+
+@pytest.mark.parametrize("name", ["resnet18", "vit_tiny_patch16_224"])
+def test_pretrained_input_is_timms_evaluation_transform(name):
+    """The default image_size ("pretrained") reproduces timm's own eval transform (resize the shorter
+    side to size / crop_pct, centre crop, its interpolation and mean/std) to one grey level."""
+    from PIL import Image
+    from timm.data import create_transform, resolve_data_config
+
+    enc = timm_encoder(name, weights="random", device=torch.device("cpu"))
+    transform = create_transform(**resolve_data_config(model=enc.module))
+    rng = np.random.default_rng(3)
+    for h, w in [(300, 200), (64, 64), (28, 40)]:
+        image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        ours, theirs = enc.preprocess([image])[0], transform(Image.fromarray(image))
+        assert ours.shape == theirs.shape == (3, 224, 224)
+        one_level = 1.001 / (255 * min(resolve_data_config(model=enc.module)["std"]))
+        assert float((ours - theirs).abs().max()) <= one_level
+        assert float((ours - theirs).abs().mean()) < 0.01 * one_level  # nearly every value exact
+
+
+def test_image_size_choices_and_their_records():
+    lite0 = load_encoder("efficientnet_lite0", weights="random", device="cpu")
+    assert lite0.preprocessing() == {"image_size": 224, "crop_pct": 0.875, "interpolation": "bicubic"}
+    assert load_encoder("efficientnet_lite0", weights="random", device="cpu", image_size=64).preprocessing() == {"image_size": 64}
+    assert load_encoder("efficientnet_lite0", weights="random", device="cpu", image_size=None).preprocessing() == {"image_size": None}
+    rgb = np.random.default_rng(4).integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    assert tuple(lite0.preprocess([rgb, rgb[:20]]).shape) == (2, 3, 224, 224)  # mixed sizes: each resized and cropped
+    with pytest.raises(DlcpruneError, match="image_size must be at least 8 pixels, got 4"):
+        load_encoder("efficientnet_lite0", weights="random", image_size=4)
+    with pytest.raises(DlcpruneError, match="image_size must be a number of pixels, 'pretrained' or None"):
+        load_encoder("efficientnet_lite0", weights="random", image_size="large")
+    with pytest.raises(DlcpruneError, match="custom has no pretrained input size"):
+        from_module(nn.Sequential(nn.Conv2d(3, 4, 3)), lambda m, x: m(x).mean((2, 3)), image_size="pretrained")

@@ -32,7 +32,7 @@ def demo_split(*, train_per_class: int = 300, test_per_class: int = 200):
     return tuple(data.subset(parts[p], source=f"animal-mnist {p} ({len(parts[p])} images)") for p in ("train", "test"))
 
 
-def run_demo(*, levels: int = 20, step: float = 0.05, image_size: int = 64, seeds: int = 3,
+def run_demo(*, levels: int = 20, step: float = 0.05, image_size: int | str | None = 64, seeds: int = 3,
              train_per_class: int = 300, test_per_class: int = 200, output: str | Path = "dlcprune-demo",
              progress: bool = True) -> dict[str, dict[float, list[float]]]:
     """Run (or resume) the demo in ``output`` and print its table, verdicts and advice; returns
@@ -40,11 +40,12 @@ def run_demo(*, levels: int = 20, step: float = 0.05, image_size: int = 64, seed
     from .models import load_encoder
 
     train, test = demo_split(train_per_class=train_per_class, test_per_class=test_per_class)
-    console.print(f"[bold]dlcprune demo[/]: Animal-MNIST, EfficientNet-Lite0 (ImageNet weights) at {image_size} px; "
+    encoder = load_encoder("efficientnet_lite0", image_size=image_size)
+    console.print(f"[bold]dlcprune demo[/]: Animal-MNIST, EfficientNet-Lite0 (ImageNet weights) at "
+                  f"{encoder.image_size or 'the files’'} px; "
                   f"{len(train):,} train / {len(test):,} test images (class-stratified subset, seed {SPLIT_SEED}); "
                   f"DLC with {levels} levels, step {step} (the paper uses 50 levels, step 0.02, on full datasets). "
                   f"auto chooses on a 20% validation split with a linear probe on frozen features; {seeds} seeds.")
-    encoder = load_encoder("efficientnet_lite0", image_size=image_size)
     config = BenchConfig(methods=METHODS, seeds=seeds, levels=levels, step=step)
     out = Path(output)
     with files.output_dir(out, keep=lambda err: (out / "results.csv").exists()):

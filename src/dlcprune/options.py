@@ -17,6 +17,19 @@ def positive_int(text: str) -> int:
     return value
 
 
+def image_size(text: str) -> int | str | None:
+    """--image-size: pretrained (the model's own input), keep (the files' sizes, None) or N >= 8 pixels."""
+    if text in ("pretrained", "keep"):
+        return None if text == "keep" else text
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 8:
+        raise argparse.ArgumentTypeError(f"expected pretrained, keep or a number of pixels >= 8, got {text!r}")
+    return value
+
+
 def natural_int(text: str) -> int:
     """A whole number >= 0 (seeds, worker processes)."""
     try:

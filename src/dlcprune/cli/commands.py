@@ -65,8 +65,6 @@ def cmd_score(args: argparse.Namespace) -> dict:
         raise DlcpruneError(f"--levels {levels} with --step {args.step:g} reach a sparsity of "
                             f"{1 - (1 - args.step) ** (levels - 1):.6f}: past 99.9% nearly every weight is masked and "
                             "further levels add nothing; use fewer levels or a smaller step")
-    if args.image_size is not None and args.image_size < 8:
-        raise DlcpruneError(f"--image-size must be at least 8 pixels, got {args.image_size}")
     init_from_environment(args.device)
     # an interrupted run of this job: its checkpoint, maybe some of its outputs, maybe its (stale) lock
     only_partial = lambda p: PARTIAL in (names := {f.name for f in p.iterdir()}) and names <= {PARTIAL, files.LOCK, *SCORE_FILES}

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from ..options import device, natural_int, positive_int, thread_count
+from ..options import device, image_size, natural_int, positive_int, thread_count
 from . import llm
 
 EXIT_BAD_INPUT = 2
+IMAGE_SIZE_HELP = ("pretrained (default): the model's own input size, resize, centre crop and interpolation (timm's "
+                   "data config); N: squash every image to NxN; keep: the files' sizes (they must all agree)")
 
 
 class Parser(argparse.ArgumentParser):
@@ -38,7 +40,7 @@ def add_score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--label-column", default="label", help="text datasets: the column holding the label")
     p.add_argument("--hf-split", default=None,
                    help="Hugging Face DatasetDict folders: the split to read (default train)")
-    p.add_argument("--image-size", type=positive_int, default=None, help="resize every image to NxN (default: keep sizes)")
+    p.add_argument("--image-size", type=image_size, default="pretrained", help=IMAGE_SIZE_HELP)
     p.add_argument("--levels", type=levels_arg, default=50,
                    help="masking levels K, level 0 unmasked (default 50); or auto: at most 50, only those the "
                         "ranking needs, none past the encoder's collapse")
@@ -198,7 +200,7 @@ def build_parser() -> Parser:
     p.add_argument("--record-dynamics", action="store_true",
                    help="with --trainer full: also write dynamics.npz (per-epoch records of every trained sample) "
                         "for `dlcprune select --policy el2n --dynamics FILE`")
-    p.add_argument("--image-size", type=positive_int, default=None, help="resize every image to NxN (default: keep sizes)")
+    p.add_argument("--image-size", type=image_size, default="pretrained", help=IMAGE_SIZE_HELP)
     p.add_argument("--text-column", default="text", help="text datasets: the column holding the text (default text)")
     p.add_argument("--label-column", default="label", help="text datasets: the column holding the label (default label)")
     add_recipe_args(p, default="paper")
@@ -222,7 +224,8 @@ def build_parser() -> Parser:
     p = sub.add_parser("demo", help="offline end-to-end run on Animal-MNIST with EfficientNet-Lite0")
     p.add_argument("--levels", type=positive_int, default=20, help="masking levels K (default 20)")
     p.add_argument("--step", type=float, default=0.05, help="fraction of the remaining weights masked per level (default 0.05)")
-    p.add_argument("--image-size", type=positive_int, default=64, help="image size in pixels (default 64)")
+    p.add_argument("--image-size", type=image_size, default=64,
+                   help="image size in pixels (default 64: the demo runs in minutes on a CPU; pretrained: 224)")
     p.add_argument("--seeds", type=positive_int, default=3, help="seeds per cell (default 3)")
     p.add_argument("--train-per-class", type=positive_int, default=300, help="training images per class (default 300)")
     p.add_argument("--test-per-class", type=positive_int, default=200, help="test images per class (default 200)")

@@ -179,7 +179,10 @@ class FileReader:
         return arr
 
     def digest(self, index: int) -> bytes:
-        return hashlib.sha256((self.root / self.relpaths[index]).read_bytes()).digest()
+        try:
+            return hashlib.sha256((self.root / self.relpaths[index]).read_bytes()).digest()
+        except OSError as err:
+            raise self._fail(index, err) from None
 
 
 def load_image_folder(path: str | Path) -> ImageDataset:

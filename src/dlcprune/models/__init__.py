@@ -5,7 +5,7 @@ import torch
 
 from ..errors import DlcpruneError
 from .base import MODELS, check_device
-from .image import ImageEncoder, efficientnet_lite0, from_module, timm_encoder
+from .image import ImageEncoder, ImageSize, efficientnet_lite0, from_module, timm_encoder
 from .text import TextEncoder, hf_text_encoder, minilm
 
 Encoder = ImageEncoder | TextEncoder
@@ -42,10 +42,12 @@ def list_models() -> list[str]:
 
 
 def load_encoder(spec: str, *, weights: str = "pretrained", device: str | None = None,
-                 image_size: int | None = None, compile: bool = False) -> Encoder:
+                 image_size: ImageSize = "pretrained", compile: bool = False) -> Encoder:
     """A registered name (``list_models()``), ``timm:<model>`` or ``hf:<folder or hub name>``.
 
-    ``image_size`` (image encoders): resize every image to that square size (None: keep sizes).
+    ``image_size`` (image encoders): "pretrained" (default) feeds the model its pretrained input
+    (size, resize, centre crop and interpolation from its data config, as timm's evaluation transform);
+    N squashes every image to N x N (bilinear); None keeps the files' sizes (they must all agree).
     ``compile`` (image encoders): features through ``torch.compile`` (benchmarks/RESULTS.md: 1.6x on
     this CPU after a compile of about 20-120 s; features, hence scores, differ from eager in the last bits).
     """
@@ -54,7 +56,8 @@ def load_encoder(spec: str, *, weights: str = "pretrained", device: str | None =
     if entry.kind == "causal LM":
         raise DlcpruneError(f"{spec!r} is a causal language model: score instruction records with "
                             f"`dlcprune instruct --model {spec}`")
-    encoder = entry.factory(weights=weights, device=torch.device(device) if device else None, image_size=image_size)
+    geometry = {} if image_size == "pretrained" and entry.kind != "image encoder" else {"image_size": image_size}
+    encoder = entry.factory(weights=weights, device=torch.device(device) if device else None, **geometry)
     if compile:
         if not isinstance(encoder, ImageEncoder):
             raise DlcpruneError(f"compile applies to image encoders; {spec!r} is a {entry.kind}")

