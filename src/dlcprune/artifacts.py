@@ -24,7 +24,7 @@ from .threads import runtime
 
 if TYPE_CHECKING:
     from .data import Dataset
-    from .llm.instructions import InstructionSet
+    from .data.instructions import InstructionSet
     from .methods.select import Selection
     from .models import Encoder
     from .scoring import DlcResult

@@ -66,7 +66,7 @@ def _levels(text: str) -> int | list[float]:
 
 def sparsities(args: argparse.Namespace) -> list[float]:
     """The sparsity of every level: --sparsities, --levels K [--step S] (as `dlcprune score`), or the default."""
-    from ..llm.score import DEFAULT_SPARSITIES
+    from ..scoring.causal import DEFAULT_SPARSITIES
 
     if args.sparsities is not None and args.levels is not None:
         raise DlcpruneError("give --sparsities or --levels, not both")
@@ -107,9 +107,9 @@ def cmd_instruct(args: argparse.Namespace) -> dict:
     folder in OUT, the selection in OUT/selection (as `dlcprune prune`), the kept records of each keep
     fraction byte-identical in OUT/selection/keep_<fraction>/kept.jsonl."""
     from ..artifacts import keep_folder_name, write_instruction_scores, write_selection
-    from ..llm import load_causal_lm, load_instructions
-    from ..llm.baselines import BASELINES
-    from ..llm.select import select_instructions
+    from ..data.instructions import load_instructions
+    from ..methods.instructions import BASELINES, select_instructions
+    from ..models.causal import load_causal_lm
     from ..methods.select import check_request
 
     baseline = args.policy in BASELINES
@@ -144,9 +144,10 @@ def cmd_instruct(args: argparse.Namespace) -> dict:
 
 def cmd_lora(args: argparse.Namespace) -> dict:
     """Fine-tune LoRA adapters on the records; write the PEFT adapter and metrics.json."""
-    from ..llm import load_causal_lm, load_instructions
-    from ..llm.evaluate import check_tasks, lm_eval_scores, write_choice_task
-    from ..llm.lora import PRESETS, finetune_lora, heldout_metrics
+    from ..data.instructions import load_instructions
+    from ..models.causal import load_causal_lm
+    from ..training.lm_eval import check_tasks, lm_eval_scores, write_choice_task
+    from ..training.lora import PRESETS, finetune_lora, heldout_metrics
 
     settings = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in PRESETS[args.preset].items()}
     tasks = [t.strip() for t in (args.lm_eval or "").split(",") if t.strip()]

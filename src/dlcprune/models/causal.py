@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from ..errors import DlcpruneError
-from ..models.base import default_device, gpu_autocast
-from .instructions import InstructionSet
+from ..data.instructions import InstructionSet
+from .base import default_device, gpu_autocast
 
 SMOLLM2 = "smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -94,7 +94,7 @@ def load_causal_lm(spec: str = SMOLLM2, *, device: str | None = None) -> CausalL
 
 
 def from_causal_module(module: nn.Module, tokenizer, *, name: str = "custom", device: str | None = None) -> CausalLM:
-    from ..models.base import check_device
+    from .base import check_device
 
     check_device(device)
     dev = torch.device(device) if device else default_device()

@@ -19,8 +19,8 @@ import torch
 
 from ..errors import DlcpruneError
 from ..progress import bar
-from .causal import CausalLM, encode, pad_batch, response_losses, response_token_nll
-from .instructions import InstructionSet
+from ..data.instructions import InstructionSet
+from ..models.causal import CausalLM, encode, pad_batch, response_losses, response_token_nll
 
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 PRESETS = {"cpu": dict(epochs=1, lr=1e-3, batch_size=8), "paper": dict(epochs=3, lr=2e-4, batch_size=128)}

@@ -17,8 +17,8 @@ import numpy as np
 from ..errors import DlcpruneError
 from ..masking import NestedMasks
 from ..progress import bar
-from .causal import CausalLM, encode, response_losses
-from .instructions import InstructionSet
+from ..data.instructions import InstructionSet
+from ..models.causal import CausalLM, encode, response_losses
 
 DEFAULT_SPARSITIES = (0.0, 0.1, 0.2, 0.3, 0.4)
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 from .. import files
 from ..errors import DlcpruneError
-from .causal import CausalLM
-from .instructions import InstructionSet
+from ..data.instructions import InstructionSet
+from ..models.causal import CausalLM
 
 TASK_YAML = """task: {name}
 dataset_path: json
