@@ -61,7 +61,7 @@ def test_bench_runs_baselines_with_their_times(tmp_path, capsys):
     assert "unknown method 'kcentre'; did you mean: kcenter" in capsys.readouterr().err
 
 
-FULL_ARGS = ["--levels", "2", "--step", "0.1", "--keep", "0.5", "--seeds", "2", "--trainer", "full", "--epochs", "3",
+FULL_ARGS = ["--levels", "2", "--step", "0.1", "--image-size", "32", "--keep", "0.5", "--seeds", "2", "--trainer", "full", "--epochs", "3",
              "--methods", "random,herding,forgetting", "--quiet"]
 
 

@@ -301,3 +301,54 @@ def test_cli_instruct_baseline_policies(tiny_folder, alpaca_path, tmp_path, caps
     assert main(["instruct", "--data", str(alpaca_path), "--model", str(tiny_folder), "--policy", "ifd", "--levels", "3",
                  "--output", str(tmp_path / "x"), "--quiet"]) == 2
     assert "--policy ifd masks nothing" in capsys.readouterr().err and not (tmp_path / "x").exists()
+
+
+def test_score_and_select_take_instruction_records_like_any_dataset(tiny_lm, tiny_folder, alpaca_path, tmp_path, capsys):
+    """One `score` and one `select` for every modality: records in, response-token DLC out, the
+    kept records exported byte-identical; K levels mean what they mean for an encoder."""
+    from dlcprune.cli import main
+    from dlcprune.scoring.causal import level_sparsities
+
+    out = tmp_path / "scores"
+    assert main(["score", "--data", str(alpaca_path), "--model", f"hf:{tiny_folder}", "--device", "cpu",
+                 "--levels", "3", "--step", "0.2", "--output", str(out), "--quiet"]) == 0
+    direct = score_instructions(tiny_lm, load_instructions(alpaca_path), sparsities=level_sparsities(3, 0.2),
+                                batch_size=8, progress=False)
+    rows = (out / "scores.csv").read_text().splitlines()
+    assert rows[0] == "index,id,label,score" and rows[2].startswith("1,line 2,0,")
+    np.testing.assert_allclose([float(r.split(",")[-1]) for r in rows[1:]], direct.scores, rtol=1e-6)
+    np.testing.assert_allclose(np.load(out / "levels.npy"), direct.level_losses, rtol=1e-6)
+    assert not (out / "features.npy").exists()
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["loss"] == "response-token NLL (causal LM)" and m["dataset"]["kind"] == "instruction records"
+    assert m["parameters"]["levels"] == 3 and m["parameters"]["sparsities"] == pytest.approx([0, 0.2, 0.36])
+    assert m["parameters"]["batch_size"] == 8  # the default for records; 64 for encoders
+
+    sel = tmp_path / "sel"
+    assert main(["select", "--scores", str(out), "--policy", "easy", "--keep", "0.4", "--export", "jsonl",
+                 "--output", str(sel), "--quiet"]) == 0
+    kept = np.load(sel / "keep_0.4" / "keep_indices.npy")
+    assert kept.tolist() == sorted(np.argsort(direct.scores, kind="stable")[:2].tolist())  # global: no classes
+    assert (sel / "keep_0.4" / "kept.jsonl").read_bytes() == b"".join(ALPACA_LINES[i].encode() + b"\n" for i in kept)
+
+    capsys.readouterr()
+    assert main(["select", "--scores", str(out), "--keep", "0.4", "--output", str(tmp_path / "auto"), "--quiet"]) == 2
+    assert "instruction records have neither: choose the method (--policy) flexrand" in capsys.readouterr().err
+    assert main(["score", "--data", str(alpaca_path), "--model", "minilm", "--output", str(tmp_path / "m"), "--quiet"]) == 2
+    assert "holds instruction records: score them with a causal LM" in capsys.readouterr().err
+    assert main(["score", "--data", str(alpaca_path), "--model", f"hf:{tiny_folder}", "--levels", "auto",
+                 "--output", str(tmp_path / "a"), "--quiet"]) == 2
+    assert "--levels auto (adaptive levels) is for encoders" in capsys.readouterr().err
+    assert not (tmp_path / "m").exists() and not (tmp_path / "a").exists()
+
+
+def test_record_levels_resume_from_the_checkpoint(tiny_lm, alpaca, tmp_path):
+    """A finished level in the checkpoint is read back, not recomputed (same arguments and data)."""
+    first = score_instructions(tiny_lm, alpaca, sparsities=[0.0, 0.2, 0.4], checkpoint_dir=tmp_path, progress=False)
+    planted = np.arange(len(alpaca), dtype=np.float64)
+    np.save(tmp_path / "level_0001.npy", planted)
+    again = score_instructions(tiny_lm, alpaca, sparsities=[0.0, 0.2, 0.4], checkpoint_dir=tmp_path, progress=False)
+    np.testing.assert_array_equal(again.level_losses[1], planted)
+    np.testing.assert_array_equal(again.level_losses[[0, 2]], first.level_losses[[0, 2]])
+    other = score_instructions(tiny_lm, alpaca, sparsities=[0.0, 0.3], checkpoint_dir=tmp_path, progress=False)
+    assert not np.array_equal(other.level_losses[1], planted)  # another key: the checkpoint is emptied

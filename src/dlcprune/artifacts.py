@@ -42,15 +42,18 @@ def write_scores(out: Path, result: DlcResult, *, dataset: Dataset, encoder: Enc
     w.writerow(["index", "id", "label", "score"])
     for i, (sid, y, s) in enumerate(zip(dataset.ids, dataset.labels, result.scores)):
         w.writerow([i, sid, int(y), repr(float(s))])
+    records = result.features is None  # a causal LM on instruction records: no feature space, no classes
     manifest = {
         "method": "dlc",
+        "loss": "response-token NLL (causal LM)" if records else "cross-entropy over inverse prototype distances",
         "score_direction": "higher = harder",
         "parameters": result.parameters,
         "sparsity_per_level": [round(float(s), 6) for s in result.sparsity],
         "model": {"name": encoder.name, "weights": encoder.weights, "weights_sha256": encoder.weights_sha256,
                   "masked_tensors": len(encoder.maskable),
                   "masked_weights": int(sum(p.numel() for _, p in encoder.maskable))},
-        "dataset": {"source": dataset.source, "fingerprint_sha256": dataset.fingerprint(), "samples": len(dataset),
+        "dataset": {"source": dataset.source, "kind": dataset_kind(dataset), "fingerprint_sha256": dataset.fingerprint(),
+                    "samples": len(dataset),
                     "class_names": dataset.class_names,
                     "class_sizes": np.bincount(dataset.labels, minlength=dataset.num_classes).tolist()},
         **({"data": data_spec} if data_spec else {}),
@@ -63,10 +66,18 @@ def write_scores(out: Path, result: DlcResult, *, dataset: Dataset, encoder: Enc
         "created": files.now_iso(),
     }
     files.save_npy(out / "levels.npy", result.level_losses)
-    files.save_npy(out / "features.npy", result.features)
+    if not records:
+        files.save_npy(out / "features.npy", result.features)
     files.write_text(out / "scores.csv", buf.getvalue())
     files.write_json(out / "manifest.json", manifest)
     return manifest
+
+
+def dataset_kind(dataset: Dataset) -> str:
+    from .data import InstructionSet, TextDataset
+
+    return "instruction records" if isinstance(dataset, InstructionSet) else "texts" \
+        if isinstance(dataset, TextDataset) else "images"
 
 
 @dataclass

@@ -44,6 +44,26 @@ def recipe_of(args: argparse.Namespace, *, batch_size: int | None = None):
                   batch_size=batch_size)
 
 
+ENCODER_DEFAULTS = {"levels": 50, "step": 0.02, "batch_size": 64}
+RECORD_DEFAULTS = {"levels": 5, "step": 0.1, "batch_size": 8}  # each level is a pass of the LM over every record
+RECORD_OPTIONS = ("template", "max_length", "mask_scope")
+
+
+def fill_score_defaults(args: argparse.Namespace, dataset) -> bool:
+    """Set --levels/--step/--batch-size not given to the defaults of the data's kind; refuse the
+    options of instruction records for other data. True for instruction records."""
+    from ..data import InstructionSet
+
+    records = isinstance(dataset, InstructionSet)
+    for name, value in (RECORD_DEFAULTS if records else ENCODER_DEFAULTS).items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    given = [f"--{name.replace('_', '-')}" for name in RECORD_OPTIONS if getattr(args, name, None) is not None]
+    if given and not records:
+        raise DlcpruneError(f"{', '.join(given)} apply to instruction records; {dataset.source} holds none")
+    return records
+
+
 def level_plan(levels: int | str) -> tuple[int, bool]:
     """(K, adaptive) for --levels N or auto."""
     return (AUTO_MAX_LEVELS, True) if levels == "auto" else (levels, False)
@@ -52,19 +72,12 @@ def level_plan(levels: int | str) -> tuple[int, bool]:
 def cmd_score(args: argparse.Namespace) -> dict:
     """Also under torchrun: every rank scores a block of the samples, rank 0 writes the folder."""
     from ..data import load_dataset
-    from ..models import default_model, load_encoder
+    from ..models import check_model_for, default_model, load_encoder
     from ..artifacts import PARTIAL, SCORE_FILES, write_scores
     from ..scoring import score_dlc
     from ..scoring.shard import init_from_environment, is_main_process, on_main
 
     t0 = time.perf_counter()
-    levels, adaptive = level_plan(args.levels)
-    if levels < 1 or not 0.0 < args.step < 1.0 or args.batch_size < 1:
-        raise DlcpruneError("need --levels >= 1, 0 < --step < 1 and --batch-size >= 1")
-    if not adaptive and 1 - (1 - args.step) ** (levels - 1) > 0.999:
-        raise DlcpruneError(f"--levels {levels} with --step {args.step:g} reach a sparsity of "
-                            f"{1 - (1 - args.step) ** (levels - 1):.6f}: past 99.9% nearly every weight is masked and "
-                            "further levels add nothing; use fewer levels or a smaller step")
     init_from_environment(args.device)
     # an interrupted run of this job: its checkpoint, maybe some of its outputs, maybe its (stale) lock
     only_partial = lambda p: PARTIAL in (names := {f.name for f in p.iterdir()}) and names <= {PARTIAL, files.LOCK, *SCORE_FILES}
@@ -72,10 +85,22 @@ def cmd_score(args: argparse.Namespace) -> dict:
                                                        inputs=(args.data,)))
     dataset = load_dataset(args.data, text_column=args.text_column, label_column=args.label_column,
                            hf_split=args.hf_split)
-    encoder = load_encoder(args.model or default_model(dataset), weights=args.weights,
-                           device=args.device, image_size=args.image_size, compile=args.compile)
+    records = fill_score_defaults(args, dataset)
+    levels, adaptive = level_plan(args.levels)
+    if not 0.0 < args.step < 1.0:
+        raise DlcpruneError(f"need 0 < --step < 1, got {args.step:g}")
+    if not adaptive and 1 - (1 - args.step) ** (levels - 1) > 0.999:
+        raise DlcpruneError(f"--levels {levels} with --step {args.step:g} reach a sparsity of "
+                            f"{1 - (1 - args.step) ** (levels - 1):.6f}: past 99.9% nearly every weight is masked and "
+                            "further levels add nothing; use fewer levels or a smaller step")
+    model = args.model or default_model(dataset)
+    check_model_for(model, dataset)  # before a slow load
+    encoder = load_encoder(model, weights=args.weights, device=args.device, image_size=args.image_size,
+                           compile=args.compile, causal=records, template=args.template or "alpaca",
+                           max_length=args.max_length)
     score = lambda: score_dlc(encoder, dataset, levels=levels, step=args.step, masking=args.masking,
-                              seed=args.seed, adaptive=adaptive, workers=args.workers, batch_size=args.batch_size, checkpoint_dir=out / PARTIAL,
+                              seed=args.seed, adaptive=adaptive, workers=args.workers, batch_size=args.batch_size,
+                              mask_scope=args.mask_scope or "global", checkpoint_dir=out / PARTIAL,
                               progress=not args.quiet)
     if not is_main_process():
         score()
@@ -88,7 +113,7 @@ def cmd_score(args: argparse.Namespace) -> dict:
                      data_spec={"data": spec, "text_column": args.text_column, "label_column": args.label_column,
                                 "hf_split": args.hf_split})
     shutil.rmtree(out / PARTIAL, ignore_errors=True)
-    processes = result.timings["processes"]
+    processes = result.timings.get("processes", 1)
     computed = len(result.parameters.get("levels_computed", range(levels)))
     print(f"scored {len(dataset):,} samples with DLC ({computed} of {levels} levels"
           f"{f', {processes} processes' if processes > 1 else ''}) -> {out / 'scores.csv'}")
@@ -173,13 +198,16 @@ def cmd_bench(args: argparse.Namespace) -> dict:
     if args.dynamics_epochs is not None and args.trainer == "full" and dynamics == "full":
         raise DlcpruneError("--dynamics-epochs: with --trainer full the dynamics come from the full-pool run, "
                             "which trains for --epochs")
+    columns = dict(text_column=args.text_column, label_column=args.label_column, hf_split=args.hf_split)
+    data = load_dataset(args.data, **columns)
+    if fill_score_defaults(args, data):
+        raise DlcpruneError(f"{data.source} holds instruction records: bench trains classifiers on classes, which "
+                            "they have none of; compare selections of them with `dlcprune instruct` and `dlcprune lora`")
     config = BenchConfig(methods=[m.strip() for m in args.methods.split(",") if m.strip()],
                          keeps=[check_keep(k) for k in args.keep], seeds=args.seeds, levels=args.levels,
                          step=args.step, batch_size=args.batch_size,
                          dynamics=dynamics, dynamics_epochs=args.dynamics_epochs or 20, trainer=args.trainer,
                          recipe=trainer_recipe)
-    columns = dict(text_column=args.text_column, label_column=args.label_column, hf_split=args.hf_split)
-    data = load_dataset(args.data, **columns)
     test_data = load_dataset(args.test_data, **columns) if args.test_data else None
     train, test, positions = bench_data(data, test_data, test_fraction=args.test_fraction,
                                         train_per_class=args.train_per_class, test_per_class=args.test_per_class)

@@ -66,7 +66,7 @@ def _levels(text: str) -> int | list[float]:
 
 def sparsities(args: argparse.Namespace) -> list[float]:
     """The sparsity of every level: --sparsities, --levels K [--step S] (as `dlcprune score`), or the default."""
-    from ..scoring.causal import DEFAULT_SPARSITIES
+    from ..scoring.causal import DEFAULT_SPARSITIES, level_sparsities
 
     if args.sparsities is not None and args.levels is not None:
         raise DlcpruneError("give --sparsities or --levels, not both")
@@ -79,13 +79,7 @@ def sparsities(args: argparse.Namespace) -> list[float]:
         if args.step is not None:
             raise DlcpruneError("--step needs --levels K")
         return list(DEFAULT_SPARSITIES)
-    step = 0.1 if args.step is None else args.step
-    if args.levels < 1 or not 0 < step < 1:
-        raise DlcpruneError(f"need --levels >= 1 and 0 < --step < 1, got {args.levels} and {step}")
-    if 1 - (1 - step) ** (args.levels - 1) > 0.999:
-        raise DlcpruneError(f"--levels {args.levels} with --step {step:g} pass a sparsity of 99.9%: nearly every weight "
-                            "would be masked; use fewer levels or a smaller step")
-    return [1 - (1 - step) ** k for k in range(args.levels)]
+    return level_sparsities(args.levels, 0.1 if args.step is None else args.step)
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:

@@ -41,16 +41,24 @@ def add_score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--hf-split", default=None,
                    help="Hugging Face DatasetDict folders: the split to read (default train)")
     p.add_argument("--image-size", type=image_size, default="pretrained", help=IMAGE_SIZE_HELP)
-    p.add_argument("--levels", type=levels_arg, default=50,
-                   help="masking levels K, level 0 unmasked (default 50); or auto: at most 50, only those the "
-                        "ranking needs, none past the encoder's collapse")
-    p.add_argument("--step", type=float, default=0.02, help="fraction of the remaining weights masked per level (0.02)")
+    p.add_argument("--levels", type=levels_arg, default=None,
+                   help="masking levels K, level 0 unmasked (default 50; instruction records 5, each level a pass of "
+                        "the LM); or auto (encoders): at most 50, only those the ranking needs, none past the collapse")
+    p.add_argument("--step", type=float, default=None,
+                   help="fraction of the remaining weights masked per level (default 0.02; instruction records 0.1)")
     p.add_argument("--masking", choices=["magnitude", "random"], default="magnitude", help="how weights are masked: magnitude (default, the paper's) or random")
     p.add_argument("--seed", type=natural_int, default=0, help="seed of every random step (default 0)")
-    p.add_argument("--batch-size", type=positive_int, default=64, help="samples per forward pass (default 64)")
+    p.add_argument("--batch-size", type=positive_int, default=None,
+                   help="samples per forward pass (default 64; instruction records 8)")
     p.add_argument("--workers", "--num-workers", dest="workers", type=natural_int, default=0,
                    help="DataLoader processes decoding the next batches while the encoder runs (default 0)")
     p.add_argument("--device", type=device, default=None, help="cpu, cuda, cuda:1 ... (default: cuda when present)")
+    p.add_argument("--template", choices=["alpaca", "chat"], default=None,
+                   help="instruction records: prompt format, alpaca (default) or the tokenizer's chat template")
+    p.add_argument("--max-length", type=positive_int, default=None,
+                   help="instruction records: tokens per record, prompt + response (default: 512, or the model's context)")
+    p.add_argument("--mask-scope", choices=["global", "layer"], default=None,
+                   help="instruction records: magnitude thresholds over all Linear weights (global, default) or per layer")
     p.add_argument("--compile", action="store_true",
                    help="image encoders: run the encoder through torch.compile (faster on long runs after a compile "
                         "of a minute or two; scores differ from the default in the last bits)")

@@ -3,15 +3,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .. import files
 from ..errors import DlcpruneError
 from .builtin import DATASETS
 from .splits import holdout_split, stratified_split
 from .images import ImageDataset, from_arrays, load_image_folder, load_npz
+from .instructions import InstructionSet, is_instructions, load_instructions, peek_columns
 from .text import TextDataset, from_texts, load_hf_folder, load_text_table
 
-Dataset = ImageDataset | TextDataset
+Dataset = ImageDataset | TextDataset | InstructionSet
 
-__all__ = ["list_datasets", "DATASETS", "Dataset", "ImageDataset", "TextDataset", "from_texts", "load_hf_folder", "load_text_table", "from_arrays", "load_dataset", "load_image_folder", "load_npz",
+__all__ = ["list_datasets", "DATASETS", "Dataset", "ImageDataset", "InstructionSet", "TextDataset", "from_texts", "load_hf_folder", "load_text_table", "from_arrays", "load_dataset", "load_image_folder", "load_npz",
            "stratified_split", "holdout_split"]
 
 
@@ -21,9 +23,11 @@ def list_datasets() -> list[str]:
 
 
 def load_dataset(spec, *, text_column: str = "text", label_column: str = "label",
-                 hf_split: str | None = None) -> ImageDataset | TextDataset:
+                 hf_split: str | None = None) -> Dataset:
     """A built-in name (``dlcprune list``), an image folder, an ``.npz`` of images, a ``.csv`` /
-    ``.jsonl`` / ``.json`` file of texts, a Hugging Face ``save_to_disk`` folder (images or texts;
+    ``.jsonl`` / ``.json`` file of texts or of instruction records (Alpaca ``instruction``/``output``
+    or ShareGPT ``conversations``, and no ``label_column``: an :class:`InstructionSet`), a Hugging
+    Face ``save_to_disk`` folder (images, texts or instruction records;
     ``hf_split`` picks a split of a DatasetDict, default ``train``), or an object you hold: a
     torchvision ``ImageFolder``, a Hugging Face ``Dataset`` / ``DatasetDict`` or a map-style torch
     dataset of (image, label) pairs (``data.objects``), always in its own sample order."""
@@ -36,11 +40,16 @@ def load_dataset(spec, *, text_column: str = "text", label_column: str = "label"
         return DATASETS.get(spec)()
     path = Path(spec)
     if path.is_dir():
-        if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
+        if (info := path / "dataset_info.json").exists() and is_instructions(
+                files.read_json(info).get("features", {}), label_column=label_column):
+            return load_instructions(path)
+        if info.exists() or (path / "dataset_dict.json").exists():
             return load_hf_folder(path, text_column=text_column, label_column=label_column, split=hf_split or "train")
         return load_image_folder(path)
     if path.is_file() and path.suffix == ".npz":
         return load_npz(path)
+    if path.is_file() and path.suffix in (".jsonl", ".json") and is_instructions(peek_columns(path), label_column=label_column):
+        return load_instructions(path)
     if path.is_file() and path.suffix in (".csv", ".jsonl", ".json"):
         return load_text_table(path, text_column=text_column, label_column=label_column)
     if path.exists():

@@ -12,9 +12,13 @@ it. ``template="chat"`` renders the prompt with the tokenizer's chat template in
 """
 from __future__ import annotations
 
+import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
+
+import numpy as np
 
 from ..errors import DlcpruneError
 
@@ -29,15 +33,39 @@ ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assi
 
 @dataclass
 class InstructionSet:
-    """records: parsed dicts; raw: each record's bytes as written back (no newline); form: alpaca | sharegpt."""
+    """records: parsed dicts; raw: each record's bytes as written back (no newline); form: alpaca | sharegpt;
+    ids: where each record was ("line 3", "record 0", "row 0").
+
+    A dataset like the others, with no classes: every record has label 0 of the one class
+    ``records``, so class-stratified selection is global selection."""
 
     records: list[dict]
     raw: list[bytes]
     source: str
     form: str
+    ids: list[str] = field(default_factory=list)
+    class_names: list[str] = field(default_factory=lambda: ["records"])
+
+    def __post_init__(self) -> None:
+        self.ids = self.ids or [f"record {i}" for i in range(len(self.records))]
 
     def __len__(self) -> int:
         return len(self.records)
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.zeros(len(self.records), dtype=np.int64)
+
+    @property
+    def num_classes(self) -> int:
+        return 1
+
+    def fingerprint(self) -> str:
+        """sha256 over the records' bytes, in order."""
+        h = hashlib.sha256(self.form.encode())
+        for r in self.raw:
+            h.update(hashlib.sha256(r).digest())
+        return h.hexdigest()
 
     def messages(self, i: int) -> tuple[list[dict], str]:
         """(conversation before the response as [{role, content}], response text) of record i."""
@@ -114,7 +142,30 @@ def load_instructions(path: str | Path) -> InstructionSet:
     form = "sharegpt" if isinstance(records[0][1], dict) and "conversations" in records[0][1] else "alpaca"
     for where, rec in records:
         _check(rec, form, f"{p}, {where}")
-    return InstructionSet(records=[r for _, r in records], raw=raw, source=str(p), form=form)
+    return InstructionSet(records=[r for _, r in records], raw=raw, source=str(p), form=form,
+                          ids=[where for where, _ in records])
+
+
+def is_instructions(columns: Iterable[str], *, label_column: str = "label") -> bool:
+    """Whether records with these keys are instruction data (Alpaca or ShareGPT) rather than a
+    labelled text table: a label column makes them a table."""
+    keys = set(columns)
+    return label_column not in keys and ("conversations" in keys or {"instruction", "output"} <= keys)
+
+
+def peek_columns(path: Path) -> list[str]:
+    """The keys of the first record of a .jsonl / .json file ([] when it cannot tell)."""
+    try:
+        if path.suffix == ".jsonl":
+            with open(path, "rb") as f:
+                first = next((line for line in f if line.strip()), b"")
+            rec = json.loads(first) if first else {}
+        else:
+            rows = json.loads(path.read_bytes())
+            rec = rows[0] if isinstance(rows, list) and rows else {}
+    except (OSError, ValueError):
+        return []  # the loader that follows says what is wrong with the file
+    return list(rec) if isinstance(rec, dict) else []
 
 
 def _read(p: Path) -> bytes:

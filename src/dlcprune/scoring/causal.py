@@ -1,52 +1,67 @@
 """DLC for causal LMs: the mean over masking levels of each record's response loss (higher = harder).
 
-Levels are explicit sparsities (default 0, 0.1, 0.2, 0.3, 0.4), each strictly sparser than the
-one before; the Linear weights of the decoder are masked by magnitude, either over all of them at
-once (``scope="global"``) or layer by layer (``scope="layer"``: each weight matrix loses the same
+The per-sample loss is the mean token NLL of the response given the prompt
+(:func:`dlcprune.models.causal.response_losses`). Levels are sparsities, each strictly sparser
+than the one before: from ``dlcprune.score`` / ``dlcprune score`` the same K levels as for an
+encoder (s_k = 1 - (1 - step)^k), or an explicit list (``dlcprune instruct``'s default 0, 0.1, ...,
+0.4). The Linear weights of the decoder are masked by magnitude (or at random), over all of them
+at once (``scope="global"``) or layer by layer (``scope="layer"``: each weight matrix loses the same
 fraction). Masks are nested and applied in place (:mod:`dlcprune.masking`): no copy of the model
-is made, only the values the last level zeroes are kept, and the weights are restored bit-exactly.
+is made, and the weights are restored bit-exactly. Finished levels are checkpointed.
 """
 from __future__ import annotations
 
 import contextlib
 import time
-from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
+from ..data.instructions import InstructionSet
 from ..errors import DlcpruneError
 from ..masking import NestedMasks
-from ..progress import bar
-from ..data.instructions import InstructionSet
 from ..models.causal import CausalLM, encode, response_losses
+from ..progress import bar
+from .checkpoint import Checkpoint
+from .dlc import DlcResult
 
 DEFAULT_SPARSITIES = (0.0, 0.1, 0.2, 0.3, 0.4)
 
 
-@dataclass
-class LmDlcResult:
-    """scores (N,), higher = harder; level_losses (K, N); sparsity (K,) measured after masking."""
+def level_sparsities(levels: int, step: float) -> list[float]:
+    """The sparsity of each of K levels, s_k = 1 - (1 - step)^k, as for an encoder."""
+    if levels < 1 or not 0 < step < 1:
+        raise DlcpruneError(f"need levels >= 1 and 0 < step < 1, got {levels} and {step}")
+    if 1 - (1 - step) ** (levels - 1) > 0.999:
+        raise DlcpruneError(f"levels {levels} with step {step:g} pass a sparsity of 99.9%: nearly every weight "
+                            "would be masked; use fewer levels or a smaller step")
+    return [1 - (1 - step) ** k for k in range(levels)]
 
-    scores: np.ndarray
-    level_losses: np.ndarray
-    sparsity: np.ndarray
-    parameters: dict
-    timings: dict = field(default_factory=dict)
 
-
-def score_instructions(lm: CausalLM, data: InstructionSet, *, sparsities=DEFAULT_SPARSITIES, scope: str = "global",
-                       template: str = "alpaca", max_length: int | None = None, batch_size: int = 8,
-                       progress: bool = True) -> LmDlcResult:
+def score_instructions(lm: CausalLM, data: InstructionSet, *, sparsities: Sequence[float] = DEFAULT_SPARSITIES,
+                       masking: str = "magnitude", seed: int = 0, scope: str = "global", template: str | None = None,
+                       max_length: int | None = None, batch_size: int = 8,
+                       checkpoint_dir: str | Path | None = None, progress: bool = True) -> DlcResult:
+    """DLC scores (N,) of the records, higher = harder; ``level_losses`` (K, N); ``sparsity`` (K,)
+    measured after masking; ``features`` None. ``template`` / ``max_length``: how records become
+    tokens (default: the model's own, ``lm.template`` / ``lm.max_length``)."""
     s = [float(v) for v in sparsities]
     if not s or s[0] < 0 or s[-1] >= 1 or any(b <= a for a, b in zip(s, s[1:])):
         raise DlcpruneError(f"levels must be sparsities increasing strictly within [0, 1), got {s}")
     if scope not in ("global", "layer"):
         raise DlcpruneError(f"mask_scope must be global or layer, got {scope!r}")
+    template = template or lm.template
+    max_length = max_length if max_length is not None else lm.max_length
     encoded = encode(lm, data, template=template, max_length=max_length)
     weights = [w for _, w in lm.maskable]
+    params = dict(sparsities=s, masking=masking, seed=seed, scope=scope, template=template, max_length=max_length,
+                  batch_size=batch_size, masked_tensors=len(weights), masked_weights=sum(w.numel() for w in weights))
+    ckpt = Checkpoint(checkpoint_dir, key=dict(params, model=lm.name, weights_sha256=lm.weights_sha256,
+                                               dataset=data.fingerprint()))
     groups = [weights] if scope == "global" else [[w] for w in weights]
-    masks = [NestedMasks(g, sparsities=s) for g in groups]
-    losses, measured, timings = [], [], {"level_s": []}
+    masks = [NestedMasks(g, sparsities=s, method=masking, seed=seed) for g in groups]
+    losses, measured, timings = [], [], ckpt.timings.setdefault("level_s", {})
     with contextlib.ExitStack() as stack, bar("masked levels", len(s) * len(data), enabled=progress) as advance:
         setters = [stack.enter_context(m.applied()) for m in masks]
         for k in range(len(s)):
@@ -54,12 +69,15 @@ def score_instructions(lm: CausalLM, data: InstructionSet, *, sparsities=DEFAULT
             for set_level in setters:
                 set_level(k)
             measured.append(sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights))
-            losses.append(response_losses(lm, encoded, batch_size=batch_size))
-            timings["level_s"].append(time.perf_counter() - t)
+            cached = ckpt.load_level(k)  # a killed run's finished level: the same arguments, data and weights
+            if cached is None:
+                losses.append(response_losses(lm, encoded, batch_size=batch_size))
+                timings[str(k)] = time.perf_counter() - t
+                ckpt.save_level(k, losses[-1])
+            else:
+                losses.append(cached)
             advance(len(data))
     level_losses = np.stack(losses)
-    params = dict(sparsities=s, scope=scope, template=template, max_length=max_length, batch_size=batch_size,
-                  masked_tensors=len(weights), masked_weights=sum(w.numel() for w in weights))
-    timings["total_s"] = float(sum(timings["level_s"]))
-    return LmDlcResult(scores=level_losses.mean(0), level_losses=level_losses, sparsity=np.array(measured),
-                       parameters=params, timings=timings)
+    level_times = list(timings.values())
+    return DlcResult(scores=level_losses.mean(0), level_losses=level_losses, features=None, sparsity=np.array(measured),
+                     parameters=params, timings={"level_s": timings, "masking_loop_s": float(sum(level_times))})

@@ -1,4 +1,5 @@
-"""DLC: Distorting-based Learning Complexity (Jiang et al., ICLR 2025), for image encoders.
+"""DLC: Distorting-based Learning Complexity (Jiang et al., ICLR 2025), for image and text encoders
+(causal LMs on instruction records: :mod:`dlcprune.scoring.causal`, reached through ``score_dlc`` too).
 
 1. z_i = h(x_i) with the unmasked encoder (the deterministic evaluation transform, no augmentation);
 2. class prototypes mu_c = mean of z_i over class c, computed ONCE and kept fixed;
@@ -18,10 +19,10 @@ import numpy as np
 import torch
 
 from .. import files
-from ..data import Dataset, ImageDataset, TextDataset
+from ..data import Dataset, ImageDataset, InstructionSet, TextDataset
 from ..errors import DlcpruneError
 from ..masking import NestedMasks
-from ..models import Encoder, TextEncoder
+from ..models import Encoder, TextEncoder, check_model_for
 from ..progress import bar
 from .adaptive import AdaptiveLevels, interpolated_mean
 from .checkpoint import Checkpoint
@@ -95,10 +96,14 @@ def check_dataset(dataset: Dataset, encoder: Encoder) -> None:
 
 
 def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int = 50, step: float = 0.02,
-              masking: str = "magnitude", seed: int = 0, batch_size: int = 64, workers: int = 0, adaptive: bool = False,
-              checkpoint_dir: str | Path | None = None, block_bytes: int = BLOCK_BYTES,
+              masking: str = "magnitude", seed: int = 0, batch_size: int | None = None, workers: int = 0, adaptive: bool = False,
+              checkpoint_dir: str | Path | None = None, block_bytes: int = BLOCK_BYTES, mask_scope: str = "global",
               progress: bool = True) -> DlcResult | None:
     """DLC scores of every sample of ``dataset`` (higher = harder). See the module docstring.
+
+    A causal LM with instruction records: the loss is the response-token NLL, the K levels the same
+    sparsities (:func:`dlcprune.scoring.causal.score_instructions`; ``mask_scope`` "layer" masks each
+    weight matrix to the same sparsity; ``workers`` and ``block_bytes`` do not apply; one process).
 
     Each sample is read, decoded and preprocessed twice whatever K: once for the unmasked
     features (the prototypes need all of them first), once for the level loop, which takes the
@@ -110,6 +115,7 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int = 50, step: flo
     a run killed midway and started again with the same arguments continues where it stopped and
     ends with identical scores. The encoder's weights are restored bit-exactly on return, error or Ctrl-C.
 
+    ``batch_size``: samples per forward pass (default 64; instruction records 8).
     ``workers``: DataLoader processes decoding the next batches while the encoder runs (0: none).
     ``adaptive``: ``levels`` is the most levels of the path and only those the ranking needs are
     computed (``--levels auto``, :mod:`dlcprune.scoring.adaptive`; one level loop per refinement
@@ -129,6 +135,14 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int = 50, step: flo
         raise DlcpruneError(f"levels must be at least 1, got {levels}")
     if not 0.0 < step < 1.0:
         raise DlcpruneError(f"step must lie in (0, 1), got {step}")
+    check_model_for(encoder, dataset)
+    batch_size = batch_size or (8 if isinstance(dataset, InstructionSet) else 64)  # an LM's batch holds long records
+    if isinstance(dataset, InstructionSet):
+        return _score_records(encoder, dataset, levels=levels, step=step, masking=masking, seed=seed,
+                              batch_size=batch_size, adaptive=adaptive, mask_scope=mask_scope,
+                              checkpoint_dir=checkpoint_dir, progress=progress)
+    if mask_scope != "global":
+        raise DlcpruneError(f"mask_scope {mask_scope!r} applies to causal LMs; an encoder's masks are global")
     check_dataset(dataset, encoder)
     params = dict(levels=levels, step=step, masking=masking, seed=seed, batch_size=batch_size,
                   **({"adaptive": True} if adaptive else {}), **encoder.preprocessing())
@@ -192,6 +206,21 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int = 50, step: flo
     timings["processes"] = shard.world
     return DlcResult(scores=scores, level_losses=level_losses, features=z0,
                      sparsity=masks.sparsity_[computed], parameters=params, timings=timings)
+
+
+def _score_records(lm, data: InstructionSet, *, levels: int, step: float, adaptive: bool, mask_scope: str,
+                   **options) -> DlcResult:
+    from .causal import level_sparsities, score_instructions
+
+    if adaptive:
+        raise DlcpruneError("levels auto (adaptive levels) is for encoders; give a causal LM a number of levels")
+    if Shard(len(data)).world > 1:
+        raise DlcpruneError("instruction records are scored in one process; run without torchrun")
+    if len(data) < 1:
+        raise DlcpruneError(f"{data.source}: the dataset is empty")
+    result = score_instructions(lm, data, sparsities=level_sparsities(levels, step), scope=mask_scope, **options)
+    result.parameters = dict(levels=levels, step=step, **result.parameters)
+    return result
 
 
 def _unmasked_losses(z0: np.ndarray, labels: torch.Tensor, prototypes: torch.Tensor) -> np.ndarray:
