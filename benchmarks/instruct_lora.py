@@ -25,7 +25,7 @@ def main() -> None:
     from dlcprune.models.causal import load_causal_lm
     from dlcprune.training.lm_eval import lm_eval_scores, write_choice_task
     from dlcprune.training.lora import finetune_lora, heldout_metrics
-    from dlcprune import select
+    from dlcprune import read_scores, select
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="folder with train.jsonl and test.jsonl")
@@ -40,7 +40,7 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2", help="the causal LM (smollm2, or a model folder)")
     args = ap.parse_args()
     train, test = load_instructions(Path(args.data) / "train.jsonl"), load_instructions(Path(args.data) / "test.jsonl")
-    scores = np.array([float(line.split(",")[1]) for line in (Path(args.scores) / "scores.csv").read_text().splitlines()[1:]])
+    scores = read_scores(args.scores).scores  # DLC of the train records, higher = harder
     manifest = json.loads((Path(args.scores) / "manifest.json").read_text())
     lm = load_causal_lm(args.model, device="cpu")
     task_dir = Path(tempfile.mkdtemp())

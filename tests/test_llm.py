@@ -286,7 +286,7 @@ def test_cli_instruct_baseline_policies(tiny_folder, alpaca_path, tmp_path, caps
         assert m["method"] == policy and m["timings_s"]["measure_s"] > 0 and not (out / "levels.npy").exists()
         sel = json.loads((out / "selection" / "manifest.json").read_text())
         assert sel["method"] == policy and sel["parameters"]["rule"] in ("hard on the measure", "kcenter on the measure")
-    assert (tmp_path / "longest" / "scores.csv").read_text().splitlines()[1] == "0,1.0"  # "positive": one token
+    assert (tmp_path / "longest" / "scores.csv").read_text().splitlines()[1] == "0,line 1,0,1.0"  # "positive": one token
     assert (tmp_path / "embed-kcenter" / "features.npy").exists()
     # --force over a DLC run: nothing of the earlier run remains beside the new one
     assert main(["instruct", "--data", str(alpaca_path), "--model", str(tiny_folder), "--device", "cpu", "--keep", "0.4,0.8",
@@ -330,6 +330,11 @@ def test_score_and_select_take_instruction_records_like_any_dataset(tiny_lm, tin
     kept = np.load(sel / "keep_0.4" / "keep_indices.npy")
     assert kept.tolist() == sorted(np.argsort(direct.scores, kind="stable")[:2].tolist())  # global: no classes
     assert (sel / "keep_0.4" / "kept.jsonl").read_bytes() == b"".join(ALPACA_LINES[i].encode() + b"\n" for i in kept)
+    # instruct is score + select in one: the same scores folder, byte for byte, and the same kept records
+    assert main(["instruct", "--data", str(alpaca_path), "--model", f"hf:{tiny_folder}", "--device", "cpu", "--levels", "3",
+                 "--step", "0.2", "--policy", "easy", "--keep", "0.4", "--output", str(tmp_path / "i"), "--quiet"]) == 0
+    assert (tmp_path / "i" / "scores.csv").read_bytes() == (out / "scores.csv").read_bytes()
+    assert (tmp_path / "i" / "selection" / "keep_0.4" / "kept.jsonl").read_bytes() == (sel / "keep_0.4" / "kept.jsonl").read_bytes()
 
     capsys.readouterr()
     assert main(["select", "--scores", str(out), "--keep", "0.4", "--output", str(tmp_path / "auto"), "--quiet"]) == 2

@@ -24,7 +24,6 @@ from .threads import runtime
 
 if TYPE_CHECKING:
     from .data import Dataset
-    from .data.instructions import InstructionSet
     from .methods.select import Selection
     from .models import Encoder
     from .scoring import DlcResult
@@ -34,30 +33,28 @@ SCORE_FILES = ("levels.npy", "features.npy", "scores.csv", "manifest.json")  # w
 
 
 def write_scores(out: Path, result: DlcResult, *, dataset: Dataset, encoder: Encoder,
-                 total_s: float, data_spec: dict | None = None) -> dict:
+                 total_s: float, data_spec: dict | None = None, method: str = "dlc") -> dict:
     """Write the scores folder; returns the manifest. ``data_spec``: how the data was named
-    ({"data": path or built-in, "text_column", "label_column"}), for exports and checks later."""
-    buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["index", "id", "label", "score"])
-    for i, (sid, y, s) in enumerate(zip(dataset.ids, dataset.labels, result.scores)):
-        w.writerow([i, sid, int(y), repr(float(s))])
-    records = result.features is None  # a causal LM on instruction records: no feature space, no classes
+    ({"data": path or built-in, "text_column", "label_column"}), for exports and checks later.
+    ``method``: "dlc", or an instruction baseline whose measure ``result.scores`` holds (None: it
+    has none, only features; then no scores.csv); files whose array is None are not written."""
+    kind = dataset_kind(dataset)
     manifest = {
-        "method": "dlc",
-        "loss": "response-token NLL (causal LM)" if records else "cross-entropy over inverse prototype distances",
-        "score_direction": "higher = harder",
+        "method": method,
+        **({"loss": "response-token NLL (causal LM)" if kind == "instruction records" else
+            "cross-entropy over inverse prototype distances"} if method == "dlc" else {}),
+        "score_direction": "higher = harder" if method == "dlc" else "the baseline's measure (see parameters)",
         "parameters": result.parameters,
-        "sparsity_per_level": [round(float(s), 6) for s in result.sparsity],
+        **({"sparsity_per_level": [round(float(s), 6) for s in result.sparsity]} if result.sparsity is not None else {}),
         "model": {"name": encoder.name, "weights": encoder.weights, "weights_sha256": encoder.weights_sha256,
                   "masked_tensors": len(encoder.maskable),
                   "masked_weights": int(sum(p.numel() for _, p in encoder.maskable))},
-        "dataset": {"source": dataset.source, "kind": dataset_kind(dataset), "fingerprint_sha256": dataset.fingerprint(),
+        "dataset": {"source": dataset.source, "kind": kind, "fingerprint_sha256": dataset.fingerprint(),
                     "samples": len(dataset),
                     "class_names": dataset.class_names,
                     "class_sizes": np.bincount(dataset.labels, minlength=dataset.num_classes).tolist()},
         **({"data": data_spec} if data_spec else {}),
-        "seed": result.parameters["seed"],
+        "seed": result.parameters.get("seed"),
         "timings_s": dict(result.timings, total_s=total_s),
         "memory": files.peak_memory_mb(),
         "runtime": runtime(),
@@ -65,10 +62,16 @@ def write_scores(out: Path, result: DlcResult, *, dataset: Dataset, encoder: Enc
         "command": sys.argv,
         "created": files.now_iso(),
     }
-    files.save_npy(out / "levels.npy", result.level_losses)
-    if not records:
-        files.save_npy(out / "features.npy", result.features)
-    files.write_text(out / "scores.csv", buf.getvalue())
+    for name, array in (("levels.npy", result.level_losses), ("features.npy", result.features)):
+        if array is not None:
+            files.save_npy(out / name, array)
+    if result.scores is not None:
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(["index", "id", "label", "score"])
+        for i, (sid, y, s) in enumerate(zip(dataset.ids, dataset.labels, result.scores)):
+            w.writerow([i, sid, int(y), repr(float(s))])
+        files.write_text(out / "scores.csv", buf.getvalue())
     files.write_json(out / "manifest.json", manifest)
     return manifest
 
@@ -118,30 +121,6 @@ def read_scores(folder: str | Path) -> Scores:
 
 def keep_folder_name(keep: float) -> str:
     return f"keep_{keep:g}"
-
-
-def write_instruction_scores(out: Path, *, method: str, data: InstructionSet, model: str, parameters: dict,
-                             timings: dict, scores: np.ndarray | None = None, level_losses: np.ndarray | None = None,
-                             sparsity: np.ndarray | None = None, features: np.ndarray | None = None) -> dict:
-    """The scores folder of instruction records: ``scores.csv`` (index,score; record order; for DLC
-    higher = harder, for a baseline its measure), ``levels.npy`` (K, N) for DLC, ``features.npy``
-    (N, D) for embedding methods, and ``manifest.json``; returns the manifest."""
-    if scores is not None:
-        files.write_text(out / "scores.csv", "index,score\n" + "".join(f"{i},{float(v)!r}\n" for i, v in enumerate(scores)))
-    if level_losses is not None:
-        files.save_npy(out / "levels.npy", level_losses)
-    if features is not None:
-        files.save_npy(out / "features.npy", features)
-    manifest = {
-        "method": method,
-        "score_direction": "higher = harder" if method.startswith("dlc") else "the baseline's measure (see parameters)",
-        "parameters": parameters,
-        **({"sparsity_per_level": np.asarray(sparsity).round(6).tolist()} if sparsity is not None else {}),
-        "model": model, "data": {"source": data.source, "form": data.form, "records": len(data)},
-        "timings_s": timings, "memory": files.peak_memory_mb(), "runtime": runtime(),
-        "versions": files.versions(), "command": sys.argv, "created": files.now_iso()}
-    files.write_json(out / "manifest.json", manifest)
-    return manifest
 
 
 def write_selection(out: Path, selection: "Selection", *, scores: Scores | None = None) -> dict:

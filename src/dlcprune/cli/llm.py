@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import shutil
+from pathlib import Path
 import sys
 import tempfile
 
@@ -100,7 +101,7 @@ def cmd_instruct(args: argparse.Namespace) -> dict:
     """Score instruction records (no classes: selection is global) and write the kept ones: the scores
     folder in OUT, the selection in OUT/selection (as `dlcprune prune`), the kept records of each keep
     fraction byte-identical in OUT/selection/keep_<fraction>/kept.jsonl."""
-    from ..artifacts import keep_folder_name, write_instruction_scores, write_selection
+    from ..artifacts import keep_folder_name, write_scores, write_selection
     from ..data.instructions import load_instructions
     from ..methods.instructions import BASELINES, select_instructions
     from ..models.causal import load_causal_lm
@@ -117,7 +118,7 @@ def cmd_instruct(args: argparse.Namespace) -> dict:
     out = files.check_output_dir(args.output, force=args.force, inputs=(args.data,))
     data = load_instructions(args.data)
     lm = load_causal_lm(args.model, device=args.device)
-    written, selection = select_instructions(
+    result, selection = select_instructions(
         lm, data, policy=args.policy, keep=args.keep, seed=args.seed, split=args.split, scope=args.mask_scope or "global",
         template=args.template, max_length=args.max_length, batch_size=args.batch_size, progress=not args.quiet,
         sparsities=levels)
@@ -125,7 +126,8 @@ def cmd_instruct(args: argparse.Namespace) -> dict:
         for stale in ("scores.csv", "levels.npy", "features.npy"):  # --force: nothing of an earlier run may remain
             (out / stale).unlink(missing_ok=True)
         shutil.rmtree(out / "selection", ignore_errors=True)
-        write_instruction_scores(out, data=data, model=lm.name, **written)
+        write_scores(out, result, dataset=data, encoder=lm, total_s=result.timings["total_s"],
+                     data_spec={"data": str(Path(args.data).resolve())}, method="dlc" if not baseline else args.policy)
         write_selection(out / "selection", selection)
         for keep, kept in selection.kept.items():
             data.write_jsonl(out / "selection" / keep_folder_name(keep) / "kept.jsonl", kept)

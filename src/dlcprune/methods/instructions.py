@@ -22,6 +22,7 @@ import torch
 from ..data.instructions import InstructionSet
 from ..models.causal import CausalLM, encode, pad_batch, response_losses
 from ..scoring.causal import DEFAULT_SPARSITIES, score_instructions
+from ..scoring.dlc import DlcResult
 from .select import Selection, select
 
 # name -> (what the measure is, the dlcprune.select method applied to it: "hard" keeps the highest)
@@ -112,26 +113,22 @@ POLICIES = ("random", "easy", "hard", "flexrand", *BASELINES)
 def select_instructions(lm: CausalLM, data: InstructionSet, *, policy: str = "flexrand", keep: float | list[float],
                         seed: int = 0, split: float | None = None, sparsities=DEFAULT_SPARSITIES,
                         scope: str = "global", template: str = "alpaca", max_length: int | None = None,
-                        batch_size: int = 8, progress: bool = True) -> tuple[dict, Selection]:
+                        batch_size: int = 8, progress: bool = True) -> tuple[DlcResult, Selection]:
     """(what the scores folder holds, the selection) for ``policy``: random / easy / hard / flexrand
-    over DLC scores (masking levels ``sparsities``), or a baseline of ``BASELINES`` (no masking).
-    The first item is the keyword arguments of ``artifacts.write_instruction_scores``."""
+    over DLC scores (masking levels ``sparsities``), or a baseline of ``BASELINES`` (no masking; the
+    result's ``scores`` are its measure, None for embed-kcenter, whose ``features`` it uses)."""
     t0 = time.perf_counter()
     fmt = dict(template=template, max_length=max_length, batch_size=batch_size)
     if policy in BASELINES:
         m = measure_records(lm, data, policy, **fmt)
-        written = dict(method=policy, parameters=fmt, scores=m.values, features=m.features,
-                       timings={"measure_s": m.seconds})
-        chosen = select(m.values, labels=np.zeros(len(data), dtype=np.int64), features=m.features, method=m.method,
-                        keep=keep, seed=seed)
+        result = DlcResult(scores=m.values, level_losses=None, features=m.features, sparsity=None,
+                           parameters=dict(fmt, measure=BASELINES[policy][0]), timings={"measure_s": m.seconds})
+        chosen = select(m.values, labels=data.labels, features=m.features, method=m.method, keep=keep, seed=seed)
         selection = dataclasses.replace(chosen, method=policy,  # the manifest names the baseline, and its rule
                                         parameters={**chosen.parameters, "measure": BASELINES[policy][0],
                                                     "rule": f"{m.method} on the measure"})
     else:
         result = score_instructions(lm, data, sparsities=sparsities, scope=scope, progress=progress, **fmt)
-        written = dict(method="dlc (causal LM, response-token loss)", parameters=result.parameters,
-                       scores=result.scores, level_losses=result.level_losses, sparsity=result.sparsity,
-                       timings=result.timings)
         selection = select(result.scores, method=policy, split=split, keep=keep, seed=seed)
-    written["timings"] = dict(written["timings"], total_s=time.perf_counter() - t0)
-    return written, selection
+    result.timings["total_s"] = time.perf_counter() - t0
+    return result, selection

@@ -60,12 +60,14 @@ def prototype_losses(features: torch.Tensor, labels: torch.Tensor, prototypes: t
 class DlcResult:
     """scores: (N,) mean loss over levels, higher = harder, in sample order;
     level_losses: (K, N) (with adaptive levels: the K' computed ones); features: (N, D) float32
-    unmasked features (memory-mapped from the checkpoint folder when there is one); sparsity: (K,) or (K',) per level."""
+    unmasked features (memory-mapped from the checkpoint folder when there is one; None for a causal
+    LM); sparsity: (K,) or (K',) per level. An instruction baseline's measure fills the same fields
+    (scores = its measure, no levels: ``methods.instructions.select_instructions``)."""
 
-    scores: np.ndarray
-    level_losses: np.ndarray
-    features: np.ndarray
-    sparsity: np.ndarray
+    scores: np.ndarray | None
+    level_losses: np.ndarray | None
+    features: np.ndarray | None
+    sparsity: np.ndarray | None
     parameters: dict
     timings: dict = field(default_factory=dict)
 
