@@ -343,7 +343,10 @@ def test_score_and_select_take_instruction_records_like_any_dataset(tiny_lm, tin
     assert "holds instruction records: score them with a causal LM" in capsys.readouterr().err
     assert main(["score", "--data", str(alpaca_path), "--model", f"hf:{tiny_folder}", "--levels", "auto",
                  "--output", str(tmp_path / "a"), "--quiet"]) == 2
-    assert "--levels auto (adaptive levels) is for encoders" in capsys.readouterr().err
+    assert "--levels auto apply to image and text encoders, not to a causal LM" in capsys.readouterr().err
+    assert main(["prune", "--data", str(alpaca_path), "--model", f"hf:{tiny_folder}", "--keep", "0.5",
+                 "--output", str(tmp_path / "p"), "--quiet"]) == 2  # the default policy auto: refused before scoring
+    assert "--policy auto needs features or classes" in capsys.readouterr().err and not (tmp_path / "p").exists()
     assert not (tmp_path / "m").exists() and not (tmp_path / "a").exists()
 
 

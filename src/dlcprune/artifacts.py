@@ -1,8 +1,8 @@
 """The files a run leaves behind, written atomically, and reading them back.
 
 Scores folder: ``scores.csv`` (index,id,label,score; sample order; higher = harder),
-``levels.npy`` (K, N) per-level losses, ``features.npy`` (N, D) unmasked features,
-``manifest.json``. Selection folder: ``keep_<fraction>/keep_indices.npy`` and
+``levels.npy`` (K, N) per-level losses, ``features.npy`` (N, D) unmasked features (not for a
+causal LM on instruction records), ``manifest.json``. Selection folder: ``keep_<fraction>/keep_indices.npy`` and
 ``pruned_indices.npy`` (sorted int64) per keep fraction, and ``manifest.json``.
 """
 from __future__ import annotations
@@ -65,6 +65,9 @@ def write_scores(out: Path, result: DlcResult, *, dataset: Dataset, encoder: Enc
     for name, array in (("levels.npy", result.level_losses), ("features.npy", result.features)):
         if array is not None:
             files.save_npy(out / name, array)
+        else:  # --force over another run: nothing of it may stay beside this one
+            (out / name).unlink(missing_ok=True)
+    (out / "scores.csv").unlink(missing_ok=True)
     if result.scores is not None:
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")

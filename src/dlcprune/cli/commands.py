@@ -61,6 +61,16 @@ def fill_score_defaults(args: argparse.Namespace, dataset) -> bool:
     given = [f"--{name.replace('_', '-')}" for name in RECORD_OPTIONS if getattr(args, name, None) is not None]
     if given and not records:
         raise DlcpruneError(f"{', '.join(given)} apply to instruction records; {dataset.source} holds none")
+    if records:  # before the LM loads and its levels run
+        encoder_only = [flag for flag, used in (("--weights", args.weights != "pretrained"),
+                        ("--image-size", args.image_size != "pretrained"), ("--compile", args.compile),
+                        ("--levels auto", args.levels == "auto")) if used]
+        if encoder_only:
+            raise DlcpruneError(f"{', '.join(encoder_only)} apply to image and text encoders, not to a causal LM "
+                                "on instruction records")
+        if getattr(args, "policy", None) in ("auto", "flexrand-auto", "herding", "kcenter", "moderate", "flexrand-herding"):
+            raise DlcpruneError(f"--policy {args.policy} needs features or classes, which instruction records have "
+                                "not: use --policy flexrand, easy, hard or random")
     return records
 
 
@@ -87,8 +97,8 @@ def cmd_score(args: argparse.Namespace) -> dict:
                            hf_split=args.hf_split)
     records = fill_score_defaults(args, dataset)
     levels, adaptive = level_plan(args.levels)
-    if not 0.0 < args.step < 1.0:
-        raise DlcpruneError(f"need 0 < --step < 1, got {args.step:g}")
+    if levels < 1 or not 0.0 < args.step < 1.0:
+        raise DlcpruneError(f"need --levels >= 1 and 0 < --step < 1, got {levels} and {args.step:g}")
     if not adaptive and 1 - (1 - args.step) ** (levels - 1) > 0.999:
         raise DlcpruneError(f"--levels {levels} with --step {args.step:g} reach a sparsity of "
                             f"{1 - (1 - args.step) ** (levels - 1):.6f}: past 99.9% nearly every weight is masked and "

@@ -123,8 +123,6 @@ def cmd_instruct(args: argparse.Namespace) -> dict:
         template=args.template, max_length=args.max_length, batch_size=args.batch_size, progress=not args.quiet,
         sparsities=levels)
     with files.output_dir(out, keep=lambda err: False):
-        for stale in ("scores.csv", "levels.npy", "features.npy"):  # --force: nothing of an earlier run may remain
-            (out / stale).unlink(missing_ok=True)
         shutil.rmtree(out / "selection", ignore_errors=True)
         write_scores(out, result, dataset=data, encoder=lm, total_s=result.timings["total_s"],
                      data_spec={"data": str(Path(args.data).resolve())}, method="dlc" if not baseline else args.policy)

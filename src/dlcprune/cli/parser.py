@@ -32,10 +32,11 @@ def fractions(text: str) -> list[float]:
 def add_score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None,
                    help="a name of `dlcprune list`, timm:<name> or hf:<name> (default: efficientnet_lite0 for images, "
-                        "minilm for texts)")
+                        "minilm for texts, smollm2 for instruction records)")
     p.add_argument("--weights", default="pretrained", help="pretrained (default), random, or a weights file")
     p.add_argument("--data", required=True,
-                   help="image folder (one sub-folder per class), .npz, .csv/.jsonl of texts, HF dataset folder, or a built-in")
+                   help="image folder (one sub-folder per class), .npz, .csv/.jsonl of texts, .jsonl/.json of instruction "
+                        "records (Alpaca/ShareGPT), HF dataset folder, or a built-in")
     p.add_argument("--text-column", default="text", help="text datasets: the column holding the text")
     p.add_argument("--label-column", default="label", help="text datasets: the column holding the label")
     p.add_argument("--hf-split", default=None,

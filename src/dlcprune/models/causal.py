@@ -80,10 +80,6 @@ class CausalLM:
     max_length: int | None = None
     weights: str = "pretrained"
 
-    def preprocessing(self) -> dict:
-        """What shapes the model's input, for manifests and checkpoint keys."""
-        return {"template": self.template, "max_length": self.max_length}
-
     @functools.cached_property
     def weights_sha256(self) -> str:
         return state_dict_sha256(self.module)

@@ -21,6 +21,7 @@ import numpy as np
 from ..data.instructions import InstructionSet
 from ..errors import DlcpruneError
 from ..masking import NestedMasks
+from ..models.base import autocast_record
 from ..models.causal import CausalLM, encode, response_losses
 from ..progress import bar
 from .checkpoint import Checkpoint
@@ -58,9 +59,11 @@ def score_instructions(lm: CausalLM, data: InstructionSet, *, sparsities: Sequen
     params = dict(sparsities=s, masking=masking, seed=seed, scope=scope, template=template, max_length=max_length,
                   batch_size=batch_size, masked_tensors=len(weights), masked_weights=sum(w.numel() for w in weights))
     ckpt = Checkpoint(checkpoint_dir, key=dict(params, model=lm.name, weights_sha256=lm.weights_sha256,
-                                               dataset=data.fingerprint()))
+                                               dataset=data.fingerprint(), **autocast_record(lm.device)))
     groups = [weights] if scope == "global" else [[w] for w in weights]
-    masks = [NestedMasks(g, sparsities=s, method=masking, seed=seed) for g in groups]
+    # random masks per layer: each group its own stream (a group's first tensor always has index 0)
+    masks = [NestedMasks(g, sparsities=s, method=masking, seed=seed if len(groups) == 1 else seed * 1_000_003 + j)
+             for j, g in enumerate(groups)]
     losses, measured, timings = [], [], ckpt.timings.setdefault("level_s", {})
     with contextlib.ExitStack() as stack, bar("masked levels", len(s) * len(data), enabled=progress) as advance:
         setters = [stack.enter_context(m.applied()) for m in masks]

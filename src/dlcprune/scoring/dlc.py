@@ -97,7 +97,7 @@ def check_dataset(dataset: Dataset, encoder: Encoder) -> None:
                 f"{dataset.first_with_size(b)} is {b[1]}x{b[0]}); pass --image-size N to resize them all to NxN")
 
 
-def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int = 50, step: float = 0.02,
+def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, step: float | None = None,
               masking: str = "magnitude", seed: int = 0, batch_size: int | None = None, workers: int = 0, adaptive: bool = False,
               checkpoint_dir: str | Path | None = None, block_bytes: int = BLOCK_BYTES, mask_scope: str = "global",
               progress: bool = True) -> DlcResult | None:
@@ -117,7 +117,8 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int = 50, step: flo
     a run killed midway and started again with the same arguments continues where it stopped and
     ends with identical scores. The encoder's weights are restored bit-exactly on return, error or Ctrl-C.
 
-    ``batch_size``: samples per forward pass (default 64; instruction records 8).
+    ``levels`` / ``step`` / ``batch_size``: default 50 / 0.02 / 64; for instruction records 5 / 0.1 / 8
+    (each level is a pass of the LM over every record).
     ``workers``: DataLoader processes decoding the next batches while the encoder runs (0: none).
     ``adaptive``: ``levels`` is the most levels of the path and only those the ranking needs are
     computed (``--levels auto``, :mod:`dlcprune.scoring.adaptive`; one level loop per refinement
@@ -133,6 +134,9 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int = 50, step: flo
     Timings: ``level_s`` per level (mask switch, forward passes, losses), ``level_loop_read_s`` the
     level loop's reading and preprocessing, ``masking_loop_s`` both together.
     """
+    records = isinstance(dataset, InstructionSet)
+    levels = levels if levels is not None else 5 if records else 50
+    step = step if step is not None else 0.1 if records else 0.02
     if levels < 1:
         raise DlcpruneError(f"levels must be at least 1, got {levels}")
     if not 0.0 < step < 1.0:
