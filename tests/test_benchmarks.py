@@ -1,9 +1,11 @@
 """Every script under benchmarks/ runs end to end on tiny settings, so a change that breaks one fails
 here and not months later. The figures themselves are in benchmarks/RESULTS.md, never asserted."""
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,3 +127,31 @@ def test_inference_limit():
     out = bench("inference_limit.py", "--images", "40", "--image-size", "32", "--levels", "2", "--repeats", "1",
                 "--skip-compile")
     assert "throughput / fastest plain" in out
+
+
+def test_instruction_pool_builder_and_bookkeeping(tmp_path):
+    """The mixed, corrupted pool and the corrupted-share table on a tiny random Llama."""
+    from tests.conftest import save_tiny_llama
+
+    out = bench("make_instruction_pool.py", "--pool", "24", "--heldout", "2", "--corrupt", "0.25",
+                "--output", str(tmp_path / "pool"))
+    meta = json.loads((tmp_path / "pool" / "pool_meta.json").read_text())
+    records = (tmp_path / "pool" / "pool.jsonl").read_text().splitlines()
+    assert len(records) == len(meta["records"]) == 24 // len(meta["tasks"]) * len(meta["tasks"])
+    for task in meta["tasks"]:  # exactly the documented share of each task is corrupted, held-out records are clean
+        kinds = [m["corrupted"] for m in meta["records"] if m["task"] == task]
+        assert sum(k is not None for k in kinds) == round(0.25 * len(kinds))
+        assert len((tmp_path / "pool" / f"heldout_{task}.jsonl").read_text().splitlines()) == 2
+    flipped = [json.loads(r) for r, m in zip(records, meta["records"]) if m["corrupted"] == "flipped"]
+    assert flipped and all(r["output"] in ("positive", "negative") for r in flipped)
+    assert "corrupted" in out
+    save_tiny_llama(tmp_path / "lm")
+    table = bench("instruction_pool.py", "--pool", str(tmp_path / "pool"), "--model", str(tmp_path / "lm"),
+                  "--levels", "2", "--keep", "0.25,0.5", "--seeds", "2", "--output", str(tmp_path / "kept.json"))
+    assert "| dlc-flexrand |" in table and "| ifd |" in table
+    rows = json.loads((tmp_path / "kept.json").read_text())["rows"]
+    corrupted = np.array([m["corrupted"] is not None for m in meta["records"]])
+    easy = [r for r in rows if r["method"] == "dlc-easy" and r["keep"] == 0.5][0]
+    assert easy["kept"] == 12 and 0 <= easy["corrupted_share"] <= 1
+    assert sum(easy["tasks_last_run"].values()) == 12
+    assert corrupted.sum() == round(0.25 * len(corrupted) / len(meta["tasks"])) * len(meta["tasks"])

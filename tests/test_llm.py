@@ -338,7 +338,7 @@ def test_score_and_select_take_instruction_records_like_any_dataset(tiny_lm, tin
 
     capsys.readouterr()
     assert main(["select", "--scores", str(out), "--keep", "0.4", "--output", str(tmp_path / "auto"), "--quiet"]) == 2
-    assert "instruction records have neither: choose the method (--policy) flexrand" in capsys.readouterr().err
+    assert "'auto' needs classes and features (a linear probe judges it); scores of instruction records have none: choose the method (--policy) flexrand" in capsys.readouterr().err
     assert main(["score", "--data", str(alpaca_path), "--model", "minilm", "--output", str(tmp_path / "m"), "--quiet"]) == 2
     assert "holds instruction records: score them with a causal LM" in capsys.readouterr().err
     assert main(["score", "--data", str(alpaca_path), "--model", f"hf:{tiny_folder}", "--levels", "auto",
@@ -360,3 +360,26 @@ def test_record_levels_resume_from_the_checkpoint(tiny_lm, alpaca, tmp_path):
     np.testing.assert_array_equal(again.level_losses[[0, 2]], first.level_losses[[0, 2]])
     other = score_instructions(tiny_lm, alpaca, sparsities=[0.0, 0.3], checkpoint_dir=tmp_path, progress=False)
     assert not np.array_equal(other.level_losses[1], planted)  # another key: the checkpoint is emptied
+
+
+def test_instruction_records_from_a_dataset_dict_folder_and_their_subsets(tmp_path, capsys):
+    """A save_to_disk DatasetDict of Alpaca records is read as instructions (--hf-split picks the
+    split); a subset keeps the records, their bytes and their ids; finetune refuses records."""
+    from datasets import Dataset, DatasetDict
+
+    from dlcprune import load_dataset
+    from dlcprune.cli import main
+    from dlcprune.data import InstructionSet
+
+    rows = [json.loads(line) for line in ALPACA_LINES]
+    plain = [{k: r.get(k, "") for k in ("instruction", "input", "output")} for r in rows]
+    DatasetDict({"train": Dataset.from_list(plain), "extra": Dataset.from_list(plain[:2])}).save_to_disk(str(tmp_path / "dd"))
+    train = load_dataset(tmp_path / "dd")
+    assert isinstance(train, InstructionSet) and len(train) == 5 and train.source.endswith("[train]")
+    extra = load_dataset(tmp_path / "dd", hf_split="extra")
+    assert len(extra) == 2 and extra.records[1]["output"] == "hi there, friend"
+    part = train.subset([3, 1])
+    assert part.ids == ["row 3", "row 1"] and part.raw == [train.raw[3], train.raw[1]] and part.form == "alpaca"
+    assert main(["finetune", "--data", str(tmp_path / "dd"), "--test-data", str(tmp_path / "dd"),
+                 "--output", str(tmp_path / "f"), "--quiet"]) == 2
+    assert "holds instruction records: fine-tune a causal LM on them with `dlcprune lora`" in capsys.readouterr().err

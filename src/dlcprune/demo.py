@@ -41,8 +41,8 @@ def run_demo(*, levels: int = 20, step: float = 0.05, image_size: int | str | No
 
     train, test = demo_split(train_per_class=train_per_class, test_per_class=test_per_class)
     encoder = load_encoder("efficientnet_lite0", image_size=image_size)
-    console.print(f"[bold]dlcprune demo[/]: Animal-MNIST, EfficientNet-Lite0 (ImageNet weights) at "
-                  f"{encoder.image_size or 'the files’'} px; "
+    size = f"{encoder.image_size} px" if encoder.image_size else "the files' sizes"
+    console.print(f"[bold]dlcprune demo[/]: Animal-MNIST, EfficientNet-Lite0 (ImageNet weights) at {size}; "
                   f"{len(train):,} train / {len(test):,} test images (class-stratified subset, seed {SPLIT_SEED}); "
                   f"DLC with {levels} levels, step {step} (the paper uses 50 levels, step 0.02, on full datasets). "
                   f"auto chooses on a 20% validation split with a linear probe on frozen features; {seeds} seeds.")

@@ -129,8 +129,13 @@ def export_selection(out: Path, selection, scores, *, format: str, link: bool = 
         spec["data"] = data
     if not spec.get("data"):
         raise DlcpruneError("the scores folder does not say where its data is; pass --data")
-    dataset = load_dataset(spec["data"], text_column=spec.get("text_column", "text"),
-                           label_column=spec.get("label_column", "label"), hf_split=spec.get("hf_split"))
+    if scores.manifest.get("dataset", {}).get("kind") == "instruction records":  # as they were scored
+        from .data.instructions import load_instructions
+
+        dataset = load_instructions(spec["data"], split=spec.get("hf_split"))
+    else:
+        dataset = load_dataset(spec["data"], text_column=spec.get("text_column", "text"),
+                               label_column=spec.get("label_column", "label"), hf_split=spec.get("hf_split"))
     check_fingerprint(dataset, scores.manifest.get("dataset", {}).get("fingerprint_sha256"), what="the scores")
     return [export_subset(spec["data"], kept, out / keep_folder_name(keep), format=format, link=link,
                           hf_split=spec.get("hf_split"))

@@ -232,7 +232,7 @@ def cmd_bench(args: argparse.Namespace) -> dict:
 
 
 def cmd_finetune(args: argparse.Namespace) -> dict:
-    from ..data import load_dataset
+    from ..data import InstructionSet, load_dataset
     from ..export import check_fingerprint
     from ..models import default_model, load_encoder
     from ..training.evaluate import read_indices, train_and_test
@@ -240,6 +240,9 @@ def cmd_finetune(args: argparse.Namespace) -> dict:
     out = files.check_output_dir(args.output, force=args.force, inputs=(args.data, args.test_data))
     columns = dict(text_column=args.text_column, label_column=args.label_column)
     train, test = load_dataset(args.data, **columns), load_dataset(args.test_data, **columns)
+    if isinstance(train, InstructionSet):
+        raise DlcpruneError(f"{train.source} holds instruction records: fine-tune a causal LM on them with "
+                            "`dlcprune lora`")
     idx = None
     if args.indices:
         idx = read_indices(args.indices, size=len(train))

@@ -40,10 +40,11 @@ def load_dataset(spec, *, text_column: str = "text", label_column: str = "label"
         return DATASETS.get(spec)()
     path = Path(spec)
     if path.is_dir():
-        if (info := path / "dataset_info.json").exists() and is_instructions(
-                files.read_json(info).get("features", {}), label_column=label_column):
-            return load_instructions(path)
-        if info.exists() or (path / "dataset_dict.json").exists():
+        is_dict = (path / "dataset_dict.json").exists()
+        info = path / (hf_split or "train") / "dataset_info.json" if is_dict else path / "dataset_info.json"
+        if info.exists() and is_instructions(files.read_json(info).get("features", {}), label_column=label_column):
+            return load_instructions(path, split=hf_split)
+        if info.exists() or is_dict:
             return load_hf_folder(path, text_column=text_column, label_column=label_column, split=hf_split or "train")
         return load_image_folder(path)
     if path.is_file() and path.suffix == ".npz":

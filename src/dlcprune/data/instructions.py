@@ -60,6 +60,12 @@ class InstructionSet:
     def num_classes(self) -> int:
         return 1
 
+    def subset(self, indices, *, source: str | None = None) -> "InstructionSet":
+        idx = [int(i) for i in indices]
+        return InstructionSet(records=[self.records[i] for i in idx], raw=[self.raw[i] for i in idx],
+                              source=source or f"{self.source}[subset of {len(idx)}]", form=self.form,
+                              ids=[self.ids[i] for i in idx])
+
     def fingerprint(self) -> str:
         """sha256 over the records' bytes, in order."""
         h = hashlib.sha256(self.form.encode())
@@ -99,16 +105,24 @@ def _with_input(m: dict) -> str:
     return f"{m['content']}\n\n{m['input']}" if m.get("input") else m["content"]
 
 
-def load_instructions(path: str | Path) -> InstructionSet:
-    """JSONL (one record per line; blank lines skipped), a JSON array, or a ``save_to_disk`` folder."""
+def load_instructions(path: str | Path, *, split: str | None = None) -> InstructionSet:
+    """JSONL (one record per line; blank lines skipped), a JSON array, or a ``save_to_disk`` folder
+    (of a DatasetDict: its ``split``, default train)."""
     p = Path(path)
+    source = str(p)
     if p.is_dir():
-        from datasets import load_from_disk
+        from datasets import DatasetDict, load_from_disk
 
         try:
-            rows = list(load_from_disk(str(p)))
+            ds = load_from_disk(str(p))
         except Exception as err:  # datasets raises several types for a folder it cannot read
             raise DlcpruneError(f"{p}: not a Hugging Face save_to_disk folder ({err})") from None
+        if isinstance(ds, DatasetDict):
+            split = split or "train"
+            if split not in ds:
+                raise DlcpruneError(f"{p} has the splits {sorted(ds)}, not {split!r}; pass --hf-split")
+            ds, source = ds[split], f"{p} [{split}]"
+        rows = list(ds)
         records = [(f"row {i}", r) for i, r in enumerate(rows)]
         raw = [json.dumps(r, ensure_ascii=False).encode() for _, r in records]
     elif p.suffix == ".jsonl":
@@ -142,7 +156,7 @@ def load_instructions(path: str | Path) -> InstructionSet:
     form = "sharegpt" if isinstance(records[0][1], dict) and "conversations" in records[0][1] else "alpaca"
     for where, rec in records:
         _check(rec, form, f"{p}, {where}")
-    return InstructionSet(records=[r for _, r in records], raw=raw, source=str(p), form=form,
+    return InstructionSet(records=[r for _, r in records], raw=raw, source=source, form=form,
                           ids=[where for where, _ in records])
 
 

@@ -181,8 +181,10 @@ def _inputs(scores, *, labels, features, uses, dynamics, method) -> SelectionInp
     if isinstance(scores, Scores):
         if scores.manifest.get("dataset", {}).get("kind") == "instruction records" and (
                 "features" in uses or "dynamics" in uses or method in ("auto", "flexrand-auto")):
-            raise DlcpruneError(f"{method!r} needs features and classes (a linear probe judges it); scores of "
-                                "instruction records have neither: choose the method (--policy) flexrand, easy, hard or random")
+            needs = "classes and features (a linear probe judges it)" if method in ("auto", "flexrand-auto") else \
+                "the samples' features"
+            raise DlcpruneError(f"{method!r} needs {needs}; scores of instruction records have none: choose the "
+                                "method (--policy) flexrand, easy, hard or random")
         folder, labels, scores = scores.folder, scores.labels, scores.scores
     if labels is None and scores is None:
         raise DlcpruneError("labels are needed (one per sample); pass labels= or a scores folder")

@@ -120,7 +120,7 @@ class ImageEncoder:
                 z = forward(x)
         except RuntimeError as err:  # typically an input size the architecture cannot take
             raise DlcpruneError(f"{self.name} failed on {x.shape[-1]}x{x.shape[-2]} images: "
-                                f"{str(err).splitlines()[0]}; try another --image-size (e.g. 64 or 224)") from None
+                                f"{str(err).splitlines()[0]}; try another --image-size (pretrained, or e.g. 64)") from None
         return z.float().flatten(1).cpu()
 
 

@@ -94,7 +94,7 @@ def check_dataset(dataset: Dataset, encoder: Encoder) -> None:
             (a, _), (b, _) = sorted(sizes.items(), key=lambda kv: -kv[1])[:2]
             raise DlcpruneError(
                 f"images have {len(sizes)} different sizes (e.g. {dataset.first_with_size(a)} is {a[1]}x{a[0]}, "
-                f"{dataset.first_with_size(b)} is {b[1]}x{b[0]}); pass --image-size N to resize them all to NxN")
+                f"{dataset.first_with_size(b)} is {b[1]}x{b[0]}); pass --image-size pretrained (the model's input) or N to resize them all")
 
 
 def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, step: float | None = None,
