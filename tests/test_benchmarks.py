@@ -155,3 +155,18 @@ def test_instruction_pool_builder_and_bookkeeping(tmp_path):
     assert easy["kept"] == 12 and 0 <= easy["corrupted_share"] <= 1
     assert sum(easy["tasks_last_run"].values()) == 12
     assert corrupted.sum() == round(0.25 * len(corrupted) / len(meta["tasks"])) * len(meta["tasks"])
+
+
+def test_proxy_scoring(tmp_path):
+    """Score with one model, train another: two tiny Llamas (the same random weights: Spearman 1)."""
+    from tests.conftest import save_tiny_llama
+
+    bench("make_instruction_pool.py", "--pool", "24", "--heldout", "2", "--output", str(tmp_path / "pool"))
+    save_tiny_llama(tmp_path / "small")
+    save_tiny_llama(tmp_path / "large")
+    out = bench("proxy_scoring.py", "--pool", str(tmp_path / "pool"), "--records", "12", "--score-model",
+                str(tmp_path / "small"), "--model", str(tmp_path / "large"), "--levels", "2", "--keep", "0.5",
+                "--heldout-per-task", "1", "--output", str(tmp_path / "proxy.json"))
+    figures = json.loads((tmp_path / "proxy.json").read_text())
+    assert figures["spearman"] == pytest.approx(1.0) and "| proxy-selected | 6 |" in out
+    assert set(figures["runs"]) == {"no fine-tuning", "proxy-selected", "self-selected", "random"}
