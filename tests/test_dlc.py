@@ -215,6 +215,26 @@ def test_features_stream_to_the_checkpoint_and_equal_the_in_memory_ones(tmp_path
     assert np.array_equal(kept.scores, held.scores)
 
 
+def test_a_mapped_npy_is_linked_not_copied_and_a_slice_is_copied(tmp_path):
+    """The scores folder takes the checkpoint's streamed features by a hard link: the same bytes as
+    np.save, no second copy; any other array (a slice of it, an in-memory one) is written."""
+    import os
+
+    from dlcprune import files
+
+    a = np.random.default_rng(0).standard_normal((50, 3)).astype(np.float32)
+    np.save(tmp_path / "src.npy", a)
+    mapped = np.load(tmp_path / "src.npy", mmap_mode="r")
+    files.save_npy(tmp_path / "whole.npy", mapped)
+    files.save_npy(tmp_path / "part.npy", mapped[5:])
+    files.save_npy(tmp_path / "held.npy", a)
+    assert os.path.samefile(tmp_path / "src.npy", tmp_path / "whole.npy")
+    assert not os.path.samefile(tmp_path / "src.npy", tmp_path / "part.npy")
+    assert (tmp_path / "whole.npy").read_bytes() == (tmp_path / "held.npy").read_bytes()
+    assert np.array_equal(np.load(tmp_path / "part.npy"), a[5:])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["held.npy", "part.npy", "src.npy", "whole.npy"]  # no temp left
+
+
 def test_compiled_encoder_sees_the_masks_and_gives_the_eager_scores_to_rounding():
     """torch.compile keeps the weights as graph inputs: masking them in place must change its output."""
     images, labels = random_images(24, size=10)

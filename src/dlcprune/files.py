@@ -67,8 +67,14 @@ CHUNK_BYTES = 64 << 20  # rows of a large array read or written at once
 
 
 def save_npy(path: str | Path, array: "np.ndarray") -> None:
-    """``np.save``'s bytes; a memory-mapped array is written a chunk of rows at a time (never read whole)."""
+    """``np.save``'s bytes; a memory-mapped array is written a chunk of rows at a time (never read whole).
+    An array that ``np.load(f, mmap_mode="r")`` mapped whole is hard-linked from ``f`` when the two
+    paths share a file system (the same bytes, with no read or write: the scores folder takes the
+    checkpoint's features that way)."""
     import numpy as np
+
+    if _link_whole_npy(array, Path(path)):
+        return
 
     def write_chunks(f) -> None:
         np.lib.format.write_array_header_1_0(f, np.lib.format.header_data_from_array_1_0(array))
@@ -79,6 +85,37 @@ def save_npy(path: str | Path, array: "np.ndarray") -> None:
         _atomic(Path(path), write_chunks, "wb")
     else:
         _atomic(Path(path), lambda f: np.save(f, array, allow_pickle=False), "wb")
+
+
+def _link_whole_npy(array: "np.ndarray", path: Path) -> bool:
+    import numpy as np
+
+    source = getattr(array, "filename", None)
+    if not isinstance(array, np.memmap) or source is None or array.offset != _npy_data_offset(source):
+        return False
+    with open(source, "rb") as f:  # the file holds exactly this array: same header, nothing after it
+        np.lib.format.read_magic(f)
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+    if (shape, fortran, dtype) != (array.shape, False, array.dtype) or not array.flags.c_contiguous:
+        return False
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.link")
+    try:
+        tmp.unlink(missing_ok=True)
+        os.link(source, tmp)
+        os.replace(tmp, path)  # atomic, as every write here
+        return True
+    except OSError:  # another file system, or links not allowed: copy instead
+        tmp.unlink(missing_ok=True)
+        return False
+
+
+def _npy_data_offset(path: str) -> int:
+    import numpy as np
+
+    with open(path, "rb") as f:
+        np.lib.format.read_magic(f)
+        np.lib.format.read_array_header_1_0(f)
+        return f.tell()
 
 
 def row_chunks(array: "np.ndarray") -> Iterator[tuple[int, "np.ndarray"]]:
