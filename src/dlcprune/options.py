@@ -21,13 +21,9 @@ def image_size(text: str) -> int | str | None:
     """--image-size: pretrained (the model's own input), keep (the files' sizes, None) or N >= 8 pixels."""
     if text in ("pretrained", "keep"):
         return None if text == "keep" else text
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 8:
+    if not text.isdigit() or int(text) < 8:
         raise argparse.ArgumentTypeError(f"expected pretrained, keep or a number of pixels >= 8, got {text!r}")
-    return value
+    return int(text)
 
 
 def natural_int(text: str) -> int:
