@@ -44,8 +44,6 @@ def recipe_of(args: argparse.Namespace, *, batch_size: int | None = None):
                   batch_size=batch_size)
 
 
-ENCODER_DEFAULTS = {"levels": 50, "step": 0.02, "batch_size": 64}
-RECORD_DEFAULTS = {"levels": 5, "step": 0.1, "batch_size": 8}  # each level is a pass of the LM over every record
 RECORD_OPTIONS = ("template", "max_length", "mask_scope")
 
 
@@ -53,6 +51,8 @@ def fill_score_defaults(args: argparse.Namespace, dataset) -> bool:
     """Set --levels/--step/--batch-size not given to the defaults of the data's kind; refuse the
     options of instruction records for other data. True for instruction records."""
     from ..data import InstructionSet
+    from ..methods.select import needs_features
+    from ..scoring.dlc import ENCODER_DEFAULTS, RECORD_DEFAULTS
 
     records = isinstance(dataset, InstructionSet)
     for name, value in (RECORD_DEFAULTS if records else ENCODER_DEFAULTS).items():
@@ -68,7 +68,7 @@ def fill_score_defaults(args: argparse.Namespace, dataset) -> bool:
         if encoder_only:
             raise DlcpruneError(f"{', '.join(encoder_only)} apply to image and text encoders, not to a causal LM "
                                 "on instruction records")
-        if getattr(args, "policy", None) in ("auto", "flexrand-auto", "herding", "kcenter", "moderate", "flexrand-herding"):
+        if getattr(args, "policy", None) and needs_features(selection_request(args)["method"]):  # prune
             raise DlcpruneError(f"--policy {args.policy} needs features or classes, which instruction records have "
                                 "not: use --policy flexrand, easy, hard or random")
     return records

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 import shutil
-from pathlib import Path
 import sys
 import tempfile
+from pathlib import Path
 
 from .. import files
 from ..options import device, natural_int, positive_int

@@ -111,6 +111,16 @@ def select(scores: "str | Path | Scores | np.ndarray | None" = None, *, method: 
                      details=details, verdicts=verdicts, advice=advice, model_seconds=model_s)
 
 
+def needs_features(method: str) -> bool:
+    """Whether ``method`` reads the samples' features or training dynamics (auto: its probe):
+    scores of instruction records keep neither, so such a method cannot select them."""
+    return _reads_features(_method(method, split=None, candidates=None, target_drop=None, val_fraction=0.2, seed=0).uses)
+
+
+def _reads_features(uses: tuple[str, ...]) -> bool:
+    return "features" in uses or "dynamics" in uses
+
+
 def check_request(*, method: str, keep=None, split=None, candidates=None, target_drop=None,
                   val_fraction: float = 0.2, **_) -> None:
     """The checks ``select`` makes on its options, without any data: lets a command fail before slow work."""
@@ -179,8 +189,7 @@ def _inputs(scores, *, labels, features, uses, dynamics, method) -> SelectionInp
     if isinstance(scores, (str, Path)):
         scores = read_scores(scores)
     if isinstance(scores, Scores):
-        if scores.manifest.get("dataset", {}).get("kind") == "instruction records" and (
-                "features" in uses or "dynamics" in uses or method in ("auto", "flexrand-auto")):
+        if scores.manifest.get("dataset", {}).get("kind") == "instruction records" and _reads_features(uses):
             needs = "classes and features (a linear probe judges it)" if method in ("auto", "flexrand-auto") else \
                 "the samples' features"
             raise DlcpruneError(f"{method!r} needs {needs}; scores of instruction records have none: choose the "

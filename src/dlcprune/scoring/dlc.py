@@ -56,6 +56,10 @@ def prototype_losses(features: torch.Tensor, labels: torch.Tensor, prototypes: t
     return torch.nn.functional.cross_entropy(logits, labels, reduction="none")
 
 
+ENCODER_DEFAULTS = {"levels": 50, "step": 0.02, "batch_size": 64}
+RECORD_DEFAULTS = {"levels": 5, "step": 0.1, "batch_size": 8}  # each level is a pass of the LM; its batches hold long records
+
+
 @dataclass
 class DlcResult:
     """scores: (N,) mean loss over levels, higher = harder, in sample order;
@@ -135,15 +139,16 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
     level loop's reading and preprocessing, ``masking_loop_s`` both together.
     """
     records = isinstance(dataset, InstructionSet)
-    levels = levels if levels is not None else 5 if records else 50
-    step = step if step is not None else 0.1 if records else 0.02
+    defaults = RECORD_DEFAULTS if records else ENCODER_DEFAULTS
+    levels = defaults["levels"] if levels is None else levels
+    step = defaults["step"] if step is None else step
+    batch_size = batch_size or defaults["batch_size"]
     if levels < 1:
         raise DlcpruneError(f"levels must be at least 1, got {levels}")
     if not 0.0 < step < 1.0:
         raise DlcpruneError(f"step must lie in (0, 1), got {step}")
     check_model_for(encoder, dataset)
-    batch_size = batch_size or (8 if isinstance(dataset, InstructionSet) else 64)  # an LM's batch holds long records
-    if isinstance(dataset, InstructionSet):
+    if records:
         return _score_records(encoder, dataset, levels=levels, step=step, masking=masking, seed=seed,
                               batch_size=batch_size, adaptive=adaptive, mask_scope=mask_scope,
                               checkpoint_dir=checkpoint_dir, progress=progress)
