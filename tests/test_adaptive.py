@@ -101,3 +101,37 @@ def test_a_resumed_adaptive_run_computes_the_levels_a_fresh_run_does(tmp_path, m
     resumed = run(checkpoint_dir=tmp_path)
     assert resumed.parameters["levels_computed"] == fresh.parameters["levels_computed"]
     assert np.array_equal(resumed.scores, fresh.scores)
+
+
+def test_planning_subsample_is_stratified_with_a_floor_per_class():
+    from dlcprune.scoring.adaptive import planning_subsample
+
+    labels = np.array([0] * 1000 + [1] * 100 + [2] * 10)
+    sub = planning_subsample(labels, seed=0)
+    assert np.bincount(labels[sub]).tolist() == [50, 30, 10]  # ceil(5% of 1,000); the floor of 30; all of a small class
+    assert np.all(np.diff(sub) > 0) and np.array_equal(sub, planning_subsample(labels, seed=0))
+    assert not np.array_equal(sub, planning_subsample(labels, seed=1))
+
+
+def test_large_data_plans_on_the_subsample_then_reads_every_sample_once_more(monkeypatch):
+    """80 samples, 2 classes of 40: the rounds run on 30 + 30; the levels they chose then run on all."""
+    from dlcprune.data import ImageDataset
+    from dlcprune.scoring.adaptive import planning_subsample
+    from tests.test_dlc import CountingReader
+
+    images, labels = random_images(80, size=12, classes=2, seed=5)
+    reader = CountingReader(images)
+    data = ImageDataset(ids=[str(i) for i in range(80)], labels=labels, class_names=["0", "1"], source="counted",
+                        reader=reader)
+    encoder = from_module(tiny_cnn(0), lambda m, x: m.features(x))
+    result = score_dlc(encoder, data, levels=20, step=0.1, adaptive=True, batch_size=16, progress=False)
+    sub = planning_subsample(labels, seed=0)
+    full = score_dlc(encoder, from_arrays(images, labels), levels=20, step=0.1, batch_size=16, progress=False)
+    expected = run(AdaptiveLevels(20, 2), full.level_losses[:, sub])  # the plan on the subsample's own losses
+    computed = result.parameters["levels_computed"]
+    assert computed == sorted(expected) and result.parameters["planned_on"] == len(sub) == 60
+    np.testing.assert_array_equal(result.level_losses, full.level_losses[computed])
+    np.testing.assert_allclose(result.scores, interpolated_mean(dict(zip(computed, full.level_losses[computed])), 20))
+    rounds = len(result.parameters["refinement"]) + 1
+    outside = np.setdiff1d(np.arange(80), sub)
+    assert reader.reads[outside].tolist() == [2] * 20 and reader.reads[sub].tolist() == [2 + rounds] * 60

@@ -170,3 +170,41 @@ def test_proxy_scoring(tmp_path):
     figures = json.loads((tmp_path / "proxy.json").read_text())
     assert figures["spearman"] == pytest.approx(1.0) and "| proxy-selected | 6 |" in out
     assert set(figures["runs"]) == {"no fine-tuning", "proxy-selected", "self-selected", "random"}
+
+
+def test_instruction_lora_table_runs_and_resumes(tmp_path):
+    """LoRA per method and keep on the pool with a tiny random Llama; a rerun trains nothing more."""
+    from tests.conftest import save_tiny_llama
+
+    bench("make_instruction_pool.py", "--pool", "24", "--heldout", "4", "--output", str(tmp_path / "pool"))
+    save_tiny_llama(tmp_path / "lm")
+    subprocess.run([sys.executable, "-m", "dlcprune", "score", "--data", str(tmp_path / "pool" / "pool.jsonl"),
+                    "--model", str(tmp_path / "lm"), "--levels", "2", "--output", str(tmp_path / "dlc")],
+                   check=True, capture_output=True, cwd=ROOT)
+    args = ("--pool", str(tmp_path / "pool"), "--scores", str(tmp_path / "dlc"), "--model", str(tmp_path / "lm"),
+            "--keep", "0.25", "--seeds", "2", "--passes", "12", "--methods", "random,dlc-flexrand,longest,embed-kcenter",
+            "--output", str(tmp_path / "lora.json"))
+    out = bench("instruction_lora_table.py", *args)
+    state = json.loads((tmp_path / "lora.json").read_text())
+    runs = state["runs"]
+    # no fine-tuning + (random, flexrand) x 2 seeds + 2 deterministic methods; every method is planned
+    assert len(runs) == 1 + 4 + 2 and "| dlc-flexrand |" in out and "| embed-kcenter |" in out
+    assert {p["method"] for p in state["plan"]} == {"random", "dlc-flexrand", "dlc-easy", "dlc-hard", "longest",
+                                                    "perplexity", "ifd", "embed-kcenter"}
+    quarter = [r for r in runs if r["method"] == "longest" and r["keep"] == 0.25][0]
+    assert quarter["kept"] == 6 and quarter["epochs"] == 2 and sum(quarter["tasks"].values()) == 6
+    assert set(quarter["nll"]) == {"sentiment-short", "sentiment-long", "first-words", "reply"}
+    again = bench("instruction_lora_table.py", *args)
+    assert "seed" not in again.split("held-out")[0]  # no run line: everything was on record
+    assert json.loads((tmp_path / "lora.json").read_text())["runs"] == runs
+
+
+def test_length_batching(tmp_path):
+    from tests.conftest import save_tiny_llama
+
+    bench("make_instruction_pool.py", "--pool", "24", "--heldout", "2", "--output", str(tmp_path / "pool"))
+    save_tiny_llama(tmp_path / "lm")
+    out = bench("length_batching.py", "--data", str(tmp_path / "pool" / "pool.jsonl"), "--records", "12",
+                "--model", str(tmp_path / "lm"), "--batch-size", "4", "--repeats", "1")
+    assert "| length-sorted |" in out and "speed-up" in out
+    assert float(out.split("largest loss difference ")[1].split()[0]) < 1e-4

@@ -94,7 +94,9 @@ def test_list_shows_every_registry():
                        ("smollm2", "model (causal LM)"), ("timm:<name>", "model (image encoder)"),
                        ("hf:<name>", "model (text encoder)"), ("animal-mnist", "dataset"), ("rotten-tomatoes", "dataset"),
                        ("random", "method"), ("flexrand", "method"), ("flexrand-auto", "method"), ("auto", "method"),
-                       ("flexrand-herding", "method"), ("el2n", "method")]:
+                       ("flexrand-herding", "method"), ("el2n", "method"),
+                       ("ifd", "method (instruction records)"), ("longest", "method (instruction records)"),
+                       ("perplexity", "method (instruction records)"), ("embed-kcenter", "method (instruction records)")]:
         assert kinds.get(name) == kind, (name, kinds.get(name))
 
 
@@ -280,3 +282,4 @@ def test_json_summary_is_the_only_stdout(scored, tmp_path):
     assert "random selection of 18 samples" in res.stderr
     listed = json.loads(run("list", "--json").stdout)
     assert "auto" in listed["methods"] and "smollm2" in listed["models"] and "animal-mnist" in listed["datasets"]
+    assert listed["instruction_methods"] == ["longest", "perplexity", "ifd", "embed-kcenter"]

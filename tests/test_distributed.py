@@ -49,6 +49,18 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
     assert (tmp_path / "one" / "scores.csv").read_text() == (tmp_path / "two" / "scores.csv").read_text()
 
 
+def test_levels_auto_planned_on_a_subsample_under_two_processes_equals_one(tmp_path):
+    data = write_image_folder(tmp_path / "data", {"a": 36, "b": 36}, size=32)  # 72 > the 30 + 30 planned on
+    common = ["--data", str(data), "--levels", "auto", "--image-size", "32", "--device", "cpu", "--quiet",
+              "--batch-size", "36"]  # each rank's block is one batch, as the single run's batches
+    one = score(*common, "--output", str(tmp_path / "one"))
+    two = score(*common, "--output", str(tmp_path / "two"), processes=2)
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    assert np.array_equal(np.load(tmp_path / "one" / "levels.npy"), np.load(tmp_path / "two" / "levels.npy"))
+    assert (tmp_path / "one" / "scores.csv").read_text() == (tmp_path / "two" / "scores.csv").read_text()
+    assert '"planned_on": 60' in (tmp_path / "two" / "manifest.json").read_text()
+
+
 def test_a_bad_output_folder_stops_every_rank_with_one_message(tmp_path):
     data = write_image_folder(tmp_path / "data", {"a": 3, "b": 3}, size=32)
     (tmp_path / "out").mkdir()

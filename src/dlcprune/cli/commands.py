@@ -289,6 +289,7 @@ def cmd_list(args: argparse.Namespace) -> dict:
 
     from ..data import DATASETS
     from ..methods import METHODS
+    from ..methods.instructions import BASELINES
     from ..models import MODELS
     from ..progress import stdout
 
@@ -299,9 +300,13 @@ def cmd_list(args: argparse.Namespace) -> dict:
         for entry in registry:
             name = entry.name + ("<name>" if entry.name.endswith(":") else "")
             table.add_row(f"{kind} ({entry.kind})" if entry.kind else kind, name, entry.summary)
+    rule = {"hard": "keeps the highest", "easy": "keeps the lowest", "kcenter": "keeps k-center greedy's picks"}
+    for name, (measure, method) in BASELINES.items():  # measures of the unmasked LM, no DLC scores needed
+        table.add_row("method (instruction records)", name, f"{measure}; {rule[method]} (instruct --policy {name})")
     if not args.json:
         stdout.print(table)
-    return {"command": "list", "models": MODELS.names(), "datasets": DATASETS.names(), "methods": METHODS.names()}
+    return {"command": "list", "models": MODELS.names(), "datasets": DATASETS.names(), "methods": METHODS.names(),
+            "instruction_methods": list(BASELINES)}
 
 
 def cmd_demo(args: argparse.Namespace) -> dict:

@@ -14,6 +14,12 @@ estimated from a subset of levels, refined coarse to fine:
    between computed levels; refinement stops once the Spearman correlation between the estimates
    of two successive rounds reaches ``stability`` (or every level below the collapse is computed).
 Rank ties are broken by sample order (losses are continuous, ties are rare).
+
+On large data the rounds run on a class-stratified subsample (:func:`planning_subsample`: 5% of
+each class, at least 30 of it), and only the levels they chose then run on every sample, in one
+level loop: a sample outside the subsample is read twice whatever the number of rounds (one in
+it, once more per round). Where the subsample would be
+the whole dataset the rounds run on everything, as they always did.
 """
 from __future__ import annotations
 
@@ -47,6 +53,22 @@ def interpolated_mean(losses: dict[int, np.ndarray], levels: int) -> np.ndarray:
             w = (j - ks[i - 1]) / (ks[i] - ks[i - 1])
             total += (1 - w) * stacked[i - 1] + w * stacked[i]
     return total / levels
+
+
+PLAN_FRACTION, PLAN_MIN_PER_CLASS = 0.05, 30
+
+
+def planning_subsample(labels: np.ndarray, *, seed: int = 0, fraction: float = PLAN_FRACTION,
+                       min_per_class: int = PLAN_MIN_PER_CLASS) -> np.ndarray:
+    """Sorted sample indices: per class, ceil(fraction x its size) drawn at random (seeded), at
+    least ``min_per_class`` (or the whole class when smaller)."""
+    rng = np.random.default_rng(seed)
+    picked = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        take = min(len(members), max(min_per_class, int(np.ceil(fraction * len(members)))))
+        picked.append(rng.choice(members, size=take, replace=False))
+    return np.sort(np.concatenate(picked)) if picked else np.zeros(0, dtype=np.int64)
 
 
 @dataclass

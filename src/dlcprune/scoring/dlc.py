@@ -24,7 +24,7 @@ from ..errors import DlcpruneError
 from ..masking import NestedMasks
 from ..models import Encoder, TextEncoder, check_model_for
 from ..progress import bar
-from .adaptive import AdaptiveLevels, interpolated_mean
+from .adaptive import AdaptiveLevels, interpolated_mean, planning_subsample
 from .checkpoint import Checkpoint
 from .passes import BLOCK_BYTES, check_finite, extract_features, prepared_blocks
 from .shard import Shard
@@ -125,9 +125,11 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
     (each level is a pass of the LM over every record).
     ``workers``: DataLoader processes decoding the next batches while the encoder runs (0: none).
     ``adaptive``: ``levels`` is the most levels of the path and only those the ranking needs are
-    computed (``--levels auto``, :mod:`dlcprune.scoring.adaptive`; one level loop per refinement
-    round); the score is then the estimate of the full path's mean, ``level_losses`` (K', N) holds
-    the computed levels only, and ``parameters["levels_computed"]`` says which.
+    computed (``--levels auto``, :mod:`dlcprune.scoring.adaptive`: the refinement rounds run on a
+    class-stratified subsample, then one level loop over everything; on data no larger than that
+    subsample, one level loop per round); the score is then the estimate of the full path's mean, ``level_losses`` (K', N) holds
+    the computed levels only, ``parameters["levels_computed"]`` says which and ``["planned_on"]``
+    on how many samples they were chosen.
 
     Under ``torch.distributed`` (torchrun), each rank scores one block of samples; rank 0 joins
     the features and per-level losses in sample order, builds the prototypes from all samples and
@@ -198,11 +200,19 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
 
     if adaptive:
         plan = AdaptiveLevels(levels, dataset.num_classes)
-        wanted = plan.first_round()
-        while wanted:
-            compute(wanted)
-            wanted = shard.share(plan.next_round(losses) if shard.is_main else None)
-        params.update(levels_computed=sorted(losses), collapse_level=plan.collapse_level_,
+        sub = planning_subsample(dataset.labels, seed=seed)
+        if len(sub) < len(dataset):  # rounds on the subsample (rank 0), then the chosen levels on everything
+            planning = _LevelLoop(encoder, dataset.subset(sub), prototypes, labels[torch.from_numpy(sub)], masks=masks,
+                                  shard=Shard(len(sub), local=True), ckpt=Checkpoint(None, key={}), batch_size=batch_size,
+                                  workers=workers, block_bytes=block_bytes, progress=False)
+            chosen = _plan_on(sub, plan, planning, losses) if shard.is_main else None
+            compute(shard.share(chosen))
+        else:
+            wanted = plan.first_round()
+            while wanted:
+                compute(wanted)
+                wanted = shard.share(plan.next_round(losses) if shard.is_main else None)
+        params.update(levels_computed=sorted(losses), collapse_level=plan.collapse_level_, planned_on=len(sub),
                       refinement=[list(h) for h in plan.history_])
     else:
         compute(list(range(1, levels)))
@@ -232,6 +242,17 @@ def _score_records(lm, data: InstructionSet, *, levels: int, step: float, adapti
     result = score_instructions(lm, data, sparsities=level_sparsities(levels, step), scope=mask_scope, **options)
     result.parameters = dict(levels=levels, step=step, **result.parameters)
     return result
+
+
+def _plan_on(sub: np.ndarray, plan: AdaptiveLevels, loop: _LevelLoop, losses: dict[int, np.ndarray]) -> list[int]:
+    """The masked levels ``plan`` chooses from its rounds on the samples ``sub`` only (``loop``
+    runs over them, nothing checkpointed); level 0 is known for everything already."""
+    seen = {0: losses[0][sub]}
+    wanted = plan.first_round()
+    while wanted:
+        seen.update(loop.run([k for k in wanted if k not in seen]))
+        wanted = plan.next_round(seen)
+    return [k for k in sorted(seen) if k > 0]
 
 
 def _unmasked_losses(z0: np.ndarray, labels: torch.Tensor, prototypes: torch.Tensor) -> np.ndarray:

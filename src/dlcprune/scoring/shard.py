@@ -63,8 +63,9 @@ def on_main(fn):
 class Shard:
     """This process's block of ``n`` samples, and gathering results in sample order on rank 0."""
 
-    def __init__(self, n: int) -> None:
-        self.distributed = dist.is_available() and dist.is_initialized()
+    def __init__(self, n: int, *, local: bool = False) -> None:
+        """``local``: this process alone, even under torchrun (work that one rank does by itself)."""
+        self.distributed = not local and dist.is_available() and dist.is_initialized()
         self.rank = dist.get_rank() if self.distributed else 0
         self.world = dist.get_world_size() if self.distributed else 1
         self.bounds = shard_bounds(n, self.world)

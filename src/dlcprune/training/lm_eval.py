@@ -52,11 +52,18 @@ def write_choice_task(data: InstructionSet, folder: str | Path, *, name: str = "
     return name
 
 
-def check_tasks(task_folder: str | Path, tasks: list[str]) -> None:
-    """Fail before any training if a task is neither in ``task_folder`` nor registered in lm-eval."""
+def task_manager(task_folder: str | Path, tasks: list[str]):
+    """lm-eval's TaskManager over ``task_folder``; lm-eval's own registry (thousands of YAML files,
+    seconds to index) is added only when a task is not a YAML file of the folder."""
     from lm_eval.tasks import TaskManager
 
-    known = TaskManager(include_path=str(task_folder)).all_tasks
+    local = all((Path(task_folder) / f"{t}.yaml").is_file() for t in tasks)
+    return TaskManager(include_path=str(task_folder), include_defaults=not local)
+
+
+def check_tasks(task_folder: str | Path, tasks: list[str]) -> None:
+    """Fail before any training if a task is neither in ``task_folder`` nor registered in lm-eval."""
+    known = task_manager(task_folder, tasks).all_tasks
     missing = [t for t in tasks if t not in known]
     if missing:
         raise DlcpruneError(f"unknown lm-eval task(s) {', '.join(missing)}; use 'local' or a name from `lm-eval ls tasks`")
@@ -68,12 +75,10 @@ def lm_eval_scores(lm: CausalLM, task_folder: str | Path, task: str, *, batch_si
     not merged, so the model is left untouched)."""
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
-    from lm_eval.tasks import TaskManager
-
     tok = lm.tokenizer
     prefix = next((t for t in (tok.bos_token_id, tok.eos_token_id, tok.cls_token_id, tok.pad_token_id) if t is not None), None)
     model = HFLM(pretrained=lm.module, tokenizer=tok, batch_size=batch_size, device=str(lm.device), prefix_token_id=prefix)
-    out = simple_evaluate(model=model, tasks=[task], task_manager=TaskManager(include_path=str(task_folder)),
+    out = simple_evaluate(model=model, tasks=[task], task_manager=task_manager(task_folder, [task]),
                           log_samples=False, verbosity="ERROR")
     metrics = out["results"][task]
     return {k.split(",")[0]: float(v) for k, v in metrics.items()
