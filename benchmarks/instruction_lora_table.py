@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -25,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 SEEDED = ("random", "dlc-flexrand")
+PLANNED = ("pool", "scores", "keep", "seeds", "passes", "lr", "model")  # what a rerun must share with the record
 SENTIMENT = ("sentiment-short", "sentiment-long")
 
 
@@ -79,20 +81,23 @@ def main() -> None:
     tasks = list(dict.fromkeys(task_of))
     heldout = {t: load_instructions(folder / f"heldout_{t}.jsonl") for t in tasks}
     keeps = [float(k) for k in args.keep.split(",")]
+    state = json.loads(out.read_text()) if out.exists() else {"args": vars(args), "runs": []}
+    changed = [k for k in PLANNED if state["args"][k] != vars(args)[k]]
+    if changed:  # the runs on record were planned with other settings: they must not mix with these
+        raise SystemExit(f"{out} holds runs with other {', '.join(changed)}; use another --output")
     lm = load_causal_lm(args.model, device="cpu")
     scores_folder = read_scores(args.scores)
     if len(scores_folder.scores) != len(data):
         raise SystemExit(f"{args.scores} scores {len(scores_folder.scores)} records, the pool has {len(data)}")
     dlc_s = json.loads((Path(args.scores) / "manifest.json").read_text())["timings_s"]["total_s"]
 
-    state = json.loads(out.read_text()) if out.exists() else {"args": vars(args), "runs": []}
     if "plan" not in state:
         plan, measure_s = selections(scores_folder.scores, data, lm, keeps, args.seeds)
         state["plan"] = [{"method": m, "keep": k, "seed": s, "kept": [int(i) for i in idx]}
                          for (m, k, s), idx in plan.items()]
         state["scoring_s"] = {"dlc": dlc_s, **measure_s}
         files.write_json(out, state)
-    task_dir = Path(tempfile.mkdtemp())
+    task_dir = Path(tempfile.mkdtemp(prefix="dlcprune-tasks-"))
     choice_tasks = {t: write_choice_task(heldout[t], task_dir, name=f"heldout_{t.replace('-', '_')}") for t in SENTIMENT
                     if t in heldout}
 
@@ -107,7 +112,10 @@ def main() -> None:
     if ("none", 0.0, 0) not in done:
         state["runs"].append({"method": "none", "keep": 0.0, "seed": 0, **evaluate(lm)})
         files.write_json(out, state)
-    wanted = set(args.methods.split(",")) if args.methods else {p["method"] for p in state["plan"]}
+    planned = {p["method"] for p in state["plan"]}
+    wanted = set(args.methods.split(",")) if args.methods else planned
+    if wanted - planned:
+        raise SystemExit(f"unknown method(s) {', '.join(sorted(wanted - planned))}; choose from {', '.join(sorted(planned))}")
     todo = sorted((p for p in state["plan"] if p["method"] in wanted), key=lambda p: (p["seed"], p["keep"]))  # seeds outermost
     if args.full:
         todo.append({"method": "full", "keep": 1.0, "seed": 0, "kept": list(range(len(data)))})
@@ -124,13 +132,14 @@ def main() -> None:
         files.write_json(out, state)  # atomic: a reader never sees half a file
         print(f"{run['method']} keep {run['keep']} seed {run['seed']}: NLL {run['mean_nll']:.4f} acc "
               f"{run['mean_acc']:.3f} corrupted {run['corrupted_share']:.2f} ({r.seconds:.0f} s)", flush=True)
+    shutil.rmtree(task_dir, ignore_errors=True)
     print_table(state, tasks, keeps)
 
 
 def print_table(state: dict, tasks: list[str], keeps: list[float]) -> None:
     """Markdown: mean held-out NLL (over the tasks) ± sd over seeds per method and keep, then
     sentiment accuracy and corrupted share; a cell is bold where it beats random's mean by more
-    than twice random's sd (beyond the seed spread)."""
+    than twice random's sample sd over seeds (a rough "beyond the seed spread", said under the table)."""
     runs = [r for r in state["runs"] if r["method"] not in ("none", "full")]
     methods = list(dict.fromkeys(r["method"] for r in runs))
 
@@ -139,10 +148,10 @@ def print_table(state: dict, tasks: list[str], keeps: list[float]) -> None:
         base = [r[key] for r in runs if r["method"] == "random" and r["keep"] == keep]
         if not vals:
             return "–"
-        mean, text = float(np.mean(vals)), f"{np.mean(vals):.3f}" + (f" ± {np.std(vals):.3f}" if len(vals) > 1 else "")
+        mean, text = float(np.mean(vals)), f"{np.mean(vals):.3f}" + (f" ± {np.std(vals, ddof=1):.3f}" if len(vals) > 1 else "")
         if method != "random" and len(base) > 1:
             gain = (np.mean(base) - mean) if lower_better else (mean - np.mean(base))
-            if gain > 2 * np.std(base):
+            if gain > 2 * np.std(base, ddof=1):
                 text = f"**{text}**"
         return text
 
@@ -153,14 +162,16 @@ def print_table(state: dict, tasks: list[str], keeps: list[float]) -> None:
         print("|---|" + "---:|" * len(keeps))
         for m in methods:
             print(f"| {m} | " + " | ".join(cell(m, k, key, lower) for k in keeps) + " |")
+        print("\n(± the sample sd over seeds; bold: better than random's mean by more than 2 x random's sd)")
     for r in state["runs"]:
         if r["method"] in ("none", "full"):
             print(f"{r['method']}: NLL {r['mean_nll']:.3f} acc {r['mean_acc']:.3f} " +
                   " ".join(f"{t} {v:.3f}" for t, v in r["nll"].items()))
-    lora30 = [r["lora_s"] for r in runs if r["keep"] == max(keeps)]
-    if lora30:
-        print(f"\nscoring s: " + ", ".join(f"{k} {v:.0f}" for k, v in state["scoring_s"].items()) +
-              f"; one LoRA run on keep {max(keeps):g}: {np.mean(lora30):.0f} s")
+    largest = [r["lora_s"] for r in runs if r["keep"] == max(keeps)]
+    if largest:
+        print(f"\nscoring s (DLC: its manifest's total; the baselines: measured here): " +
+              ", ".join(f"{k} {v:.0f}" for k, v in state["scoring_s"].items()) +
+              f"; one LoRA run on keep {max(keeps):g}: {np.mean(largest):.0f} s")
 
 
 if __name__ == "__main__":

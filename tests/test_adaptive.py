@@ -114,14 +114,14 @@ def test_planning_subsample_is_stratified_with_a_floor_per_class():
 
 
 def test_large_data_plans_on_the_subsample_then_reads_every_sample_once_more(monkeypatch):
-    """80 samples, 2 classes of 40: the rounds run on 30 + 30; the levels they chose then run on all."""
+    """140 samples, 2 classes of 70: the rounds run on 30 + 30; the levels they chose then run on all."""
     from dlcprune.data import ImageDataset
     from dlcprune.scoring.adaptive import planning_subsample
     from tests.test_dlc import CountingReader
 
-    images, labels = random_images(80, size=12, classes=2, seed=5)
+    images, labels = random_images(140, size=12, classes=2, seed=5)
     reader = CountingReader(images)
-    data = ImageDataset(ids=[str(i) for i in range(80)], labels=labels, class_names=["0", "1"], source="counted",
+    data = ImageDataset(ids=[str(i) for i in range(140)], labels=labels, class_names=["0", "1"], source="counted",
                         reader=reader)
     encoder = from_module(tiny_cnn(0), lambda m, x: m.features(x))
     result = score_dlc(encoder, data, levels=20, step=0.1, adaptive=True, batch_size=16, progress=False)
@@ -133,5 +133,15 @@ def test_large_data_plans_on_the_subsample_then_reads_every_sample_once_more(mon
     np.testing.assert_array_equal(result.level_losses, full.level_losses[computed])
     np.testing.assert_allclose(result.scores, interpolated_mean(dict(zip(computed, full.level_losses[computed])), 20))
     rounds = len(result.parameters["refinement"]) + 1
-    outside = np.setdiff1d(np.arange(80), sub)
-    assert reader.reads[outside].tolist() == [2] * 20 and reader.reads[sub].tolist() == [2 + rounds] * 60
+    outside = np.setdiff1d(np.arange(140), sub)
+    assert reader.reads[outside].tolist() == [2] * 80 and reader.reads[sub].tolist() == [2 + rounds] * 60
+    assert result.timings["planning_s"] > 0
+
+
+def test_a_subsample_of_more_than_half_the_data_plans_on_everything():
+    images, labels = random_images(100, size=12, classes=2, seed=5)  # 30 + 30 of 100: more than half
+    encoder = from_module(tiny_cnn(0), lambda m, x: m.features(x))
+    result = score_dlc(encoder, from_arrays(images, labels), levels=20, step=0.1, adaptive=True, progress=False)
+    full = score_dlc(encoder, from_arrays(images, labels), levels=20, step=0.1, progress=False)
+    expected = run(AdaptiveLevels(20, 2), full.level_losses)
+    assert result.parameters["levels_computed"] == sorted(expected) and "planning_s" not in result.timings

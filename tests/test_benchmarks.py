@@ -197,6 +197,9 @@ def test_instruction_lora_table_runs_and_resumes(tmp_path):
     again = bench("instruction_lora_table.py", *args)
     assert "seed" not in again.split("held-out")[0]  # no run line: everything was on record
     assert json.loads((tmp_path / "lora.json").read_text())["runs"] == runs
+    other = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "instruction_lora_table.py"), *args[:-1],
+                            str(tmp_path / "lora.json"), "--seeds", "3"], capture_output=True, text=True, cwd=ROOT)
+    assert other.returncode != 0 and "holds runs with other seeds" in other.stderr
 
 
 def test_length_batching(tmp_path):

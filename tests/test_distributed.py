@@ -50,9 +50,9 @@ def test_two_gloo_processes_equal_one_process(tmp_path):
 
 
 def test_levels_auto_planned_on_a_subsample_under_two_processes_equals_one(tmp_path):
-    data = write_image_folder(tmp_path / "data", {"a": 36, "b": 36}, size=32)  # 72 > the 30 + 30 planned on
+    data = write_image_folder(tmp_path / "data", {"a": 70, "b": 70}, size=32)  # 140 >= 2 x the 30 + 30 planned on
     common = ["--data", str(data), "--levels", "auto", "--image-size", "32", "--device", "cpu", "--quiet",
-              "--batch-size", "36"]  # each rank's block is one batch, as the single run's batches
+              "--batch-size", "70"]  # each rank's block is one batch, as the single run's batches
     one = score(*common, "--output", str(tmp_path / "one"))
     two = score(*common, "--output", str(tmp_path / "two"), processes=2)
     assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr

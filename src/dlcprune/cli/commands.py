@@ -302,7 +302,7 @@ def cmd_list(args: argparse.Namespace) -> dict:
             table.add_row(f"{kind} ({entry.kind})" if entry.kind else kind, name, entry.summary)
     rule = {"hard": "keeps the highest", "easy": "keeps the lowest", "kcenter": "keeps k-center greedy's picks"}
     for name, (measure, method) in BASELINES.items():  # measures of the unmasked LM, no DLC scores needed
-        table.add_row("method (instruction records)", name, f"{measure}; {rule[method]} (instruct --policy {name})")
+        table.add_row("method (instruction records)", name, f"{measure}; {rule.get(method, method)} (instruct --policy {name})")
     if not args.json:
         stdout.print(table)
     return {"command": "list", "models": MODELS.names(), "datasets": DATASETS.names(), "methods": METHODS.names(),

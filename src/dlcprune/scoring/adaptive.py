@@ -17,9 +17,10 @@ Rank ties are broken by sample order (losses are continuous, ties are rare).
 
 On large data the rounds run on a class-stratified subsample (:func:`planning_subsample`: 5% of
 each class, at least 30 of it), and only the levels they chose then run on every sample, in one
-level loop: a sample outside the subsample is read twice whatever the number of rounds (one in
-it, once more per round). Where the subsample would be
-the whole dataset the rounds run on everything, as they always did.
+level loop: a sample outside the subsample is read twice whatever the number of rounds, one in it
+twice plus once per round. The floor of 30 weighs small classes more in the subsample's mean
+loss, which decides the collapse. Where the subsample would exceed half the data (it would save
+nothing) the rounds run on everything, as they always did.
 """
 from __future__ import annotations
 

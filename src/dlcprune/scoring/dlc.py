@@ -115,6 +115,7 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
     features (the prototypes need all of them first), once for the level loop, which takes the
     samples in blocks of about ``block_bytes`` of preprocessed inputs and runs every level over a
     block before reading the next. Scores do not depend on ``block_bytes`` (the batches are the same).
+    (With ``adaptive``, the planning subsample's samples are read once more per refinement round.)
 
     ``checkpoint_dir``: the features stream there (N x D is never held in memory) and the losses of
     each finished block (or, when all samples fit one block, of each finished level) are saved, so
@@ -125,11 +126,13 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
     (each level is a pass of the LM over every record).
     ``workers``: DataLoader processes decoding the next batches while the encoder runs (0: none).
     ``adaptive``: ``levels`` is the most levels of the path and only those the ranking needs are
-    computed (``--levels auto``, :mod:`dlcprune.scoring.adaptive`: the refinement rounds run on a
-    class-stratified subsample, then one level loop over everything; on data no larger than that
-    subsample, one level loop per round); the score is then the estimate of the full path's mean, ``level_losses`` (K', N) holds
-    the computed levels only, ``parameters["levels_computed"]`` says which and ``["planned_on"]``
-    on how many samples they were chosen.
+    computed (``--levels auto``, :mod:`dlcprune.scoring.adaptive`): the refinement rounds run on a
+    class-stratified subsample (every rank plans alike), then one level loop runs the chosen levels
+    over everything; where that subsample would exceed half the data, the rounds run on everything,
+    one level loop each. The score is then the estimate of the full path's mean, ``level_losses``
+    (K', N) holds the computed levels only, ``parameters["levels_computed"]`` says which and
+    ``["planned_on"]`` on how many samples they were chosen (``collapse_level`` and ``refinement``
+    are figures of those samples).
 
     Under ``torch.distributed`` (torchrun), each rank scores one block of samples; rank 0 joins
     the features and per-level losses in sample order, builds the prototypes from all samples and
@@ -138,7 +141,8 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
     rounds), not single blocks or levels.
 
     Timings: ``level_s`` per level (mask switch, forward passes, losses), ``level_loop_read_s`` the
-    level loop's reading and preprocessing, ``masking_loop_s`` both together.
+    level loop's reading and preprocessing, ``planning_s`` adaptive levels' rounds on the
+    subsample, ``masking_loop_s`` all three together.
     """
     records = isinstance(dataset, InstructionSet)
     defaults = RECORD_DEFAULTS if records else ENCODER_DEFAULTS
@@ -201,13 +205,15 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
     if adaptive:
         plan = AdaptiveLevels(levels, dataset.num_classes)
         sub = planning_subsample(dataset.labels, seed=seed)
-        if len(sub) < len(dataset):  # rounds on the subsample (rank 0), then the chosen levels on everything
+        if len(sub) <= len(dataset) // 2:  # rounds on the subsample, then the chosen levels on everything
+            t = time.perf_counter()
             planning = _LevelLoop(encoder, dataset.subset(sub), prototypes, labels[torch.from_numpy(sub)], masks=masks,
                                   shard=Shard(len(sub), local=True), ckpt=Checkpoint(None, key={}), batch_size=batch_size,
-                                  workers=workers, block_bytes=block_bytes, progress=False)
-            chosen = _plan_on(sub, plan, planning, losses) if shard.is_main else None
+                                  workers=workers, block_bytes=block_bytes, progress=progress, label="planning levels")
+            chosen = _plan_on(plan, planning)  # on every rank alike: none waits for another
+            timings["planning_s"] = time.perf_counter() - t
             compute(shard.share(chosen))
-        else:
+        else:  # a subsample of more than half the data saves nothing: the rounds run on everything
             wanted = plan.first_round()
             while wanted:
                 compute(wanted)
@@ -222,7 +228,8 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
     level_losses = np.stack([losses[k] for k in computed])
     scores = interpolated_mean(losses, levels) if adaptive else level_losses.mean(0)
     level_times = [v for k, v in timings.get("level_s", {}).items() if int(k) in losses]
-    timings["masking_loop_s"] = float(sum(level_times)) + timings.get("level_loop_read_s", 0.0)
+    timings["masking_loop_s"] = float(sum(level_times)) + timings.get("level_loop_read_s", 0.0) \
+        + timings.get("planning_s", 0.0)
     timings["mean_masked_level_s"] = float(np.mean(level_times)) if level_times else 0.0
     timings["processes"] = shard.world
     return DlcResult(scores=scores, level_losses=level_losses, features=z0,
@@ -244,10 +251,10 @@ def _score_records(lm, data: InstructionSet, *, levels: int, step: float, adapti
     return result
 
 
-def _plan_on(sub: np.ndarray, plan: AdaptiveLevels, loop: _LevelLoop, losses: dict[int, np.ndarray]) -> list[int]:
-    """The masked levels ``plan`` chooses from its rounds on the samples ``sub`` only (``loop``
-    runs over them, nothing checkpointed); level 0 is known for everything already."""
-    seen = {0: losses[0][sub]}
+def _plan_on(plan: AdaptiveLevels, loop: _LevelLoop) -> list[int]:
+    """The masked levels ``plan`` chooses from its rounds over ``loop``'s samples only (level 0
+    included, so that every rank can plan without the features; nothing is checkpointed)."""
+    seen: dict[int, np.ndarray] = {}
     wanted = plan.first_round()
     while wanted:
         seen.update(loop.run([k for k in wanted if k not in seen]))
@@ -268,9 +275,9 @@ class _LevelLoop:
 
     def __init__(self, encoder: Encoder, dataset: Dataset, prototypes: torch.Tensor, labels: torch.Tensor, *,
                  masks: NestedMasks, shard: Shard, ckpt: Checkpoint, batch_size: int, workers: int,
-                 block_bytes: int, progress: bool) -> None:
+                 block_bytes: int, progress: bool, label: str = "masked levels") -> None:
         self.encoder, self.dataset, self.prototypes, self.labels = encoder, dataset, prototypes, labels
-        self.masks, self.shard, self.ckpt, self.progress = masks, shard, ckpt, progress
+        self.masks, self.shard, self.ckpt, self.progress, self.label = masks, shard, ckpt, progress, label
         self.reading = dict(batch_size=batch_size, workers=workers, block_bytes=block_bytes)
 
     def run(self, todo: list[int]) -> dict[int, np.ndarray]:
@@ -284,7 +291,7 @@ class _LevelLoop:
         whole = False
         n = len(self.dataset)
         with self.masks.applied() as set_level, \
-                bar("masked levels", len(todo) * n, enabled=self.progress) as advance:
+                bar(self.label, len(todo) * n, enabled=self.progress) as advance:
             advance(len(todo) * done)
             blocks = prepared_blocks(self.encoder, self.dataset, start=done, **self.reading)
             while True:

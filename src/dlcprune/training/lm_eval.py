@@ -54,7 +54,8 @@ def write_choice_task(data: InstructionSet, folder: str | Path, *, name: str = "
 
 def task_manager(task_folder: str | Path, tasks: list[str]):
     """lm-eval's TaskManager over ``task_folder``; lm-eval's own registry (thousands of YAML files,
-    seconds to index) is added only when a task is not a YAML file of the folder."""
+    seconds to index) is added only when a task is not a YAML file of the folder. Limitation: a
+    local YAML that only groups registered tasks does not find them."""
     from lm_eval.tasks import TaskManager
 
     local = all((Path(task_folder) / f"{t}.yaml").is_file() for t in tasks)
