@@ -30,7 +30,7 @@ PLANNED = ("pool", "scores", "keep", "seeds", "passes", "lr", "model")  # what a
 SENTIMENT = ("sentiment-short", "sentiment-long")
 
 
-def selections(scores, data, lm, keeps: list[float], seeds: int) -> tuple[dict, dict]:
+def selections(scores, data, lm, keeps: list[float], seeds: int, *, batch_size: int = 8) -> tuple[dict, dict]:
     """{(method, keep, seed): kept indices} and each baseline measure's seconds."""
     import dlcprune
     from dlcprune.methods.instructions import BASELINES, measure_records
@@ -47,7 +47,7 @@ def selections(scores, data, lm, keeps: list[float], seeds: int) -> tuple[dict, 
         plan["dlc-easy", keep, 0] = pick(scores, "easy", keep, 0)
         plan["dlc-hard", keep, 0] = pick(scores, "hard", keep, 0)
     for name in BASELINES:
-        m = measure_records(lm, data, name)
+        m = measure_records(lm, data, name, batch_size=batch_size)
         seconds[name] = m.seconds
         for keep in keeps:
             plan[name, keep, 0] = pick(m.values, m.method, keep, 0, m.features)

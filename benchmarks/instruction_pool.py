@@ -22,8 +22,8 @@ import numpy as np
 def main() -> None:
     import dlcprune
     from dlcprune.data.instructions import load_instructions
-    from dlcprune.methods.instructions import BASELINES, measure_records
     from dlcprune.models.causal import load_causal_lm
+    from instruction_lora_table import selections  # the same selections as the LoRA table's
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pool", required=True, help="the folder of make_instruction_pool.py")
@@ -46,36 +46,22 @@ def main() -> None:
     t = time.perf_counter()
     dlc = dlcprune.score(lm, data, levels=args.levels, step=args.step, batch_size=args.batch_size, progress=False)
     seconds = {"dlc": time.perf_counter() - t}
-    measures = {}
-    for name in BASELINES:
-        m = measure_records(lm, data, name, batch_size=args.batch_size)
-        measures[name], seconds[name] = m, m.seconds
-
-    def kept(values, method, keep, seed, features=None):
-        return dlcprune.select(values, labels=data.labels, features=features, method=method, keep=keep, seed=seed).kept[keep]
-
-    runs = {"random": lambda k, s: kept(dlc.scores, "random", k, s),
-            "dlc-flexrand": lambda k, s: kept(dlc.scores, "flexrand", k, s),
-            "dlc-easy": lambda k, s: kept(dlc.scores, "easy", k, 0),
-            "dlc-hard": lambda k, s: kept(dlc.scores, "hard", k, 0),
-            **{name: (lambda k, s, m=m: kept(m.values, m.method, k, 0, m.features)) for name, m in measures.items()}}
-    seeded = {"random", "dlc-flexrand"}
-    rows = []
-    for method, run in runs.items():
+    plan, measure_s = selections(dlc.scores, data, lm, keeps, args.seeds, batch_size=args.batch_size)
+    seconds.update(measure_s)
+    rows, methods = [], list(dict.fromkeys(m for m, _, _ in plan))
+    for method in methods:
         for keep in keeps:
-            shares = []
-            for seed in range(args.seeds if method in seeded else 1):
-                idx = run(keep, seed)
-                shares.append(float(corrupted[idx].mean()))
-                mix = {task: int((tasks[idx] == task).sum()) for task in dict.fromkeys(tasks)}
-            rows.append({"method": method, "keep": keep, "kept": int(len(idx)), "corrupted_share": float(np.mean(shares)),
+            runs = [idx for (m, k, _), idx in plan.items() if m == method and k == keep]
+            shares = [float(corrupted[idx].mean()) for idx in runs]
+            mix = {task: int((tasks[runs[-1]] == task).sum()) for task in dict.fromkeys(tasks)}
+            rows.append({"method": method, "keep": keep, "kept": int(len(runs[-1])), "corrupted_share": float(np.mean(shares)),
                          "corrupted_share_sd": float(np.std(shares)), "runs": len(shares), "tasks_last_run": mix})
     pool_share = float(corrupted.mean())
     print(f"pool: {len(data)} records, {corrupted.sum()} corrupted ({100 * pool_share:.1f}%); model {lm.name}; "
           f"DLC {args.levels} levels, step {args.step}")
     print("\n| method | " + " | ".join(f"keep {k:g}" for k in keeps) + " |")
     print("|---|" + "---:|" * len(keeps))
-    for method in runs:
+    for method in methods:
         cells = [r for r in rows if r["method"] == method]
         print(f"| {method} | " + " | ".join(
             f"{100 * r['corrupted_share']:.1f}%" + (f" ± {100 * r['corrupted_share_sd']:.1f}" if r["runs"] > 1 else "")
