@@ -1,5 +1,6 @@
 """DLC scoring: hand-computed prototype losses, an independent reference loop, resume, bad input."""
 import copy
+import json
 import math
 
 import numpy as np
@@ -99,7 +100,7 @@ def test_interrupted_run_resumes_to_identical_scores(tmp_path, tiny_encoder, mon
     monkeypatch.setattr(dlc_module, "_level_losses", dies_at_level_4)
     with pytest.raises(KeyboardInterrupt):
         score_dlc(tiny_encoder, data, levels=7, step=0.15, checkpoint_dir=tmp_path, progress=False)
-    assert sorted(p.name for p in tmp_path.glob("level_*.npy")) == [f"level_000{k}.npy" for k in (1, 2, 3)]
+    assert json.loads((tmp_path / "progress.json").read_text()) == {"0": 18, "1": 18, "2": 18, "3": 18}
 
     calls.clear()
     monkeypatch.setattr(dlc_module, "_level_losses", lambda *a, where, **k: (calls.append(where), real(*a, where=where, **k))[1])
@@ -195,15 +196,18 @@ def test_killed_in_a_later_block_resumes_from_the_finished_blocks(tmp_path, tiny
     monkeypatch.setattr(dlc_module, "_level_losses", dies_in_block_3)
     with pytest.raises(KeyboardInterrupt):
         score_dlc(tiny_encoder, data, checkpoint_dir=tmp_path, **run)
-    assert sorted(p.name for p in tmp_path.glob("block_*.npy")) == ["block_000000000000.npy", "block_000000000004.npy"]
-    assert not list(tmp_path.glob("level_*.npy"))
+    # level 1 holds blocks 1-3 (samples 0-11), levels 2 and 3 blocks 1-2
+    assert json.loads((tmp_path / "progress.json").read_text()) == {"0": 18, "1": 12, "2": 8, "3": 8}
     calls.clear()
     monkeypatch.setattr(dlc_module, "_level_losses", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
     resumed = score_dlc(tiny_encoder, data, checkpoint_dir=tmp_path, **run)
-    assert len(calls) == 3 * 3  # blocks 3, 4, 5 only
+    assert len(calls) == 2 + 3 + 3  # block 3 at levels 2 and 3, blocks 4 and 5 at all three
     assert np.array_equal(resumed.scores, full.scores) and np.array_equal(resumed.level_losses, full.level_losses)
-    assert not list(tmp_path.glob("block_*.npy"))  # the finished levels replace them
-    assert isinstance(resumed.features.base, __import__("mmap").mmap)  # read from the checkpoint, not held
+    mmap = __import__("mmap").mmap
+    assert isinstance(resumed.features.base, mmap)  # read from the checkpoint, not held
+    assert isinstance(resumed.level_losses.base, mmap) and str(resumed.level_losses.filename) == str(tmp_path / "levels.npy")
+    again = score_dlc(tiny_encoder, data, checkpoint_dir=tmp_path, **run)  # all on record: nothing computed or written
+    assert len(calls) == 8 and np.array_equal(again.scores, full.scores)
 
 
 def test_features_stream_to_the_checkpoint_and_equal_the_in_memory_ones(tmp_path, tiny_encoder):

@@ -354,7 +354,10 @@ def test_record_levels_resume_from_the_checkpoint(tiny_lm, alpaca, tmp_path):
     """A finished level in the checkpoint is read back, not recomputed (same arguments and data)."""
     first = score_instructions(tiny_lm, alpaca, sparsities=[0.0, 0.2, 0.4], checkpoint_dir=tmp_path, progress=False)
     planted = np.arange(len(alpaca), dtype=np.float64)
-    np.save(tmp_path / "level_0001.npy", planted)
+    rows = np.load(tmp_path / "levels.npy", mmap_mode="r+")  # the checkpoint's row of level 1
+    rows[1] = planted
+    rows.flush()
+    del rows
     again = score_instructions(tiny_lm, alpaca, sparsities=[0.0, 0.2, 0.4], checkpoint_dir=tmp_path, progress=False)
     np.testing.assert_array_equal(again.level_losses[1], planted)
     np.testing.assert_array_equal(again.level_losses[[0, 2]], first.level_losses[[0, 2]])

@@ -64,7 +64,7 @@ def score_instructions(lm: CausalLM, data: InstructionSet, *, sparsities: Sequen
     # random masks per layer: each group its own stream (a group's first tensor always has index 0)
     masks = [NestedMasks(g, sparsities=s, method=masking, seed=seed if len(groups) == 1 else seed * 1_000_003 + j)
              for j, g in enumerate(groups)]
-    losses, measured, timings = [], [], ckpt.timings.setdefault("level_s", {})
+    rows, measured, timings = ckpt.level_rows(len(s), len(data)), [], ckpt.timings.setdefault("level_s", {})
     with contextlib.ExitStack() as stack, bar("masked levels", len(s) * len(data), enabled=progress) as advance:
         setters = [stack.enter_context(m.applied()) for m in masks]
         for k in range(len(s)):
@@ -72,15 +72,11 @@ def score_instructions(lm: CausalLM, data: InstructionSet, *, sparsities: Sequen
             for set_level in setters:
                 set_level(k)
             measured.append(sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights))
-            cached = ckpt.load_level(k)  # a killed run's finished level: the same arguments, data and weights
-            if cached is None:
-                losses.append(response_losses(lm, encoded, batch_size=batch_size))
+            if ckpt.done(k) < len(data):  # else a killed run finished it: the same arguments, data and weights
+                rows.write(k, 0, response_losses(lm, encoded, batch_size=batch_size))
                 timings[str(k)] = time.perf_counter() - t
-                ckpt.save_level(k, losses[-1])
-            else:
-                losses.append(cached)
+                ckpt.record(k, len(data))
             advance(len(data))
-    level_losses = np.stack(losses)
     level_times = list(timings.values())
-    return DlcResult(scores=level_losses.mean(0), level_losses=level_losses, features=None, sparsity=np.array(measured),
+    return DlcResult(scores=rows.mean(), level_losses=rows.array(), features=None, sparsity=np.array(measured),
                      parameters=params, timings={"level_s": timings, "masking_loop_s": float(sum(level_times))})

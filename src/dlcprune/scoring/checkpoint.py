@@ -1,7 +1,9 @@
-"""The checkpoint of an unfinished scoring run: features, finished levels and finished blocks of
-the level loop, valid only for the same key (arguments + data + weights)."""
+"""The checkpoint of an unfinished scoring run, valid only for the same key (arguments + data +
+weights): ``features.npy`` (the plain pass), ``levels.npy`` (K, N) per-level losses with
+``progress.json`` saying how many samples of each level's row are written, ``timings.json``."""
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
@@ -15,14 +17,17 @@ class Checkpoint:
     def __init__(self, folder: str | Path | None, *, key: dict) -> None:
         self.folder = Path(folder) if folder is not None else None
         self.timings: dict = {}
+        self.progress: dict[str, int] = {}
+        self._rows: LevelRows | None = None
         if self.folder is None:
             return
         key_file = self.folder / "key.json"
         if key_file.exists() and files.read_json(key_file) == key:
-            if (self.folder / "timings.json").exists():
-                self.timings = files.read_json(self.folder / "timings.json")
+            for name in ("timings", "progress"):
+                if (self.folder / f"{name}.json").exists():
+                    setattr(self, name, files.read_json(self.folder / f"{name}.json"))
         else:
-            for stale in [*self.folder.glob("*.npy"), *self.folder.glob("*.npz")]:
+            for stale in [*self.folder.glob("*.npy"), *self.folder.glob("*.npz"), *self.folder.glob("progress.json")]:
                 stale.unlink()
             files.write_json(key_file, key)
 
@@ -45,36 +50,87 @@ class Checkpoint:
         if self.folder:
             files.write_json(self.folder / "timings.json", self.timings)
 
-    def load_level(self, k: int) -> np.ndarray | None:
-        f = self.folder / f"level_{k:04d}.npy" if self.folder else None
-        return np.load(f) if f and f.exists() else None
+    def level_rows(self, levels: int, n: int) -> LevelRows:
+        """The (levels, n) per-level losses of this run: in ``levels.npy`` of the folder (rows read
+        back as far as :meth:`done` says), or in memory without a folder. The same object per run."""
+        if self._rows is None:
+            self._rows = LevelRows(self.folder / "levels.npy" if self.folder else None, levels, n)
+            if self._rows.fresh:  # a new file: nothing of it is written yet
+                self.progress = {}
+        return self._rows
 
-    def save_level(self, k: int, losses: np.ndarray) -> None:
+    def done(self, k: int) -> int:
+        """How many samples, from sample 0 on, level ``k``'s row holds."""
+        return int(self.progress.get(str(k), 0))
+
+    def record(self, k: int, done: int) -> None:
+        """Level ``k``'s row now holds samples 0..done-1 (written before this is recorded)."""
         if self.folder:
-            files.save_npy(self.folder / f"level_{k:04d}.npy", losses)
+            self.progress[str(k)] = done
+            files.write_json(self.folder / "progress.json", self.progress)
             self.save_timings()
 
-    def save_block(self, levels: list[int], start: int, losses: np.ndarray) -> None:
-        """Losses (len(levels), n) of samples start..start+n-1 at ``levels``: a block of the level loop."""
-        if self.folder:
-            if start == 0:  # a new loop: blocks of an earlier one must not be read as its own
-                self.drop_blocks()
-            files.save_npy(self.folder / f"block_{start:012d}.npy", losses)
-            files.write_json(self.folder / "blocks.json", {"levels": levels})
-            self.save_timings()
 
-    def load_blocks(self, levels: list[int]) -> list[np.ndarray]:
-        """The finished blocks of a loop over exactly ``levels``, contiguous from sample 0."""
-        if not self.folder or not (self.folder / "blocks.json").exists() \
-                or files.read_json(self.folder / "blocks.json")["levels"] != levels:
-            return []
-        found, start = [], 0
-        while (f := self.folder / f"block_{start:012d}.npy").exists():
-            found.append(np.load(f))
-            start += found[-1].shape[1]
-        return found
+class LevelRows:
+    """(K, N) float64 losses, one row per level. With a file, rows are written with positioned
+    writes and read with plain reads, never through a writable map: K x N never counts in this
+    process's memory, and the finished file is a ``.npy`` that :meth:`array` maps whole (the
+    scores folder hard-links it). Without a file, an array in memory."""
 
-    def drop_blocks(self) -> None:
-        if self.folder:
-            for f in self.folder.glob("block_*.npy"):
-                f.unlink()
+    def __init__(self, path: Path | None, levels: int, n: int) -> None:
+        self.path, self.shape = path, (levels, n)
+        self._memory = np.zeros(self.shape) if path is None else None
+        self.fresh = True
+        if path is None:
+            return
+        header = io.BytesIO()
+        np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": self.shape})
+        self.offset = len(header.getvalue())
+        size = self.offset + 8 * levels * n
+        if not path.exists() or path.stat().st_size != size or _head(path, self.offset) != header.getvalue():
+            with files.atomic_file(path, "wb") as f:  # zeros where nothing is written yet (a sparse file)
+                f.write(header.getvalue())
+                f.truncate(size)
+        else:
+            self.fresh = False
+
+    def write(self, k: int, start: int, values: np.ndarray) -> None:
+        """Level ``k``'s losses of samples start..start+len(values)-1."""
+        if self._memory is not None:
+            self._memory[k, start:start + len(values)] = values
+            return
+        with open(self.path, "r+b") as f:
+            f.seek(self.offset + 8 * (k * self.shape[1] + start))
+            f.write(np.ascontiguousarray(values, dtype="<f8").tobytes())
+
+    def row(self, k: int) -> np.ndarray:
+        """(N,) level ``k``'s losses, a copy in memory."""
+        if self._memory is not None:
+            return self._memory[k].copy()
+        return np.fromfile(self.path, dtype="<f8", count=self.shape[1], offset=self.offset + 8 * k * self.shape[1])
+
+    def array(self) -> np.ndarray:
+        """(K, N) every row: mapped read-only from the file (not read), or the array in memory."""
+        return self._memory if self._memory is not None else np.load(self.path, mmap_mode="r")
+
+    def mean(self) -> np.ndarray:
+        """(N,) the mean over levels, bit-identical to ``array().mean(0)``, a chunk of samples at a time."""
+        if self._memory is not None:
+            return self._memory.mean(0)
+        levels, n = self.shape
+        step = max(1, files.CHUNK_BYTES // (8 * levels))
+        out = np.empty(n)
+        with open(self.path, "rb") as f:
+            for start in range(0, n, step):
+                width = min(step, n - start)
+                chunk = np.empty((levels, width))
+                for k in range(levels):
+                    f.seek(self.offset + 8 * (k * n + start))
+                    chunk[k] = np.fromfile(f, dtype="<f8", count=width)
+                out[start:start + width] = chunk.mean(0)
+        return out
+
+
+def _head(path: Path, n: int) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(n)

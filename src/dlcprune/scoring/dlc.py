@@ -25,7 +25,7 @@ from ..masking import NestedMasks
 from ..models import Encoder, TextEncoder, check_model_for
 from ..progress import bar
 from .adaptive import AdaptiveLevels, interpolated_mean, planning_subsample
-from .checkpoint import Checkpoint
+from .checkpoint import Checkpoint, LevelRows
 from .passes import BLOCK_BYTES, check_finite, extract_features, prepared_blocks
 from .shard import Shard
 
@@ -185,31 +185,37 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
         ckpt.save_features(z0) if shard.world > 1 else ckpt.save_timings()
     # From all samples on rank 0 (the same sums in the same order as one process), then shared.
     prototypes = shard.share(class_prototypes(z0, labels, dataset.num_classes) if shard.is_main else None)
-    losses = {0: _unmasked_losses(z0, labels, prototypes)} if shard.is_main else {}
+    rows = ckpt.level_rows(levels, len(dataset)) if shard.is_main else None
+    if shard.is_main and ckpt.done(0) < len(dataset):
+        rows.write(0, 0, _unmasked_losses(z0, labels, prototypes))
+        ckpt.record(0, len(dataset))
+    computed = {0} if shard.is_main else set()  # levels whose row holds every sample (rank 0 only)
 
     t = time.perf_counter()
     masks = NestedMasks([w for _, w in encoder.maskable], levels=levels, step=step, method=masking, seed=seed)
     timings["thresholds_s"] = time.perf_counter() - t
     loop = _LevelLoop(encoder, mine, prototypes, labels[shard.start:shard.stop], masks=masks, shard=shard, ckpt=ckpt,
-                      batch_size=batch_size, workers=workers, block_bytes=block_bytes, progress=progress)
+                      rows=rows, batch_size=batch_size, workers=workers, block_bytes=block_bytes, progress=progress)
 
     def compute(wanted: list[int]) -> None:
-        """Losses of the levels in ``wanted`` not computed yet (masks only grow: in increasing order).
-        A level a killed run finished is read back only when it is wanted: with adaptive levels the
+        """The rows of the levels in ``wanted`` not computed yet (masks only grow: in increasing order).
+        A level a killed run finished is taken only when it is wanted: with adaptive levels the
         plan must see exactly the levels a run from scratch would have, or a resumed run refines differently."""
-        for k in wanted:
-            if k not in losses and (cached := ckpt.load_level(k)) is not None:
-                losses[k] = cached
-        losses.update(loop.run(shard.share([k for k in wanted if k not in losses])))
+        computed.update(k for k in wanted if shard.is_main and ckpt.done(k) == len(dataset))
+        todo = shard.share([k for k in wanted if k not in computed])
+        loop.run(todo)
+        computed.update(todo if shard.is_main else ())
 
     if adaptive:
         plan = AdaptiveLevels(levels, dataset.num_classes)
         sub = planning_subsample(dataset.labels, seed=seed)
         if len(sub) <= len(dataset) // 2:  # rounds on the subsample, then the chosen levels on everything
             t = time.perf_counter()
+            kept = Checkpoint(None, key={})
             planning = _LevelLoop(encoder, dataset.subset(sub), prototypes, labels[torch.from_numpy(sub)], masks=masks,
-                                  shard=Shard(len(sub), local=True), ckpt=Checkpoint(None, key={}), batch_size=batch_size,
-                                  workers=workers, block_bytes=block_bytes, progress=progress, label="planning levels")
+                                  shard=Shard(len(sub), local=True), ckpt=kept, rows=kept.level_rows(levels, len(sub)),
+                                  batch_size=batch_size, workers=workers, block_bytes=block_bytes, progress=progress,
+                                  label="planning levels")
             chosen = _plan_on(plan, planning)  # on every rank alike: none waits for another
             timings["planning_s"] = time.perf_counter() - t
             compute(shard.share(chosen))
@@ -217,23 +223,26 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
             wanted = plan.first_round()
             while wanted:
                 compute(wanted)
-                wanted = shard.share(plan.next_round(losses) if shard.is_main else None)
-        params.update(levels_computed=sorted(losses), collapse_level=plan.collapse_level_, planned_on=len(sub),
+                wanted = shard.share(plan.next_round({k: rows.row(k) for k in computed}) if shard.is_main else None)
+        params.update(levels_computed=sorted(computed), collapse_level=plan.collapse_level_, planned_on=len(sub),
                       refinement=[list(h) for h in plan.history_])
     else:
         compute(list(range(1, levels)))
     if not shard.is_main:
         return None
-    computed = sorted(losses)
-    level_losses = np.stack([losses[k] for k in computed])
-    scores = interpolated_mean(losses, levels) if adaptive else level_losses.mean(0)
-    level_times = [v for k, v in timings.get("level_s", {}).items() if int(k) in losses]
+    ks = sorted(computed)
+    if adaptive:  # the K' computed rows, in memory
+        losses = {k: rows.row(k) for k in ks}
+        level_losses, scores = np.stack([losses[k] for k in ks]), interpolated_mean(losses, levels)
+    else:  # every row: the file itself, mapped and averaged a chunk of samples at a time
+        level_losses, scores = rows.array(), rows.mean()
+    level_times = [v for k, v in timings.get("level_s", {}).items() if int(k) in computed]
     timings["masking_loop_s"] = float(sum(level_times)) + timings.get("level_loop_read_s", 0.0) \
         + timings.get("planning_s", 0.0)
     timings["mean_masked_level_s"] = float(np.mean(level_times)) if level_times else 0.0
     timings["processes"] = shard.world
     return DlcResult(scores=scores, level_losses=level_losses, features=z0,
-                     sparsity=masks.sparsity_[computed], parameters=params, timings=timings)
+                     sparsity=masks.sparsity_[ks], parameters=params, timings=timings)
 
 
 def _score_records(lm, data: InstructionSet, *, levels: int, step: float, adaptive: bool, mask_scope: str,
@@ -257,7 +266,9 @@ def _plan_on(plan: AdaptiveLevels, loop: _LevelLoop) -> list[int]:
     seen: dict[int, np.ndarray] = {}
     wanted = plan.first_round()
     while wanted:
-        seen.update(loop.run([k for k in wanted if k not in seen]))
+        todo = [k for k in wanted if k not in seen]
+        loop.run(todo)
+        seen.update((k, loop.rows.row(k)) for k in todo)
         wanted = plan.next_round(seen)
     return [k for k in sorted(seen) if k > 0]
 
@@ -271,29 +282,31 @@ def _unmasked_losses(z0: np.ndarray, labels: torch.Tensor, prototypes: torch.Ten
 
 class _LevelLoop:
     """Per-sample losses at masked levels: blocks of preprocessed batches, every level over a block
-    (its mask switched in place, then all weights restored) before the next block is read."""
+    (its mask switched in place, then all weights restored) before the next block is read. Each
+    block's losses go to ``rows`` (rank 0's per-level losses; None on the other ranks) as it ends."""
 
     def __init__(self, encoder: Encoder, dataset: Dataset, prototypes: torch.Tensor, labels: torch.Tensor, *,
-                 masks: NestedMasks, shard: Shard, ckpt: Checkpoint, batch_size: int, workers: int,
-                 block_bytes: int, progress: bool, label: str = "masked levels") -> None:
+                 masks: NestedMasks, shard: Shard, ckpt: Checkpoint, rows: LevelRows | None, batch_size: int,
+                 workers: int, block_bytes: int, progress: bool, label: str = "masked levels") -> None:
         self.encoder, self.dataset, self.prototypes, self.labels = encoder, dataset, prototypes, labels
-        self.masks, self.shard, self.ckpt, self.progress, self.label = masks, shard, ckpt, progress, label
+        self.masks, self.shard, self.ckpt, self.rows, self.progress, self.label = masks, shard, ckpt, rows, progress, label
         self.reading = dict(batch_size=batch_size, workers=workers, block_bytes=block_bytes)
 
-    def run(self, todo: list[int]) -> dict[int, np.ndarray]:
-        """{k: (N,) losses} for the levels in ``todo`` (rank 0; empty elsewhere)."""
+    def run(self, todo: list[int]) -> None:
+        """Fill the rows of the levels in ``todo``. One process resumes each level where its row
+        ends (a block a level finished is not computed again); ranks write their shard at the end."""
         if not todo:
-            return {}
+            return
         timings = self.ckpt.timings.setdefault("level_s", {})
-        resumable = self.shard.world == 1  # other ranks keep no checkpoint
-        parts = self.ckpt.load_blocks(todo) if resumable else []
-        done = sum(p.shape[1] for p in parts)
-        whole = False
         n = len(self.dataset)
+        alone = self.shard.world == 1
+        done = {k: self.ckpt.done(k) if alone else 0 for k in todo}
+        mine = None if alone else np.empty((len(todo), n))  # a rank's own samples, joined at the end
         with self.masks.applied() as set_level, \
                 bar(self.label, len(todo) * n, enabled=self.progress) as advance:
-            advance(len(todo) * done)
-            blocks = prepared_blocks(self.encoder, self.dataset, start=done, **self.reading)
+            first = min(done.values())
+            advance(sum(done.values()))
+            blocks = prepared_blocks(self.encoder, self.dataset, start=first, **self.reading)
             while True:
                 t = time.perf_counter()  # reading + preprocessing a block, and the reset after it
                 block = next(blocks, None)
@@ -301,34 +314,31 @@ class _LevelLoop:
                 if block is None:
                     break
                 start, stop = block[0][0].start, block[-1][0].stop
-                whole = resumable and start == 0 and stop == n  # one block: keep each level as it ends
-                out = np.empty((len(todo), stop - start))
                 for j, k in enumerate(todo):
+                    if done[k] >= stop:
+                        continue
                     t = time.perf_counter()
                     set_level(k)
-                    out[j] = _level_losses(self.encoder, block, self.prototypes, self.labels, advance=advance,
+                    losses = _level_losses(self.encoder, block, self.prototypes, self.labels, advance=advance,
                                            where=f"level {k}, sparsity {self.masks.sparsity_[k]:.3f}")
+                    if alone:
+                        self.rows.write(k, start, losses)
+                        self.ckpt.record(k, stop)
+                    else:
+                        mine[j, start:stop] = losses
                     timings[str(k)] = timings.get(str(k), 0.0) + time.perf_counter() - t
-                    if whole:
-                        self.ckpt.save_level(k, out[j])
                 t = time.perf_counter()
                 set_level.reset()
                 del block  # before the next one is read: one block in memory at a time
                 read_s += time.perf_counter() - t
                 self.ckpt.timings["level_loop_read_s"] = self.ckpt.timings.get("level_loop_read_s", 0.0) + read_s
-                parts.append(out)
-                if resumable and not whole:
-                    self.ckpt.save_block(todo, start, out)
-        mine = np.concatenate(parts, axis=1)
-        result = {}
+        if alone:
+            return
         for j, k in enumerate(todo):
             joined = self.shard.gather(torch.from_numpy(mine[j]))
             if self.shard.is_main:
-                result[k] = joined.numpy()
-                if not whole:
-                    self.ckpt.save_level(k, result[k])
-        self.ckpt.drop_blocks()
-        return result
+                self.rows.write(k, 0, joined.numpy())
+                self.ckpt.record(k, len(joined))
 
 
 def _level_losses(encoder: Encoder, block: list[tuple[range, object]], prototypes: torch.Tensor,
