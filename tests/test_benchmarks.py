@@ -204,6 +204,17 @@ def test_instruction_lora_table_runs_and_resumes(tmp_path):
     assert other.returncode != 0 and "holds runs with other seeds" in other.stderr
 
 
+def test_cpu_bf16(tmp_path):
+    from tests.conftest import save_tiny_llama
+
+    bench("make_instruction_pool.py", "--pool", "24", "--heldout", "2", "--output", str(tmp_path / "pool"))
+    save_tiny_llama(tmp_path / "lm")
+    out = bench("cpu_bf16.py", "--data", str(tmp_path / "pool" / "pool.jsonl"), "--records", "12", "--levels", "2",
+                "--model", f"hf:{tmp_path / 'lm'}")
+    assert "| bf16 |" in out and "speed-up" in out and "kept at 30% (flexrand):" in out
+    assert float(out.split("Spearman ")[1].split(";")[0]) > 0.5
+
+
 def test_length_batching(tmp_path):
     from tests.conftest import save_tiny_llama
 

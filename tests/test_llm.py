@@ -350,6 +350,29 @@ def test_score_and_select_take_instruction_records_like_any_dataset(tiny_lm, tin
     assert not (tmp_path / "m").exists() and not (tmp_path / "a").exists()
 
 
+def test_cpu_bf16_losses_are_bf16_close_to_float32_recorded_and_never_mixed(tiny_lm, alpaca, alpaca_path, tiny_folder,
+                                                                           tmp_path, capsys):
+    """Opt-in bf16 autocast on the CPU: the float32 losses to bf16 precision, recorded in the
+    parameters, and a float32 checkpoint is not read as its levels; --bf16 is refused for images."""
+    import dataclasses
+
+    from dlcprune.cli import main
+
+    fp32 = score_instructions(tiny_lm, alpaca, sparsities=[0.0, 0.3], checkpoint_dir=tmp_path / "c", progress=False)
+    half = score_instructions(dataclasses.replace(tiny_lm, cpu_bf16=True), alpaca, sparsities=[0.0, 0.3],
+                              checkpoint_dir=tmp_path / "c", progress=False)
+    assert half.parameters["autocast"] == "bf16" and "autocast" not in fp32.parameters
+    assert not np.array_equal(half.level_losses, fp32.level_losses)  # computed, not read from the float32 checkpoint
+    np.testing.assert_allclose(half.level_losses, fp32.level_losses, rtol=0.02)
+    assert main(["score", "--data", str(alpaca_path), "--model", f"hf:{tiny_folder}", "--levels", "2", "--bf16",
+                 "--output", str(tmp_path / "s"), "--quiet"]) == 0
+    assert json.loads((tmp_path / "s" / "manifest.json").read_text())["parameters"]["autocast"] == "bf16"
+    from tests.conftest import write_image_folder
+    images = write_image_folder(tmp_path / "img", {"ant": 3, "bee": 3})
+    assert main(["score", "--data", str(images), "--bf16", "--output", str(tmp_path / "i"), "--quiet"]) == 2
+    assert "--bf16 apply to instruction records" in capsys.readouterr().err and not (tmp_path / "i").exists()
+
+
 def test_record_levels_resume_from_the_checkpoint(tiny_lm, alpaca, tmp_path):
     """A finished level in the checkpoint is read back, not recomputed (same arguments and data)."""
     first = score_instructions(tiny_lm, alpaca, sparsities=[0.0, 0.2, 0.4], checkpoint_dir=tmp_path, progress=False)

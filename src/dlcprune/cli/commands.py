@@ -44,7 +44,7 @@ def recipe_of(args: argparse.Namespace, *, batch_size: int | None = None):
                   batch_size=batch_size)
 
 
-RECORD_OPTIONS = ("template", "max_length", "mask_scope")
+RECORD_OPTIONS = ("template", "max_length", "mask_scope", "bf16")
 
 
 def fill_score_defaults(args: argparse.Namespace, dataset) -> bool:
@@ -107,7 +107,7 @@ def cmd_score(args: argparse.Namespace) -> dict:
     check_model_for(model, dataset)  # before a slow load
     encoder = load_encoder(model, weights=args.weights, device=args.device, image_size=args.image_size,
                            compile=args.compile, causal=records, template=args.template or "alpaca",
-                           max_length=args.max_length)
+                           max_length=args.max_length, cpu_bf16=bool(args.bf16))
     score = lambda: score_dlc(encoder, dataset, levels=levels, step=args.step, masking=args.masking,
                               seed=args.seed, adaptive=adaptive, workers=args.workers, batch_size=args.batch_size,
                               mask_scope=args.mask_scope or "global", checkpoint_dir=out / PARTIAL,

@@ -60,6 +60,9 @@ def add_score_args(p: argparse.ArgumentParser) -> None:
                    help="instruction records: tokens per record, prompt + response (default: 512, or the model's context)")
     p.add_argument("--mask-scope", choices=["global", "layer"], default=None,
                    help="instruction records: magnitude thresholds over all Linear weights (global, default) or per layer")
+    p.add_argument("--bf16", action="store_const", const=True, default=None,
+                   help="instruction records: the LM's passes in bf16 on the CPU too (1.6x faster with SmolLM2 where the "
+                        "CPU has AVX-512 BF16, slower where it has not; losses within ~0.02 nats of float32)")
     p.add_argument("--compile", action="store_true",
                    help="image encoders: run the encoder through torch.compile (faster on long runs after a compile "
                         "of a minute or two; scores differ from the default in the last bits)")

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..data.instructions import InstructionSet
+from ..models.base import autocast_record
 from ..models.causal import CausalLM, encode, pad_batch, response_losses
 from ..scoring.causal import DEFAULT_SPARSITIES, score_instructions
 from ..scoring.dlc import DlcResult
@@ -122,7 +123,10 @@ def select_instructions(lm: CausalLM, data: InstructionSet, *, policy: str = "fl
     if policy in BASELINES:
         m = measure_records(lm, data, policy, **fmt)
         result = DlcResult(scores=m.values, level_losses=None, features=m.features, sparsity=None,
-                           parameters=dict(fmt, measure=BASELINES[policy][0]), timings={"measure_s": m.seconds})
+                           parameters=dict(fmt, measure=BASELINES[policy][0],
+                                             **(autocast_record(lm.device, on_cpu=lm.cpu_bf16)  # response losses only
+                                                if policy in ("perplexity", "ifd") else {})),
+                           timings={"measure_s": m.seconds})
         chosen = select(m.values, labels=data.labels, features=m.features, method=m.method, keep=keep, seed=seed)
         selection = dataclasses.replace(chosen, method=policy,  # the manifest names the baseline, and its rule
                                         parameters={**chosen.parameters, "measure": BASELINES[policy][0],

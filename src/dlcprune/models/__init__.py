@@ -59,11 +59,12 @@ def list_models() -> list[str]:
 
 def load_encoder(spec: str, *, weights: str = "pretrained", device: str | None = None,
                  image_size: ImageSize = "pretrained", compile: bool = False, causal: bool = False,
-                 template: str = "alpaca", max_length: int | None = None) -> Encoder:
+                 template: str = "alpaca", max_length: int | None = None, cpu_bf16: bool = False) -> Encoder:
     """A registered name (``list_models()``), ``timm:<model>`` or ``hf:<folder or hub name>``.
 
     ``causal``: read ``hf:<...>`` (or a model folder) as a causal LM, for instruction records
-    (``smollm2`` is one anyway); ``template`` / ``max_length`` say how a causal LM reads records.
+    (``smollm2`` is one anyway); ``template`` / ``max_length`` say how a causal LM reads records,
+    ``cpu_bf16`` whether its losses take bf16 autocast on the CPU too (:func:`.causal.load_causal_lm`).
 
     ``image_size`` (image encoders): "pretrained" (default) feeds the model its pretrained input
     (size, resize, centre crop and interpolation from its data config, as timm's evaluation transform);
@@ -72,12 +73,14 @@ def load_encoder(spec: str, *, weights: str = "pretrained", device: str | None =
     this CPU after a compile of about 20-120 s; features, hence scores, differ from eager in the last bits).
     """
     check_device(device)
+    if cpu_bf16 and not (causal or (spec in MODELS and MODELS.entry(spec).kind == "causal LM")):
+        raise DlcpruneError("cpu_bf16 applies to causal LMs on instruction records, not to an encoder")
     if causal or (spec in MODELS and MODELS.entry(spec).kind == "causal LM"):
         from .causal import load_causal_lm
 
         if (weights, image_size, compile) != ("pretrained", "pretrained", False):
             raise DlcpruneError("weights, image_size and compile apply to image and text encoders, not to a causal LM")
-        return load_causal_lm(spec, device=device, template=template, max_length=max_length)
+        return load_causal_lm(spec, device=device, template=template, max_length=max_length, cpu_bf16=cpu_bf16)
     entry = MODELS.entry(spec)
     geometry = {} if image_size == "pretrained" and entry.kind != "image encoder" else {"image_size": image_size}
     encoder = entry.factory(weights=weights, device=torch.device(device) if device else None, **geometry)

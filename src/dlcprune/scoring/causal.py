@@ -57,9 +57,10 @@ def score_instructions(lm: CausalLM, data: InstructionSet, *, sparsities: Sequen
     encoded = encode(lm, data, template=template, max_length=max_length)
     weights = [w for _, w in lm.maskable]
     params = dict(sparsities=s, masking=masking, seed=seed, scope=scope, template=template, max_length=max_length,
-                  batch_size=batch_size, masked_tensors=len(weights), masked_weights=sum(w.numel() for w in weights))
+                  batch_size=batch_size, masked_tensors=len(weights), masked_weights=sum(w.numel() for w in weights),
+                  **autocast_record(lm.device, on_cpu=lm.cpu_bf16))
     ckpt = Checkpoint(checkpoint_dir, key=dict(params, model=lm.name, weights_sha256=lm.weights_sha256,
-                                               dataset=data.fingerprint(), **autocast_record(lm.device)))
+                                               dataset=data.fingerprint()))
     groups = [weights] if scope == "global" else [[w] for w in weights]
     # random masks per layer: each group its own stream (a group's first tensor always has index 0)
     masks = [NestedMasks(g, sparsities=s, method=masking, seed=seed if len(groups) == 1 else seed * 1_000_003 + j)

@@ -63,9 +63,9 @@ RECORD_DEFAULTS = {"levels": 5, "step": 0.1, "batch_size": 8}  # each level is a
 @dataclass
 class DlcResult:
     """scores: (N,) mean loss over levels, higher = harder, in sample order;
-    level_losses: (K, N) (with adaptive levels: the K' computed ones); features: (N, D) float32
-    unmasked features (memory-mapped from the checkpoint folder when there is one; None for a causal
-    LM); sparsity: (K,) or (K',) per level. An instruction baseline's measure fills the same fields
+    level_losses: (K, N) float64 (memory-mapped from the checkpoint folder when there is one; with
+    adaptive levels: the K' computed ones, in memory); features: (N, D) float32 unmasked features
+    (memory-mapped from the checkpoint folder when there is one; None for a causal LM); sparsity: (K,) or (K',) per level. An instruction baseline's measure fills the same fields
     (scores = its measure, no levels: ``methods.instructions.select_instructions``)."""
 
     scores: np.ndarray | None
@@ -117,10 +117,10 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
     block before reading the next. Scores do not depend on ``block_bytes`` (the batches are the same).
     (With ``adaptive``, the planning subsample's samples are read once more per refinement round.)
 
-    ``checkpoint_dir``: the features stream there (N x D is never held in memory) and the losses of
-    each finished block (or, when all samples fit one block, of each finished level) are saved, so
-    a run killed midway and started again with the same arguments continues where it stopped and
-    ends with identical scores. The encoder's weights are restored bit-exactly on return, error or Ctrl-C.
+    ``checkpoint_dir``: the features and the per-level losses stream there (neither N x D nor K x N
+    is held in memory; the mean over levels is read back a chunk of samples at a time), each level's
+    row as far as its finished blocks go, so a run killed midway and started again with the same
+    arguments continues where each level stopped and ends with identical scores. The encoder's weights are restored bit-exactly on return, error or Ctrl-C.
 
     ``levels`` / ``step`` / ``batch_size``: default 50 / 0.02 / 64; for instruction records 5 / 0.1 / 8
     (each level is a pass of the LM over every record).
