@@ -250,3 +250,35 @@ def test_compiled_encoder_sees_the_masks_and_gives_the_eager_scores_to_rounding(
     assert compiled.parameters["compiled"] is True
     assert np.abs(eager.level_losses[1:] - eager.level_losses[0]).max() > 1e-3  # the levels differ ...
     np.testing.assert_allclose(compiled.level_losses, eager.level_losses, rtol=1e-4, atol=1e-6)  # ... and it follows them
+
+
+def test_level_rows_on_disk_average_bit_for_bit_as_the_stacked_mean(tmp_path, monkeypatch):
+    """The chunked mean of the losses file equals ``mean(0)`` of the whole (K, N) array, including a
+    last chunk that would be one sample wide (numpy sums a lone column pairwise: other bits)."""
+    from dlcprune import files
+    from dlcprune.scoring.checkpoint import LevelRows
+
+    rng = np.random.default_rng(0)
+    levels = 12
+    monkeypatch.setattr(files, "CHUNK_BYTES", 8 * levels * 4)  # chunks of 4 samples
+    for n in (1, 4, 10, *[5] * 20, *[9] * 20):  # 5 and 9: one sample past whole chunks (many draws: not always other bits)
+        values = rng.exponential(size=(levels, n)) * 10.0 ** rng.uniform(-8, 2, size=(levels, n))
+        (tmp_path / f"{n}.npy").unlink(missing_ok=True)
+        rows = LevelRows(tmp_path / f"{n}.npy", levels, n)
+        for k in range(levels):
+            rows.write(k, 0, values[k])
+        assert rows.mean().tobytes() == values.mean(0).tobytes()
+        assert np.array_equal(np.load(tmp_path / f"{n}.npy"), values) and np.array_equal(rows.row(3), values[3])
+
+
+def test_a_progress_record_without_its_losses_file_is_not_trusted(tmp_path, tiny_encoder, monkeypatch):
+    images, labels = random_images(12, size=10)
+    data = from_arrays(images, labels)
+    full = score_dlc(tiny_encoder, data, levels=3, step=0.2, checkpoint_dir=tmp_path, progress=False)
+    (tmp_path / "levels.npy").unlink()  # progress.json still says every level is written
+    with monkeypatch.context() as m:  # killed right after the new (zero) file is made, before anything is recorded
+        m.setattr(dlc_module, "_unmasked_losses", lambda *a: (_ for _ in ()).throw(KeyboardInterrupt))
+        with pytest.raises(KeyboardInterrupt):
+            score_dlc(tiny_encoder, data, levels=3, step=0.2, checkpoint_dir=tmp_path, progress=False)
+    again = score_dlc(tiny_encoder, data, levels=3, step=0.2, checkpoint_dir=tmp_path, progress=False)
+    assert np.array_equal(again.scores, full.scores) and np.array_equal(again.level_losses, full.level_losses)

@@ -371,6 +371,9 @@ def test_cpu_bf16_losses_are_bf16_close_to_float32_recorded_and_never_mixed(tiny
     images = write_image_folder(tmp_path / "img", {"ant": 3, "bee": 3})
     assert main(["score", "--data", str(images), "--bf16", "--output", str(tmp_path / "i"), "--quiet"]) == 2
     assert "--bf16 apply to instruction records" in capsys.readouterr().err and not (tmp_path / "i").exists()
+    assert main(["instruct", "--data", str(alpaca_path), "--model", f"hf:{tiny_folder}", "--policy", "longest", "--bf16",
+                 "--keep", "0.5", "--output", str(tmp_path / "l"), "--quiet"]) == 2
+    assert "--policy longest computes none" in capsys.readouterr().err and not (tmp_path / "l").exists()
 
 
 def test_record_levels_resume_from_the_checkpoint(tiny_lm, alpaca, tmp_path):

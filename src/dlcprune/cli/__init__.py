@@ -119,7 +119,7 @@ def os_error_line(err: OSError) -> str:
     where = f" ({err.filename})" if err.filename else ""
     if err.errno == errno.ENOSPC:
         return (f"no space left on the device{where}; nothing half-written was kept: free some space and run the "
-                "same command again (a scoring run resumes from its finished levels)")
+                "same command again (a scoring run resumes where each level stopped)")
     if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"permission denied{where}: make it readable / writable, or choose another path"
     return f"{err.strerror or err}{where}"

@@ -114,6 +114,8 @@ def cmd_instruct(args: argparse.Namespace) -> dict:
     if baseline and (args.levels, args.sparsities, args.step, args.mask_scope) != (None, None, None, None):
         raise DlcpruneError(f"--levels/--sparsities/--step/--mask-scope set DLC's masking; --policy {args.policy} "
                             "masks nothing")
+    if args.bf16 and args.policy in ("longest", "embed-kcenter"):
+        raise DlcpruneError(f"--bf16 speeds up response losses; --policy {args.policy} computes none")
     if baseline and args.split is not None:
         raise DlcpruneError(f"--split is FlexRand's gamma; --policy {args.policy} takes none")
     levels = sparsities(args)

@@ -27,7 +27,8 @@ class Checkpoint:
                 if (self.folder / f"{name}.json").exists():
                     setattr(self, name, files.read_json(self.folder / f"{name}.json"))
         else:
-            for stale in [*self.folder.glob("*.npy"), *self.folder.glob("*.npz"), *self.folder.glob("progress.json")]:
+            for stale in [*self.folder.glob("progress.json"), *self.folder.glob("blocks.json"),  # progress first
+                          *self.folder.glob("*.npy"), *self.folder.glob("*.npz")]:
                 stale.unlink()
             files.write_json(key_file, key)
 
@@ -54,9 +55,11 @@ class Checkpoint:
         """The (levels, n) per-level losses of this run: in ``levels.npy`` of the folder (rows read
         back as far as :meth:`done` says), or in memory without a folder. The same object per run."""
         if self._rows is None:
-            self._rows = LevelRows(self.folder / "levels.npy" if self.folder else None, levels, n)
-            if self._rows.fresh:  # a new file: nothing of it is written yet
+            path = self.folder / "levels.npy" if self.folder else None
+            if path and not LevelRows.holds(path, levels, n):  # a new file: nothing of it is written yet
+                (self.folder / "progress.json").unlink(missing_ok=True)  # before the file: never one without the other
                 self.progress = {}
+            self._rows = LevelRows(path, levels, n)
         return self._rows
 
     def done(self, k: int) -> int:
@@ -80,19 +83,23 @@ class LevelRows:
     def __init__(self, path: Path | None, levels: int, n: int) -> None:
         self.path, self.shape = path, (levels, n)
         self._memory = np.zeros(self.shape) if path is None else None
-        self.fresh = True
         if path is None:
             return
-        header = io.BytesIO()
-        np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": self.shape})
-        self.offset = len(header.getvalue())
-        size = self.offset + 8 * levels * n
-        if not path.exists() or path.stat().st_size != size or _head(path, self.offset) != header.getvalue():
+        header = _header(levels, n)
+        self.offset = len(header)
+        if not LevelRows.holds(path, levels, n):
             with files.atomic_file(path, "wb") as f:  # zeros where nothing is written yet (a sparse file)
-                f.write(header.getvalue())
-                f.truncate(size)
-        else:
-            self.fresh = False
+                f.write(header)
+                f.truncate(len(header) + 8 * levels * n)
+
+    @staticmethod
+    def holds(path: Path, levels: int, n: int) -> bool:
+        """Whether ``path`` is already the file of (levels, n) rows (its header and its size)."""
+        header = _header(levels, n)
+        if not path.exists() or path.stat().st_size != len(header) + 8 * levels * n:
+            return False
+        with open(path, "rb") as f:
+            return f.read(len(header)) == header
 
     def write(self, k: int, start: int, values: np.ndarray) -> None:
         """Level ``k``'s losses of samples start..start+len(values)-1."""
@@ -118,11 +125,14 @@ class LevelRows:
         if self._memory is not None:
             return self._memory.mean(0)
         levels, n = self.shape
-        step = max(1, files.CHUNK_BYTES // (8 * levels))
+        step = max(2, files.CHUNK_BYTES // (8 * levels))
+        bounds = list(range(0, n, step)) + [n]
+        if len(bounds) > 2 and n - bounds[-2] == 1:
+            del bounds[-2]  # a chunk one sample wide would be summed pairwise, not level by level: other bits
         out = np.empty(n)
         with open(self.path, "rb") as f:
-            for start in range(0, n, step):
-                width = min(step, n - start)
+            for start, stop in zip(bounds, bounds[1:]):
+                width = stop - start
                 chunk = np.empty((levels, width))
                 for k in range(levels):
                     f.seek(self.offset + 8 * (k * n + start))
@@ -131,6 +141,7 @@ class LevelRows:
         return out
 
 
-def _head(path: Path, n: int) -> bytes:
-    with open(path, "rb") as f:
-        return f.read(n)
+def _header(levels: int, n: int) -> bytes:
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f8", "fortran_order": False, "shape": (levels, n)})
+    return header.getvalue()

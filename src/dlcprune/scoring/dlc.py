@@ -63,9 +63,9 @@ RECORD_DEFAULTS = {"levels": 5, "step": 0.1, "batch_size": 8}  # each level is a
 @dataclass
 class DlcResult:
     """scores: (N,) mean loss over levels, higher = harder, in sample order;
-    level_losses: (K, N) float64 (memory-mapped from the checkpoint folder when there is one; with
-    adaptive levels: the K' computed ones, in memory); features: (N, D) float32 unmasked features
-    (memory-mapped from the checkpoint folder when there is one; None for a causal LM); sparsity: (K,) or (K',) per level. An instruction baseline's measure fills the same fields
+    level_losses: (K, N) float64 (memory-mapped from the checkpoint folder when there is one;
+    with adaptive levels: the K' computed ones, in memory); features: (N, D) float32 unmasked
+    features (memory-mapped from the checkpoint folder when there is one; None for a causal LM); sparsity: (K,) or (K',) per level. An instruction baseline's measure fills the same fields
     (scores = its measure, no levels: ``methods.instructions.select_instructions``)."""
 
     scores: np.ndarray | None
@@ -118,9 +118,10 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
     (With ``adaptive``, the planning subsample's samples are read once more per refinement round.)
 
     ``checkpoint_dir``: the features and the per-level losses stream there (neither N x D nor K x N
-    is held in memory; the mean over levels is read back a chunk of samples at a time), each level's
-    row as far as its finished blocks go, so a run killed midway and started again with the same
-    arguments continues where each level stopped and ends with identical scores. The encoder's weights are restored bit-exactly on return, error or Ctrl-C.
+    is held in memory, but for adaptive levels' K' computed rows; the mean over levels is read back
+    a chunk of samples at a time), each level's row as far as its finished blocks go, so a run
+    killed midway and started again with the same arguments continues where each level stopped and
+    ends with identical scores. The encoder's weights are restored bit-exactly on return, error or Ctrl-C.
 
     ``levels`` / ``step`` / ``batch_size``: default 50 / 0.02 / 64; for instruction records 5 / 0.1 / 8
     (each level is a pass of the LM over every record).
@@ -232,8 +233,8 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
         return None
     ks = sorted(computed)
     if adaptive:  # the K' computed rows, in memory
-        losses = {k: rows.row(k) for k in ks}
-        level_losses, scores = np.stack([losses[k] for k in ks]), interpolated_mean(losses, levels)
+        level_losses = np.stack([rows.row(k) for k in ks])
+        scores = interpolated_mean(dict(zip(ks, level_losses)), levels)
     else:  # every row: the file itself, mapped and averaged a chunk of samples at a time
         level_losses, scores = rows.array(), rows.mean()
     level_times = [v for k, v in timings.get("level_s", {}).items() if int(k) in computed]
@@ -321,12 +322,12 @@ class _LevelLoop:
                     set_level(k)
                     losses = _level_losses(self.encoder, block, self.prototypes, self.labels, advance=advance,
                                            where=f"level {k}, sparsity {self.masks.sparsity_[k]:.3f}")
+                    timings[str(k)] = timings.get(str(k), 0.0) + time.perf_counter() - t
                     if alone:
                         self.rows.write(k, start, losses)
-                        self.ckpt.record(k, stop)
+                        self.ckpt.record(k, stop)  # with the timings so far
                     else:
                         mine[j, start:stop] = losses
-                    timings[str(k)] = timings.get(str(k), 0.0) + time.perf_counter() - t
                 t = time.perf_counter()
                 set_level.reset()
                 del block  # before the next one is read: one block in memory at a time
