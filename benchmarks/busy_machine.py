@@ -1,6 +1,7 @@
-"""Scoring and a probe fit on an idle and on a busy machine, with torch's default threads (the
-physical cores, also dlcprune's default) and with ``--threads auto`` (the cores other processes
-leave idle), ratios in one run.
+"""Scoring and a probe fit on an idle and on a busy machine, ratios in one run, under three settings:
+torch's own (the physical cores, threads spin while they wait), dlcprune's default (the physical
+cores; passive OpenMP waiting when the machine is busy at the start) and ``--threads auto`` (the
+cores other processes leave idle). Also whether the scores are the same bytes idle and busy.
 
 The competing load is a CPU-bound Python loop in another process, started and stopped by this script.
 Usage: python benchmarks/busy_machine.py [--samples 300] [--levels 3] [--competitors 1]
@@ -15,11 +16,11 @@ import sys
 import time
 
 WORKER = r"""
-import json, sys, time
+import hashlib, json, os, sys, time
 setting = sys.argv[1]
-if setting == "after":
+if setting != "torch":
     from dlcprune import set_threads
-    set_threads("auto")
+    set_threads("auto" if setting == "auto" else None)
 import numpy as np, torch
 from dlcprune import load_dataset, load_encoder, score, train_linear_probe
 from dlcprune.data import stratified_split
@@ -31,8 +32,13 @@ enc = load_encoder("efficientnet_lite0", device="cpu", image_size=64)
 t = time.perf_counter(); r = score(enc, data, levels=levels, step=0.05, progress=False); s = time.perf_counter() - t
 x = np.repeat(r.features, 4, axis=0) + np.random.default_rng(0).normal(0, 0.1, (4 * len(data), r.features.shape[1]))
 t = time.perf_counter(); train_linear_probe(x, np.repeat(data.labels, 4), num_classes=10, max_iter=50); p = time.perf_counter() - t
-print(json.dumps({"ms_per_image_pass": 1000 * s / (len(data) * levels), "probe_s": p, "threads": torch.get_num_threads()}))
+print(json.dumps({"ms_per_image_pass": 1000 * s / (len(data) * levels), "probe_s": p, "threads": torch.get_num_threads(),
+                  "wait": os.environ.get("OMP_WAIT_POLICY", "active").lower(),
+                  "scores_sha": hashlib.sha256(np.ascontiguousarray(r.scores).tobytes()).hexdigest()}))
 """
+
+
+SETTINGS = {"torch": "torch's own", "default": "dlcprune default", "auto": "--threads auto"}
 
 
 def run(setting: str, args, env: dict) -> dict:
@@ -48,29 +54,30 @@ def main() -> None:
     ap.add_argument("--competitors", type=int, default=1)
     ap.add_argument("--limit-s", type=float, default=600, help="the competing processes stop after this at the latest")
     args = ap.parse_args()
-    base = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
-    before = base
+    base = {k: v for k, v in os.environ.items()
+            if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_WAIT_POLICY")}
     results = {}
     for load in ("idle", "busy"):
         loop = f"import time\nend = time.time() + {args.limit_s}\nwhile time.time() < end: pass"
         competitors = [subprocess.Popen([sys.executable, "-c", loop]) for _ in range(args.competitors if load == "busy" else 0)]
         try:
             time.sleep(1.0 if competitors else 0.0)
-            for setting, env in (("before", before), ("after", base)):
-                results[load, setting] = run(setting, args, env)
+            for setting in SETTINGS:
+                results[load, setting] = run(setting, args, base)
         finally:
             for c in competitors:
                 c.kill()
                 c.wait()
     print(f"{os.cpu_count()} CPUs; {args.samples} images at 64 px, {args.levels} levels; busy = {args.competitors} "
           "CPU-bound process(es)")
-    print("| setting | threads idle / busy | scoring ms/image/pass idle | busy | busy / idle | probe fit s idle | busy | busy / idle |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
-    for setting in ("before", "after"):  # before = the default thread count; after = --threads auto
+    print("| setting | threads, waiting idle / busy | scoring ms/image/pass idle | busy | busy / idle | "
+          "probe fit s idle | busy | busy / idle | scores idle = busy |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---|")
+    for setting, label in SETTINGS.items():
         i, b = results["idle", setting], results["busy", setting]
-        print(f"| {setting} | {i['threads']} / {b['threads']} | {i['ms_per_image_pass']:.2f} | {b['ms_per_image_pass']:.2f} | "
-              f"{b['ms_per_image_pass'] / i['ms_per_image_pass']:.2f} | {i['probe_s']:.2f} | {b['probe_s']:.2f} | "
-              f"{b['probe_s'] / i['probe_s']:.2f} |")
+        print(f"| {label} | {i['threads']} {i['wait']} / {b['threads']} {b['wait']} | {i['ms_per_image_pass']:.2f} | "
+              f"{b['ms_per_image_pass']:.2f} | {b['ms_per_image_pass'] / i['ms_per_image_pass']:.2f} | {i['probe_s']:.2f} | "
+              f"{b['probe_s']:.2f} | {b['probe_s'] / i['probe_s']:.2f} | {i['scores_sha'] == b['scores_sha']} |")
 
 
 if __name__ == "__main__":

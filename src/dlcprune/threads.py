@@ -5,8 +5,13 @@ The default is the physical cores this process may use: fixed for a machine, bec
 same bytes — also when a killed run is resumed. ``auto`` takes the physical cores less those other
 processes keep busy right now (CPU time over 0.1 s from /proc/stat), at least 1: on a busy machine
 torch's threads then do not spin waiting for a core another process holds (several times faster),
-at the price of last-bit differences from a run with another count. (Passive OpenMP waiting was
-tried and made the idle case 1.5-2x slower: benchmarks/busy_machine.py.)
+at the price of last-bit differences from a run with another count.
+
+With the default count, a machine that other processes already keep busy when the command starts
+gets passive OpenMP waiting (``OMP_WAIT_POLICY=PASSIVE``): threads that wait for a core sleep
+instead of spinning against the other processes' work. How a thread waits does not change what it
+computes, so the bytes are those of an idle run; on an idle machine waiting stays active, because
+passive waiting made idle runs 1.5x slower (benchmarks/busy_machine.py).
 """
 from __future__ import annotations
 
@@ -54,7 +59,8 @@ def set_threads(threads: int | str | None = None) -> int:
     """Use ``threads`` CPU threads (None: the physical cores; "auto": ``default_threads()``, measured
     now) in torch and BLAS;
     returns the number. Before torch / numpy are imported this sets their environment variables
-    (nothing is imported here); after, ``torch.set_num_threads``."""
+    (nothing is imported here) and, with None on a machine that is busy now and no wait policy of the
+    user's, ``OMP_WAIT_POLICY=PASSIVE``; after, only ``torch.set_num_threads``."""
     import sys
 
     n = physical_cores() if threads is None else default_threads() if threads == "auto" else threads
@@ -64,6 +70,10 @@ def set_threads(threads: int | str | None = None) -> int:
         raise DlcpruneError(f"threads must be at least 1, got {n}")
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(n)
+    # OpenMP reads its wait policy once, when torch loads it: only then is it worth measuring the load
+    if threads is None and n > 1 and "torch" not in sys.modules and "OMP_WAIT_POLICY" not in os.environ \
+            and round(busy_cpus()) >= 1:
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     if "torch" in sys.modules:
         sys.modules["torch"].set_num_threads(n)
     return n
@@ -74,4 +84,5 @@ def runtime() -> dict:
     import sys
 
     torch = sys.modules.get("torch")
-    return {"threads": torch.get_num_threads() if torch else int(os.environ.get("OMP_NUM_THREADS", "0")) or None}
+    return {"threads": torch.get_num_threads() if torch else int(os.environ.get("OMP_NUM_THREADS", "0")) or None,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "default").lower()}

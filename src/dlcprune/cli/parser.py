@@ -148,7 +148,8 @@ def build_parser() -> Parser:
                         help="print one JSON summary (paths, counts, timings, verdicts) on stdout at the end")
     common.add_argument("--quiet", action="store_true", help="no progress bars (also not those of transformers / datasets)")
     common.add_argument("--threads", type=thread_count, default=None,
-                        help="CPU threads for torch and BLAS (default: the physical cores, the same on every run); "
+                        help="CPU threads for torch and BLAS (default: the physical cores, the same on every run; on a "
+                             "machine busy at the start their waiting threads sleep instead of spinning); "
                              "auto: those other processes leave idle now (faster on a busy machine, last-bit "
                              "differences between runs)")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
