@@ -46,7 +46,12 @@ def test_a_worse_candidate_is_never_chosen():
     for seed in range(3):
         method = Auto(["hard"]).fit(noisy_pool(seed))
         for keep in (0.1, 0.2, 0.4, 0.6):
-            assert method.decide(keep).chosen == "random", (seed, keep)
+            d = method.decide(keep)
+            assert d.chosen == "random", (seed, keep)
+            assert d.verdict == (f"level with random: no candidate's gain over random was proven (best, hard: "
+                                 f"{100 * (d.validation_accuracy['hard'] - d.validation_accuracy['random']):+.2f} "
+                                 f"validation points, the rule's lower bound {100 * d.best_gain_bound:+.2f}); "
+                                 "the selection is random") and d.best_gain_bound <= 0
 
 
 def test_candidates_no_better_than_random_are_rarely_chosen():

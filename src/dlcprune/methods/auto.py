@@ -155,8 +155,9 @@ class Auto(Method):
             gains[chosen], gains[chosen] - float(np.quantile(worst_error, 0.975)),
             gains[chosen] + float(np.quantile((-errors).max(0), 0.975)))
         verdict = verdict_line(gain) if chosen != "random" else (
-            f"level with random: no candidate beat random on validation (best, {best}: "
-            f"{100 * (means[best] - means['random']):+.2f} points); the selection is random")
+            f"level with random: no candidate's gain over random was proven (best, {best}: "
+            f"{100 * (means[best] - means['random']):+.2f} validation points, the rule's lower bound "
+            f"{100 * bound:+.2f}); the selection is random")
         decision = Decision(keep=keep, chosen=chosen, best=best, validation_accuracy=means,
                             accuracy={"chosen": e(correct[chosen]), "random": e(correct["random"]),
                                       "full pool": e(self.full_)},
