@@ -221,3 +221,22 @@ def test_cli_bad_auto_options(scored_blobs, tmp_path, capsys, args, message):
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1 and err.startswith("error: ")
     assert not out.exists()
+
+
+def test_judge_on_a_pool_smaller_than_its_dims_projects_onto_the_pool_span():
+    """24 samples of 300-dim features (fewer than the 256 principal directions asked for): the
+    projection keeps the pool's whole span, so every probe predicts what the unprojected one does
+    (float64: the fits are the same up to rounding, which float32 would make visible at the argmax)."""
+    from dlcprune.methods.judge import ProbeJudge
+
+    rng = np.random.default_rng(0)
+    labels, val_labels = np.arange(24) % 3, np.arange(60) % 3
+    centres = 0.12 * rng.normal(size=(3, 300))
+    x = centres[labels] + rng.normal(size=(24, 300))
+    v = centres[val_labels] + rng.normal(size=(60, 300))
+    projected = ProbeJudge(x, labels, v, val_labels, num_classes=3, dims=256, dtype="float64")
+    full = ProbeJudge(x, labels, v, val_labels, num_classes=3, dims=None, dtype="float64")
+    assert projected.x.shape == (24, 24) and full.x.shape == (24, 300)
+    for kept in (None, np.arange(0, 24, 2), np.array([0, 1, 2, 5, 7, 9])):
+        assert np.array_equal(projected.correct(kept), full.correct(kept)), kept
+    assert 0.4 < projected.correct().mean() < 0.9  # above chance (1/3), far from perfect: the check has teeth

@@ -94,6 +94,17 @@ def test_auto_targets(tmp_path):
     assert "auto - random = " in out and "best single method" in out and "calibration: " in out
 
 
+def test_judge_precision(tmp_path):
+    from dlcprune.cli import main
+    from tests.conftest import write_image_folder
+
+    data = write_image_folder(tmp_path / "d", {"a": 15, "b": 15}, size=32)
+    assert main(["score", "--data", str(data), "--image-size", "32", "--levels", "2", "--step", "0.1",
+                 "--output", str(tmp_path / "s"), "--quiet"]) == 0
+    out = bench("judge_precision.py", "--scores", str(tmp_path / "s"), "--keep", "0.3,0.6")
+    assert "same choice at " in out and "| 0.6 |" in out and "validation accuracy moved by" in out
+
+
 @pytest.mark.parametrize("chitchat", [0])
 def test_make_instructions_and_instruct_lora(tmp_path, chitchat):
     """The instruction benchmark on a tiny random Llama (the real SmolLM2 runs in RESULTS.md)."""
