@@ -214,6 +214,8 @@ def test_cli_target_drop_writes_the_advised_selection(scored_blobs, tmp_path, ca
     (["--candidates", "herding,nope", "--keep", "0.5"], "unknown candidate method 'nope'"),
     (["--candidates", ",", "--keep", "0.5"], "expected comma-separated method names"),
     (["--policy", "easy", "--candidates", "herding", "--keep", "0.5"], "--candidates and --target-drop apply"),
+    (["--candidates", "herding,el2n", "--keep", "0.5"], "method 'el2n' needs training dynamics"),
+    (["--candidates", "flexrand-auto", "--keep", "0.5"], "cannot be a candidate of auto (it is itself a choice among methods)"),
 ])
 def test_cli_bad_auto_options(scored_blobs, tmp_path, capsys, args, message):
     out = tmp_path / "bad"

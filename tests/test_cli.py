@@ -84,6 +84,25 @@ def test_prune_command_scores_then_selects(tmp_path):
     assert len(np.load(tmp_path / "out" / "selection" / "keep_0.5" / "keep_indices.npy")) == 4
 
 
+def test_prune_whose_selection_fails_leaves_nothing_and_can_be_rerun(tmp_path):
+    data = write_image_folder(tmp_path / "data", {"a": 4, "b": 4}, size=32)
+    args = ["prune", "--data", str(data), "--levels", "2", "--step", "0.1", "--policy", "random",
+            "--output", str(tmp_path / "out"), "--quiet"]
+    res = run(*args, "--keep", "0.05")  # round(4 * 0.05) = 0 per class: no sample kept, found after scoring
+    assert res.returncode == 2 and "keeps no sample" in res.stderr and not (tmp_path / "out").exists()
+    assert run(*args, "--keep", "0.5").returncode == 0
+
+
+def test_select_force_leaves_nothing_of_the_selection_it_replaces(scored, tmp_path):
+    _, out = scored
+    sel = tmp_path / "sel"
+    assert main(["select", "--scores", str(out), "--policy", "auto", "--keep", "0.3,0.5", "--output", str(sel)]) == 0
+    assert (sel / "verdict.json").exists() and (sel / "keep_0.5").is_dir()
+    assert main(["select", "--scores", str(out), "--policy", "flexrand", "--keep", "0.3", "--output", str(sel),
+                 "--force"]) == 0
+    assert sorted(p.name for p in sel.iterdir()) == ["keep_0.3", "manifest.json"]
+
+
 def test_list_shows_every_registry():
     res = subprocess.run([sys.executable, "-m", "dlcprune", "list"], capture_output=True, text=True,
                          env={**__import__("os").environ, "COLUMNS": "250"})

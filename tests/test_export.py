@@ -55,6 +55,15 @@ def test_export_refuses_data_that_was_not_scored(scored_images, tmp_path, capsys
     assert "were made on another dataset" in capsys.readouterr().err and not out.exists()
 
 
+def test_hf_export_of_an_image_folder_says_what_to_use(scored_images, tmp_path, capsys):
+    _, scores, _ = scored_images
+    out = tmp_path / "sel"
+    assert main(["select", "--scores", str(scores), "--policy", "random", "--keep", "0.5", "--export", "hf",
+                 "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "is not one; for an image folder use imagefolder or filelist" in err and not out.exists()
+
+
 def test_finetune_refuses_indices_made_on_another_dataset(scored_images, tmp_path, capsys):
     _, scores, _ = scored_images
     assert main(["select", "--scores", str(scores), "--policy", "random", "--keep", "0.5", "--output",

@@ -1,5 +1,6 @@
 """DLC for causal LMs on a tiny randomly initialised Llama: response-token loss, batching,
 masking levels, restoration, and the instruction files in and out."""
+import html
 import json
 
 import numpy as np
@@ -323,6 +324,12 @@ def test_score_and_select_take_instruction_records_like_any_dataset(tiny_lm, tin
     assert m["loss"] == "response-token NLL (causal LM)" and m["dataset"]["kind"] == "instruction records"
     assert m["parameters"]["levels"] == 3 and m["parameters"]["sparsities"] == pytest.approx([0, 0.2, 0.36])
     assert m["parameters"]["batch_size"] == 8  # the default for records; 64 for encoders
+    # the report of a records' scores folder shows the easiest and hardest records as snippets
+    assert main(["report", str(out), "--output", str(tmp_path / "page")]) == 0
+    page = (tmp_path / "page" / "report.html").read_text()
+    first = json.loads(alpaca_path.read_text().splitlines()[0])
+    assert "Easiest and hardest" in page and page.count('class="snippet"') == 2 * min(5, len(rows) - 1)
+    assert html.escape(first["output"][:40]) in page
 
     sel = tmp_path / "sel"
     assert main(["select", "--scores", str(out), "--policy", "easy", "--keep", "0.4", "--export", "jsonl",

@@ -70,3 +70,13 @@ def test_report_of_a_selection_draws_the_verdict(bench_folder, tmp_path):
     assert "kept per class by this selection (auto)" in page and "Scores of the kept and the pruned samples" in page
     assert (tmp_path / "sel-report" / "kept_vs_pruned.png").exists()
     assert main(["report", str(sel), "--output", str(sel / "inside")]) == 2
+
+
+def test_report_never_writes_into_a_folder_that_holds_something_else(bench_folder, tmp_path, capsys):
+    data = write_image_folder(tmp_path / "d", {"ant": 2}, size=32)
+    before = sorted(p.name for p in (data / "ant").iterdir())
+    assert main(["report", str(bench_folder), "--output", str(data / "ant")]) == 2
+    assert "holds no earlier report" in capsys.readouterr().err
+    assert sorted(p.name for p in (data / "ant").iterdir()) == before
+    assert main(["report", str(bench_folder), "--output", str(tmp_path / "page")]) == 0
+    assert main(["report", str(bench_folder), "--output", str(tmp_path / "page")]) == 0  # an earlier report: redrawn

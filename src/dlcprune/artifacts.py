@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -132,6 +133,12 @@ def write_selection(out: Path, selection: "Selection", *, scores: Scores | None 
     judged itself against random (auto). Returns the manifest."""
     labels = selection.labels
     n, num_classes = len(labels), int(labels.max()) + 1
+    written = {keep_folder_name(keep) for keep in selection.kept}
+    for stale in out.glob("keep_*"):  # --force over another selection: nothing of it may stay beside this one
+        if stale.is_dir() and stale.name not in written and (stale / "keep_indices.npy").exists():
+            shutil.rmtree(stale)
+    if selection.verdicts is None:
+        (out / "verdict.json").unlink(missing_ok=True)
     fractions = {}
     for keep, kept_idx in selection.kept.items():
         pruned = np.setdiff1d(np.arange(n, dtype=np.int64), kept_idx)

@@ -61,6 +61,9 @@ def export_subset(data: str | Path, indices: np.ndarray, out: Path, *, format: s
     if format == "hf":
         from datasets import DatasetDict, load_from_disk
 
+        if not ((path / "dataset_dict.json").is_file() or (path / "state.json").is_file()):
+            hint = "; for an image folder use imagefolder or filelist" if path.is_dir() else ""
+            raise DlcpruneError(f"export hf filters a Hugging Face save_to_disk folder, and {data} is not one{hint}")
         ds = load_from_disk(str(path))
         ds = ds[hf_split or "train"] if isinstance(ds, DatasetDict) else ds
         target = out / "kept"

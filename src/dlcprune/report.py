@@ -17,7 +17,7 @@ from PIL import Image
 
 from . import files
 from .results import markdown_table, read_rows
-from .data import Dataset, ImageDataset
+from .data import Dataset, ImageDataset, InstructionSet
 from .errors import DlcpruneError
 from .artifacts import Scores, read_scores
 from .selection import class_counts
@@ -70,7 +70,11 @@ def _example(data: Dataset, i: int, score: float) -> str:
         buf = io.BytesIO()
         im.save(buf, format="PNG")
         return f"<figure>{_img_tag(buf.getvalue(), data.ids[i])}<figcaption>{html.escape(caption)}</figcaption></figure>"
-    text = data.items([i])[0]
+    if isinstance(data, InstructionSet):
+        turns, response = data.messages(i)
+        text = f"{turns[-1]['content'] if turns else ''} → {response}"
+    else:
+        text = data.items([i])[0]
     return (f'<span class="snippet">{html.escape(text[:160] + ("…" if len(text) > 160 else ""))} '
             f'<i>({html.escape(caption)})</i></span>')
 
@@ -157,6 +161,9 @@ def build_report(folder: str | Path, *, data: Dataset | None = None, output: str
     out = Path(output) if output is not None else folder.parent / f"{folder.name}-report"
     if files.is_within(out, folder):
         raise DlcpruneError(f"the report would be written inside {folder}, which it reads; choose another --output")
+    if out.is_dir() and any(out.iterdir()) and not (out / "report.html").is_file():  # never into the user's data
+        raise DlcpruneError(f"output folder {out} exists, is not empty and holds no earlier report; choose an empty "
+                            "or new --output")
     selection = files.read_json(folder / "manifest.json") if (folder / "verdict.json").exists() or (
         (folder / "manifest.json").exists() and "fractions" in files.read_json(folder / "manifest.json")) else None
     scores_dir = folder / "scores" if (folder / "scores" / "scores.csv").exists() else folder

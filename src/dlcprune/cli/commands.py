@@ -192,8 +192,17 @@ def cmd_prune(args: argparse.Namespace) -> dict:
     from ..scoring.shard import is_main_process
 
     selection_request(args)  # fail on bad selection arguments before the slow scoring
+    out = Path(args.output)
+    before = set(out.iterdir()) if out.is_dir() else None
     scored = cmd_score(args)
-    chosen = cmd_select(args, scores_dir=Path(scored["output"])) if is_main_process() else None
+    try:
+        chosen = cmd_select(args, scores_dir=Path(scored["output"])) if is_main_process() else None
+    except DlcpruneError:  # a selection the data cannot give (e.g. a keep no class reaches): leave nothing behind
+        for p in set(out.iterdir()) - (before or set()):
+            shutil.rmtree(p) if p.is_dir() else p.unlink()
+        if before is None:
+            out.rmdir()
+        raise
     return {**scored, "command": "prune", "selection": chosen}
 
 

@@ -48,9 +48,11 @@ def check_candidates(names: list[str] | tuple[str, ...]) -> list[str]:
         raise DlcpruneError("candidates must name at least one method (random is always compared)")
     for name in names:
         if name in NOT_CANDIDATES:
-            raise DlcpruneError(f"{name!r} cannot be a candidate of auto (random is always the reference)")
+            raise DlcpruneError(f"{name!r} cannot be a candidate of auto (" + (
+                "random is always the reference)" if name == "random" else "it is itself a choice among methods)"))
         if name not in METHODS:
-            raise DlcpruneError(unknown_name_message("candidate method", name, METHODS.names()))
+            raise DlcpruneError(unknown_name_message("candidate method", name,
+                                                     [m for m in METHODS.names() if m not in NOT_CANDIDATES]))
     return list(dict.fromkeys(names))
 
 
@@ -99,6 +101,9 @@ class Auto(Method):
                 "validation_fraction": self.val_fraction, "alpha": self.alpha, "judge": "linear probe"}
 
     def fit(self, inputs: SelectionInputs) -> "Auto":
+        for name in self.candidates:  # a missing input is named after the candidate that reads it
+            for what in _uses(name):
+                inputs.require(what, name)
         super().fit(inputs)
         t0 = time.perf_counter()
         if inputs.validation is None:  # hold out a split to choose on, then select from everything
