@@ -272,6 +272,15 @@ def _lock(path: Path) -> Iterator[None]:
             lock.unlink()
 
 
+def remove_new(path: Path, before: set[Path] | None) -> None:
+    """Remove what appeared in ``path`` since its entries were ``before`` (None: it did not exist,
+    so an emptied folder goes too)."""
+    for p in set(path.iterdir()) - (before or set()):
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+    if before is None:
+        path.rmdir()
+
+
 @contextlib.contextmanager
 def output_dir(path: Path, *, keep: Callable[[BaseException], bool]) -> Iterator[Path]:
     """Create and lock ``path`` for a run; if the run fails and ``keep(error)`` is false, remove
@@ -290,17 +299,12 @@ def output_dir(path: Path, *, keep: Callable[[BaseException], bool]) -> Iterator
             with contextlib.suppress(OSError):
                 path.rmdir()  # only if still empty: a concurrent run may be filling it
         raise
-    before = set(path.iterdir())
+    before = set(path.iterdir())  # a new folder: only the lock
     try:
         yield path
     except BaseException as err:
         if not keep(err):
-            if existed:
-                for p in set(path.iterdir()) - before:
-                    shutil.rmtree(p) if p.is_dir() else p.unlink()
-            else:
-                for p in set(path.iterdir()) - {path / LOCK}:
-                    shutil.rmtree(p) if p.is_dir() else p.unlink()
+            remove_new(path, before)
         raise
     finally:
         lock.__exit__(None, None, None)

@@ -198,10 +198,7 @@ def cmd_prune(args: argparse.Namespace) -> dict:
     try:
         chosen = cmd_select(args, scores_dir=Path(scored["output"])) if is_main_process() else None
     except DlcpruneError:  # a selection the data cannot give (e.g. a keep no class reaches): leave nothing behind
-        for p in set(out.iterdir()) - (before or set()):
-            shutil.rmtree(p) if p.is_dir() else p.unlink()
-        if before is None:
-            out.rmdir()
+        files.remove_new(out, before)
         raise
     return {**scored, "command": "prune", "selection": chosen}
 
