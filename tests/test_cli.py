@@ -88,8 +88,8 @@ def test_prune_whose_selection_fails_leaves_nothing_and_can_be_rerun(tmp_path):
     data = write_image_folder(tmp_path / "data", {"a": 4, "b": 4}, size=32)
     args = ["prune", "--data", str(data), "--levels", "2", "--step", "0.1", "--policy", "random",
             "--output", str(tmp_path / "out"), "--quiet"]
-    res = run(*args, "--keep", "0.05")  # round(4 * 0.05) = 0 per class: no sample kept, found after scoring
-    assert res.returncode == 2 and "keeps no sample" in res.stderr and not (tmp_path / "out").exists()
+    res = run(*args, "--keep", "0.5", "--policy", "el2n")  # no dynamics: found after scoring
+    assert res.returncode == 2 and "needs training dynamics" in res.stderr and not (tmp_path / "out").exists()
     assert run(*args, "--keep", "0.5").returncode == 0
 
 

@@ -267,10 +267,47 @@ def _(tmp):
     return ["select", "--scores", str(s), "--keep", "1.5"], [s], tmp / "o"
 
 
-@case("select-keeps-nothing", pattern="--keep 0.0001 keeps no sample")
+@case("select-keep-repeated", pattern=r"--keep: 0.5 given more than once in '0.5,0.3,0.5'")
+def _(tmp):
+    return ["select", "--scores", str(tmp), "--keep", "0.5,0.3,0.5"], [], tmp / "o"
+
+
+@case("select-keep-empty-entry", pattern=r"--keep: expected comma-separated fractions like 0.1,0.5, got '0.1,,0.3'")
+def _(tmp):
+    return ["select", "--scores", str(tmp), "--keep", "0.1,,0.3"], [], tmp / "o"
+
+
+@case("select-scores-truncated", pattern=r"scores.csv has 4 rows but its manifest.json records 6 samples; was it edited")
 def _(tmp):
     s = scored(tmp)
-    return ["select", "--scores", str(s), "--policy", "random", "--keep", "0.0001"], [s], tmp / "o"
+    lines = (s / "scores.csv").read_text().splitlines(keepends=True)
+    (s / "scores.csv").write_text("".join(lines[:5]))
+    return ["select", "--scores", str(s), "--policy", "random", "--keep", "0.5"], [s], tmp / "o"
+
+
+@case("select-scores-label-beyond-classes", pattern=r"label 7 is beyond the 2 classes in its manifest.json")
+def _(tmp):
+    s = scored(tmp)
+    text = (s / "scores.csv").read_text().splitlines(keepends=True)
+    index, sid, _, score = text[1].split(",")
+    (s / "scores.csv").write_text("".join([text[0], f"{index},{sid},7,{score}", *text[2:]]))
+    return ["select", "--scores", str(s), "--policy", "random", "--keep", "0.5"], [s], tmp / "o"
+
+
+@case("select-scores-class-sizes-edited", pattern=r"samples per class differ from the class sizes in its manifest")
+def _(tmp):
+    s = scored(tmp)
+    text = (s / "scores.csv").read_text().splitlines(keepends=True)
+    index, sid, label, score = text[1].split(",")
+    (s / "scores.csv").write_text("".join([text[0], f"{index},{sid},{1 - int(label)},{score}", *text[2:]]))
+    return ["select", "--scores", str(s), "--policy", "random", "--keep", "0.5"], [s], tmp / "o"
+
+
+@case("select-manifest-not-json", pattern=r"manifest.json is not valid JSON .*; was it edited or cut short")
+def _(tmp):
+    s = scored(tmp)
+    truncate(s / "manifest.json")
+    return ["select", "--scores", str(s), "--policy", "random", "--keep", "0.5"], [s], tmp / "o"
 
 
 @case("select-into-the-scores-folder", pattern="is inside the input folder")
@@ -335,6 +372,24 @@ def _(tmp):
     return ["instruct", "--data", str(path), "--model", str(tmp)], [path], tmp / "o"
 
 
+@case("instruct-empty-response", pattern=r"2 record\(s\) have an empty response \(line 2, line 3\): nothing to score")
+def _(tmp):
+    path = alpaca(tmp, [json.dumps({"instruction": "a", "output": o}) for o in ("b", "", "  \n", "c")])
+    return ["instruct", "--data", str(path), "--model", str(tmp)], [path], tmp / "o"
+
+
+@case("instruct-on-an-image-folder", pattern=r"is a folder but no Hugging Face save_to_disk folder; instruction records")
+def _(tmp):
+    data = images(tmp)
+    return ["instruct", "--data", str(data), "--model", str(tmp)], [data], tmp / "o"
+
+
+@case("report-of-a-folder-that-holds-no-scores", pattern=r"scores.csv not found; expected a scores folder")
+def _(tmp):
+    data = images(tmp)
+    return ["report", str(data)], [data], tmp / "o"
+
+
 @case("instruct-max-length-1", pattern="--max-length 1: it must leave room")
 def _(tmp):
     path, lm = alpaca(tmp), tiny_lm_folder(tmp)
@@ -374,9 +429,14 @@ def _(tmp):
             str(tmp / "sel" / "keep_0.5" / "keep_indices.npy")], [other, tmp / "sel"], tmp / "o"
 
 
-@case("bench-threads-0", pattern="--threads: expected a whole number >= 1")
+@case("bench-threads-0", pattern="--threads: expected auto or a whole number from 1 to")
 def _(tmp):
     return ["bench", "--data", "animal-mnist", "--threads", "0"], [], tmp / "o"
+
+
+@case("score-threads-beyond-the-cpus", pattern=r"--threads: expected auto or a whole number from 1 to \d+ \(this machine")
+def _(tmp):
+    return ["score", "--data", str(tmp), "--threads", str((os.cpu_count() or 1) + 1)], [], tmp / "o"
 
 
 @pytest.fixture

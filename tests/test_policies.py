@@ -96,7 +96,7 @@ def test_every_policy_keeps_exact_stratified_counts(labels, keep, seed, split, p
     assert np.all(np.diff(kept) > 0), "sorted, no duplicates"
     assert kept.min(initial=0) >= 0 and kept.max(initial=0) < len(labels)
     for c, n_keep in class_counts(labels, keep).items():
-        assert int((labels[kept] == c).sum()) == n_keep == round((labels == c).sum() * keep)
+        assert int((labels[kept] == c).sum()) == n_keep == max(1, round((labels == c).sum() * keep))  # no class dropped
 
 
 @settings(max_examples=150, deadline=None)
@@ -105,7 +105,7 @@ def test_flexrand_draws_each_share_from_its_pool(n, keep, split, seed):
     scores = np.random.default_rng(seed).permutation(n).astype(float)  # distinct: pools are well defined
     policy = FlexRand(split)
     kept = policy.select(scores, None, keep=keep, seed=seed)
-    n_keep = round(n * keep)
+    n_keep = max(1, round(n * keep))
     pool, n_easy, n_hard = policy.shares(n, n_keep, keep)
     assert pool == round(n * split)
     assert n_easy + n_hard == n_keep == len(kept)
@@ -115,6 +115,13 @@ def test_flexrand_draws_each_share_from_its_pool(n, keep, split, seed):
     first = round(n * capped)
     if first <= (pool if split <= 0.5 else n - pool) and n_keep - first <= (n - pool if split <= 0.5 else pool) and first <= n_keep:
         assert (n_easy if split <= 0.5 else n_hard) == first  # no pool overflowed: the exact formula
+
+
+def test_a_small_keep_keeps_one_of_every_class_it_would_round_away():
+    labels = np.repeat([0, 1, 2], [40, 4, 1])
+    assert class_counts(labels, 0.05) == {0: 2, 1: 1, 2: 1}  # round(4 * 0.05) = round(0.05) = 0 -> 1
+    kept = make_policy("easy").select(np.arange(45.0), labels, keep=0.05)
+    assert kept.tolist() == [0, 1, 40, 44]
 
 
 def test_selection_imports_without_torch():

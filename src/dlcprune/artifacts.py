@@ -102,7 +102,7 @@ def read_scores(folder: str | Path) -> Scores:
     folder = Path(folder)
     path = folder / "scores.csv"
     if not path.is_file():
-        raise DlcpruneError(f"{path} not found; --scores takes the --output folder of `dlcprune score`")
+        raise DlcpruneError(f"{path} not found; expected a scores folder: the --output folder of `dlcprune score`")
     with open(path, newline="") as f:
         rows = list(csv.reader(f))
     if not rows or rows[0] != ["index", "id", "label", "score"]:
@@ -118,9 +118,29 @@ def read_scores(folder: str | Path) -> Scores:
         raise DlcpruneError(f"{path}: malformed row ({err})") from None
     if not np.array_equal(index, np.arange(len(body))):
         raise DlcpruneError(f"{path}: the index column must be 0..N-1 in order")
+    if labels.min() < 0:
+        raise DlcpruneError(f"{path}: labels must be class numbers >= 0, found {int(labels.min())}")
     manifest_path = folder / "manifest.json"
-    manifest = files.read_json(manifest_path) if manifest_path.is_file() else {}
+    manifest = files.read_json(manifest_path) if manifest_path.is_file() else {}  # none: a scores.csv from elsewhere
+    check_against_manifest(path, labels, manifest)
     return Scores(ids=[r[1] for r in body], labels=labels, scores=scores, manifest=manifest, folder=folder)
+
+
+def check_against_manifest(path: Path, labels: np.ndarray, manifest: dict) -> None:
+    """scores.csv must still describe the data its manifest names: as many rows as samples, labels
+    among its classes, and as many per class (a truncated or edited file fails here, in one line)."""
+    dataset = manifest.get("dataset") if isinstance(manifest, dict) else None
+    if not isinstance(dataset, dict):
+        return
+    redo = "; was it edited or cut short? Re-run `dlcprune score`"
+    if isinstance(dataset.get("samples"), int) and dataset["samples"] != len(labels):
+        raise DlcpruneError(f"{path} has {len(labels)} rows but its manifest.json records {dataset['samples']} samples{redo}")
+    names = dataset.get("class_names")
+    if isinstance(names, list) and names and labels.max() >= len(names):
+        raise DlcpruneError(f"{path}: label {int(labels.max())} is beyond the {len(names)} classes in its manifest.json{redo}")
+    sizes = dataset.get("class_sizes")
+    if isinstance(sizes, list) and np.bincount(labels, minlength=len(sizes)).tolist() != sizes:
+        raise DlcpruneError(f"{path}: its samples per class differ from the class sizes in its manifest.json{redo}")
 
 
 def keep_folder_name(keep: float) -> str:

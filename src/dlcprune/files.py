@@ -183,7 +183,12 @@ def _jsonable(x: Any) -> Any:
 
 
 def read_json(path: str | Path) -> Any:
-    return json.loads(Path(path).read_text())
+    """A JSON file this tool wrote; one line saying so if it was edited or cut short."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DlcpruneError(f"{path} is not valid JSON ({err}); was it edited or cut short? "
+                            "Re-run the command that wrote it") from None
 
 
 LOCK = ".dlcprune.lock"  # in an output folder while a run writes it: the owner's PID

@@ -3,6 +3,7 @@ ends in one line before any work starts."""
 from __future__ import annotations
 
 import argparse
+import os
 import re
 
 
@@ -45,5 +46,12 @@ def device(text: str) -> str:
 
 
 def thread_count(text: str) -> int | str:
-    """A whole number >= 1, or auto (the cores other processes leave idle now)."""
-    return text if text == "auto" else positive_int(text)
+    """auto (the cores other processes leave idle now) or 1..the machine's CPU threads: more
+    threads than CPUs only take turns on them, slower than one each."""
+    if text == "auto":
+        return text
+    cpus = os.cpu_count() or 1
+    if not text.isdigit() or not 1 <= int(text) <= cpus:
+        raise argparse.ArgumentTypeError(f"expected auto or a whole number from 1 to {cpus} (this machine's CPU "
+                                         f"threads), got {text!r}")
+    return int(text)

@@ -166,7 +166,8 @@ def cmd_select(args: argparse.Namespace, *, scores_dir: Path | None = None) -> d
             written = export_selection(out, selection, scores, format=args.export, link=args.link,
                                        data=getattr(args, "export_data", None))
     summary = ", ".join(f"{v['keep']:g}: {v['kept']}" for v in manifest["fractions"].values())
-    print(f"{selection.method} selection of {manifest['samples']:,} samples (kept per fraction {summary}) -> {out}")
+    print(f"{selection.method} selection of {manifest['samples']:,} samples " +
+          (f"(kept per fraction {summary}) -> {out}" if summary else f"-> {out}: no keep fraction qualified, none written"))
     print_verdicts(selection)
     if args.export:
         print(f"kept samples exported ({args.export}): " + ", ".join(str(p) for p in written))

@@ -20,12 +20,14 @@ class Parser(argparse.ArgumentParser):
 
 
 def fractions(text: str) -> list[float]:
+    """Comma-separated fractions, each once (an empty or repeated entry is most likely a typo)."""
     try:
-        values = [float(v) for v in text.split(",") if v.strip()]
+        values = [float(v) for v in text.split(",")]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated fractions like 0.1,0.5, got {text!r}") from None
-    if not values:
-        raise argparse.ArgumentTypeError("expected at least one fraction")
+    repeated = sorted({v for v in values if values.count(v) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(f"{', '.join(f'{v:g}' for v in repeated)} given more than once in {text!r}")
     return values
 
 

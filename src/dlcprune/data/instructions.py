@@ -113,6 +113,9 @@ def load_instructions(path: str | Path, *, split: str | None = None) -> Instruct
     if p.is_dir():
         from datasets import DatasetDict, load_from_disk
 
+        if not any((p / name).is_file() for name in ("dataset_info.json", "dataset_dict.json", "state.json")):
+            raise DlcpruneError(f"{p} is a folder but no Hugging Face save_to_disk folder; instruction records "
+                                "come as a .jsonl or .json file (Alpaca or ShareGPT) or such a folder")
         try:
             ds = load_from_disk(str(p))
         except Exception as err:  # datasets raises several types for a folder it cannot read
@@ -156,8 +159,14 @@ def load_instructions(path: str | Path, *, split: str | None = None) -> Instruct
     form = "sharegpt" if isinstance(records[0][1], dict) and "conversations" in records[0][1] else "alpaca"
     for where, rec in records:
         _check(rec, form, f"{p}, {where}")
-    return InstructionSet(records=[r for _, r in records], raw=raw, source=source, form=form,
+    data = InstructionSet(records=[r for _, r in records], raw=raw, source=source, form=form,
                           ids=[where for where, _ in records])
+    empty = [data.ids[i] for i in range(len(data)) if not data.messages(i)[1].strip()]
+    if empty:  # their loss would be the end-of-text token's alone: no measure of the record
+        shown = ", ".join(empty[:5]) + (f" and {len(empty) - 5} more" if len(empty) > 5 else "")
+        raise DlcpruneError(f"{p}: {len(empty)} record(s) have an empty response ({shown}): nothing to score; "
+                            "fill them in or remove them from a copy of the file")
+    return data
 
 
 def is_instructions(columns: Iterable[str], *, label_column: str = "label") -> bool:

@@ -3,7 +3,7 @@
 A method is fitted once on the selection pool (``fit``: its model time, e.g. a probe or the
 scores from training dynamics) and then selects any number of times (``select``: its selection
 time), as scikit-learn estimators are. Every method is class-stratified: class c keeps
-round(n_c * keep) samples, so methods differ only in *which* samples each class keeps.
+max(1, round(n_c * keep)) samples, so methods differ only in *which* samples each class keeps.
 """
 from __future__ import annotations
 

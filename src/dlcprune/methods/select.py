@@ -97,9 +97,6 @@ def select(scores: "str | Path | Scores | np.ndarray | None" = None, *, method: 
     for k in keeps:
         t = time.perf_counter()
         kept[k] = chosen.select(keep=k, seed=seed)
-        if len(kept[k]) == 0:
-            raise DlcpruneError(f"keep {k:g} keeps no sample: each class keeps round(n_c * keep) of its n_c "
-                                f"(largest class: {int(np.bincount(inputs.labels).max())}); raise keep")
         details[k] = {"select_s": round(time.perf_counter() - t, 4), **({"decision": verdicts[k]} if decide else {})}
     parameters = {**chosen.params(), "model_s": round(model_s, 3)}
     if inputs.dynamics is not None:

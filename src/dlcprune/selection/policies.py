@@ -2,7 +2,7 @@
 baselines, they are the methods of ``dlcprune.methods``.)
 
 Every policy is class-stratified: class c keeps round(n_c * keep) samples (Python's round, ties
-to even), chosen within the class. With ``labels=None`` (data without classes) the whole set is
+to even), and at least one, chosen within the class: a small keep never drops a class whole. With ``labels=None`` (data without classes) the whole set is
 one class. Scores follow the project's convention: one per sample, higher = harder. Random draws
 use ``numpy.random.default_rng(seed)``, classes visited in increasing label order, so the same
 scores, labels, keep and seed give identical indices.
@@ -24,10 +24,11 @@ def check_keep(keep: float) -> float:
 
 
 def class_counts(labels: np.ndarray, keep: float) -> dict[int, int]:
-    """How many samples each class keeps: {label: round(n_c * keep)}."""
+    """How many samples each class keeps: {label: max(1, round(n_c * keep))}. At least one, since
+    a fine-tune on a subset missing a class cannot learn it, whatever its accuracy elsewhere."""
     keep = check_keep(keep)
     values, sizes = np.unique(labels, return_counts=True)
-    return {int(c): round(int(n) * keep) for c, n in zip(values, sizes)}
+    return {int(c): max(1, round(int(n) * keep)) for c, n in zip(values, sizes)}
 
 
 def stratify(labels: np.ndarray, *, keep: float, seed: int,
@@ -35,7 +36,7 @@ def stratify(labels: np.ndarray, *, keep: float, seed: int,
     """Class-stratified selection: sorted int64 indices of the kept samples.
 
     For each class in increasing label order, ``choose(members, n_keep, rng)`` returns positions
-    into ``members`` (that class's indices, ascending) of its ``round(n_c * keep)`` picks; one
+    into ``members`` (that class's indices, ascending) of its ``class_counts`` picks; one
     ``numpy.random.default_rng(seed)`` is shared by all classes, so a seed fixes the whole draw.
     """
     rng = np.random.default_rng(seed)
