@@ -34,8 +34,11 @@ def test_stops_once_the_ranking_is_stable_and_never_refines_past_the_collapse():
     # the ranking (by u) is already that of round 1, so refinement stops there
     assert plan.collapse_level_ == 32
     assert sorted(losses) == [0, 8, 16, 24, 32, 48, 49]
-    # g is piecewise linear with its kink at a computed level: the interpolated mean is the full mean
+    # g is piecewise linear with its kink at a computed level: the interpolated mean is the full mean,
+    # also from the levels up to the collapse alone (level 32's losses held for 33..49: all log C)
     np.testing.assert_allclose(interpolated_mean(losses, K), table.mean(0), rtol=1e-12)
+    assert plan.used(losses) == [0, 8, 16, 24, 32]
+    np.testing.assert_allclose(interpolated_mean({k: losses[k] for k in plan.used(losses)}, K), table.mean(0), rtol=1e-12)
 
 
 def test_without_stability_it_refines_every_level_below_the_collapse():
@@ -55,8 +58,9 @@ def test_scorer_with_adaptive_levels():
     encoder = from_module(tiny_cnn(0), lambda m, x: m.features(x))
     result = score_dlc(encoder, data, levels=20, step=0.1, adaptive=True, progress=False)
     computed = result.parameters["levels_computed"]
-    # round 1: 0, 16, 19; the tiny model has collapsed at 16; spacing 8, 4, 2 below it, then stable
-    assert computed == [0, 2, 4, 6, 8, 10, 12, 14, 16, 19] and result.parameters["collapse_level"] == 16
+    # round 1: 0, 16, 19; the tiny model has collapsed at 16; spacing 8, 4, 2 below it, then stable;
+    # level 19, past the collapse, is left out of the score
+    assert computed == [0, 2, 4, 6, 8, 10, 12, 14, 16] and result.parameters["collapse_level"] == 16
     assert result.level_losses.shape == (len(computed), 18) and result.sparsity.shape == (len(computed),)
     full = score_dlc(encoder, data, levels=20, step=0.1, progress=False)
     for row, k in zip(result.level_losses, computed):  # each computed level equals the same level of the full path
@@ -73,8 +77,9 @@ def test_cli_levels_auto(tmp_path, capsys):
     assert main(["score", "--data", str(data), "--levels", "auto", "--output", str(tmp_path / "o"), "--quiet"]) == 0
     m = json.loads((tmp_path / "o" / "manifest.json").read_text())
     computed = m["parameters"]["levels_computed"]
-    assert m["parameters"]["adaptive"] and {0, 16, 32, 48, 49} <= set(computed) and computed[-1] == 49
-    assert computed == sorted(computed) and all(k < m["parameters"]["collapse_level"] for k in computed if k % 16 and k != 49)
+    collapse = m["parameters"]["collapse_level"]
+    assert m["parameters"]["adaptive"] and {0, 16} <= set(computed) and computed[-1] == collapse < 49
+    assert computed == sorted(computed) and all(k <= collapse for k in computed)
     assert np.load(tmp_path / "o" / "levels.npy").shape == (len(computed), 10)
     assert f"({len(computed)} of 50 levels)" in capsys.readouterr().out
     assert main(["score", "--data", str(data), "--levels", "many", "--output", str(tmp_path / "x")]) == 2
@@ -127,7 +132,8 @@ def test_large_data_plans_on_the_subsample_then_reads_every_sample_once_more(mon
     result = score_dlc(encoder, data, levels=20, step=0.1, adaptive=True, batch_size=16, progress=False)
     sub = planning_subsample(labels, seed=0)
     full = score_dlc(encoder, from_arrays(images, labels), levels=20, step=0.1, batch_size=16, progress=False)
-    expected = run(AdaptiveLevels(20, 2), full.level_losses[:, sub])  # the plan on the subsample's own losses
+    plan = AdaptiveLevels(20, 2)
+    expected = plan.used(run(plan, full.level_losses[:, sub]))  # the plan on the subsample's own losses
     computed = result.parameters["levels_computed"]
     assert computed == sorted(expected) and result.parameters["planned_on"] == len(sub) == 60
     np.testing.assert_array_equal(result.level_losses, full.level_losses[computed])
@@ -143,5 +149,7 @@ def test_a_subsample_of_more_than_half_the_data_plans_on_everything():
     encoder = from_module(tiny_cnn(0), lambda m, x: m.features(x))
     result = score_dlc(encoder, from_arrays(images, labels), levels=20, step=0.1, adaptive=True, progress=False)
     full = score_dlc(encoder, from_arrays(images, labels), levels=20, step=0.1, progress=False)
-    expected = run(AdaptiveLevels(20, 2), full.level_losses)
-    assert result.parameters["levels_computed"] == sorted(expected) and "planning_s" not in result.timings
+    plan = AdaptiveLevels(20, 2)
+    expected = plan.used(run(plan, full.level_losses))
+    assert result.parameters["levels_computed"] == expected and "planning_s" not in result.timings
+    np.testing.assert_allclose(result.scores, interpolated_mean(dict(zip(expected, full.level_losses[expected])), 20))

@@ -46,7 +46,7 @@ def add_score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image-size", type=image_size, default="pretrained", help=IMAGE_SIZE_HELP)
     p.add_argument("--levels", type=levels_arg, default=None,
                    help="masking levels K, level 0 unmasked (default 50; instruction records 5, each level a pass of "
-                        "the LM); or auto (encoders): at most 50, only those the ranking needs, none past the collapse")
+                        "the LM); or auto (encoders): of at most 50, only those the ranking needs, none past the collapse")
     p.add_argument("--step", type=float, default=None,
                    help="fraction of the remaining weights masked per level (default 0.02; instruction records 0.1)")
     p.add_argument("--masking", choices=["magnitude", "random"], default="magnitude", help="how weights are masked: magnitude (default, the paper's) or random")

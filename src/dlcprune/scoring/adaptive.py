@@ -8,7 +8,8 @@ estimated from a subset of levels, refined coarse to fine:
 2. the encoder has *collapsed* at the first computed level whose mean loss is within
    ``collapse`` x (the level-0 gap) of log(C): with prototype-distance logits every sample's loss
    tends to log(C) as the features lose their class structure, so later levels carry almost no
-   ranking information and are never refined (EfficientNet-Lite0 collapses near 40% sparsity);
+   ranking information: they are never refined and the score leaves them out, the collapsed
+   level's losses standing for every level after it (EfficientNet-Lite0 collapses near 40% sparsity);
 3. each next round halves the spacing below the collapse point;
 4. the estimate is, per sample, the mean over all K levels of the losses interpolated linearly
    between computed levels; refinement stops once the Spearman correlation between the estimates
@@ -16,8 +17,9 @@ estimated from a subset of levels, refined coarse to fine:
 Rank ties are broken by sample order (losses are continuous, ties are rare).
 
 On large data the rounds run on a class-stratified subsample (:func:`planning_subsample`: 5% of
-each class, at least 30 of it), and only the levels they chose then run on every sample, in one
-level loop: a sample outside the subsample is read twice whatever the number of rounds, one in it
+each class, at least 30 of it), and only the levels they chose up to the collapse then run on
+every sample, in one level loop (on small data, where the rounds run on everything, round 1's
+levels past the collapse are computed and then left out alike): a sample outside the subsample is read twice whatever the number of rounds, one in it
 twice plus once per round. The floor of 30 weighs small classes more in the subsample's mean
 loss, which decides the collapse. Where the subsample would exceed half the data (it would save
 nothing) the rounds run on everything, as they always did.
@@ -88,6 +90,10 @@ class AdaptiveLevels:
     def first_round(self) -> list[int]:
         self.spacing_ = self.first_spacing
         return sorted(set(range(0, self.levels, self.first_spacing)) | {self.levels - 1})
+
+    def used(self, computed) -> list[int]:
+        """The computed levels the score is the interpolated mean of: those up to the collapse."""
+        return sorted(k for k in computed if self.collapse_level_ is None or k <= self.collapse_level_)
 
     def next_round(self, losses: dict[int, np.ndarray]) -> list[int]:
         """Levels to compute next (ascending), given the losses so far; [] = stop."""

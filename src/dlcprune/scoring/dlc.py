@@ -225,13 +225,14 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
             while wanted:
                 compute(wanted)
                 wanted = shard.share(plan.next_round({k: rows.row(k) for k in computed}) if shard.is_main else None)
-        params.update(levels_computed=sorted(computed), collapse_level=plan.collapse_level_, planned_on=len(sub),
+        ks = plan.used(computed)  # past the collapse: left out of the score
+        params.update(levels_computed=ks, collapse_level=plan.collapse_level_, planned_on=len(sub),
                       refinement=[list(h) for h in plan.history_])
     else:
         compute(list(range(1, levels)))
+        ks = list(range(levels))
     if not shard.is_main:
         return None
-    ks = sorted(computed)
     if adaptive:  # the K' computed rows, in memory
         level_losses = np.stack([rows.row(k) for k in ks])
         scores = interpolated_mean(dict(zip(ks, level_losses)), levels)
@@ -271,7 +272,7 @@ def _plan_on(plan: AdaptiveLevels, loop: _LevelLoop) -> list[int]:
         loop.run(todo)
         seen.update((k, loop.rows.row(k)) for k in todo)
         wanted = plan.next_round(seen)
-    return [k for k in sorted(seen) if k > 0]
+    return [k for k in plan.used(seen) if k > 0]
 
 
 def _unmasked_losses(z0: np.ndarray, labels: torch.Tensor, prototypes: torch.Tensor) -> np.ndarray:
