@@ -173,17 +173,7 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
     mine = dataset if shard.world == 1 else dataset.subset(np.arange(shard.start, shard.stop))
     timings = ckpt.timings
 
-    z0 = ckpt.load_features()
-    if not shard.share(z0 is not None):
-        t = time.perf_counter()
-        passed = dict(batch_size=batch_size, workers=workers, description="plain pass (unmasked)", progress=progress)
-        if shard.world == 1:
-            z0 = extract_features(encoder, mine, into=ckpt.features_path, **passed)
-        else:
-            z0 = shard.gather(torch.from_numpy(extract_features(encoder, mine, **passed)))
-            z0 = z0.numpy() if z0 is not None else None
-        timings["plain_pass_s"] = time.perf_counter() - t
-        ckpt.save_features(z0) if shard.world > 1 else ckpt.save_timings()
+    z0 = _plain_features(encoder, mine, shard, ckpt, batch_size=batch_size, workers=workers, progress=progress)
     # From all samples on rank 0 (the same sums in the same order as one process), then shared.
     prototypes = shard.share(class_prototypes(z0, labels, dataset.num_classes) if shard.is_main else None)
     rows = ckpt.level_rows(levels, len(dataset)) if shard.is_main else None
@@ -208,26 +198,16 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
         computed.update(todo if shard.is_main else ())
 
     if adaptive:
-        plan = AdaptiveLevels(levels, dataset.num_classes)
-        sub = planning_subsample(dataset.labels, seed=seed)
-        if len(sub) <= len(dataset) // 2:  # rounds on the subsample, then the chosen levels on everything
-            t = time.perf_counter()
+        def planning_loop(sub: np.ndarray) -> _LevelLoop:  # the rounds on a subsample: nothing checkpointed
             kept = Checkpoint(None, key={})
-            planning = _LevelLoop(encoder, dataset.subset(sub), prototypes, labels[torch.from_numpy(sub)], masks=masks,
-                                  shard=Shard(len(sub), local=True), ckpt=kept, rows=kept.level_rows(levels, len(sub)),
-                                  batch_size=batch_size, workers=workers, block_bytes=block_bytes, progress=progress,
-                                  label="planning levels")
-            chosen = _plan_on(plan, planning)  # on every rank alike: none waits for another
-            timings["planning_s"] = time.perf_counter() - t
-            compute(shard.share(chosen))
-        else:  # a subsample of more than half the data saves nothing: the rounds run on everything
-            wanted = plan.first_round()
-            while wanted:
-                compute(wanted)
-                wanted = shard.share(plan.next_round({k: rows.row(k) for k in computed}) if shard.is_main else None)
-        ks = plan.used(computed)  # past the collapse: left out of the score
-        params.update(levels_computed=ks, collapse_level=plan.collapse_level_, planned_on=len(sub),
-                      refinement=[list(h) for h in plan.history_])
+            return _LevelLoop(encoder, dataset.subset(sub), prototypes, labels[torch.from_numpy(sub)], masks=masks,
+                              shard=Shard(len(sub), local=True), ckpt=kept, rows=kept.level_rows(levels, len(sub)),
+                              batch_size=batch_size, workers=workers, block_bytes=block_bytes, progress=progress,
+                              label="planning levels")
+
+        ks = _adaptive_levels(AdaptiveLevels(levels, dataset.num_classes), dataset, compute=compute, computed=computed,
+                              rows=rows, shard=shard, planning_loop=planning_loop, seed=seed, params=params,
+                              timings=timings)
     else:
         compute(list(range(1, levels)))
         ks = list(range(levels))
@@ -238,13 +218,59 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
         scores = interpolated_mean(dict(zip(ks, level_losses)), levels)
     else:  # every row: the file itself, mapped and averaged a chunk of samples at a time
         level_losses, scores = rows.array(), rows.mean()
+    _sum_timings(timings, computed, processes=shard.world)
+    return DlcResult(scores=scores, level_losses=level_losses, features=z0,
+                     sparsity=masks.sparsity_[ks], parameters=params, timings=timings)
+
+
+def _sum_timings(timings: dict, computed: set[int], *, processes: int) -> None:
+    """The level loop's totals: every level run (also those past an adaptive collapse), its reading, the planning."""
     level_times = [v for k, v in timings.get("level_s", {}).items() if int(k) in computed]
     timings["masking_loop_s"] = float(sum(level_times)) + timings.get("level_loop_read_s", 0.0) \
         + timings.get("planning_s", 0.0)
     timings["mean_masked_level_s"] = float(np.mean(level_times)) if level_times else 0.0
-    timings["processes"] = shard.world
-    return DlcResult(scores=scores, level_losses=level_losses, features=z0,
-                     sparsity=masks.sparsity_[ks], parameters=params, timings=timings)
+    timings["processes"] = processes
+
+
+def _plain_features(encoder: Encoder, mine: Dataset, shard: Shard, ckpt: Checkpoint, *, batch_size: int,
+                    workers: int, progress: bool) -> np.ndarray | None:
+    """(N, D) unmasked features, from the checkpoint when a killed run finished them; gathered on
+    rank 0 (None on the other ranks) under torch.distributed."""
+    z0 = ckpt.load_features()
+    if shard.share(z0 is not None):
+        return z0
+    t = time.perf_counter()
+    passed = dict(batch_size=batch_size, workers=workers, description="plain pass (unmasked)", progress=progress)
+    if shard.world == 1:
+        z0 = extract_features(encoder, mine, into=ckpt.features_path, **passed)
+    else:
+        z0 = shard.gather(torch.from_numpy(extract_features(encoder, mine, **passed)))
+        z0 = z0.numpy() if z0 is not None else None
+    ckpt.timings["plain_pass_s"] = time.perf_counter() - t
+    ckpt.save_features(z0) if shard.world > 1 else ckpt.save_timings()
+    return z0
+
+
+def _adaptive_levels(plan: AdaptiveLevels, dataset: Dataset, *, compute, computed: set[int], rows, shard: Shard,
+                     planning_loop, seed: int, params: dict, timings: dict) -> list[int]:
+    """Run ``plan`` (``--levels auto``): its rounds on a class-stratified subsample, then the chosen
+    levels on everything through ``compute``, or, where the subsample would exceed half the data,
+    its rounds on everything. Returns the levels the score is the mean of (up to the collapse)."""
+    sub = planning_subsample(dataset.labels, seed=seed)
+    if len(sub) <= len(dataset) // 2:
+        t = time.perf_counter()
+        chosen = _plan_on(plan, planning_loop(sub))  # on every rank alike: none waits for another
+        timings["planning_s"] = time.perf_counter() - t
+        compute(shard.share(chosen))
+    else:  # a subsample of more than half the data saves nothing
+        wanted = plan.first_round()
+        while wanted:
+            compute(wanted)
+            wanted = shard.share(plan.next_round({k: rows.row(k) for k in computed}) if shard.is_main else None)
+    ks = plan.used(computed)  # past the collapse: left out of the score
+    params.update(levels_computed=ks, collapse_level=plan.collapse_level_, planned_on=len(sub),
+                  refinement=[list(h) for h in plan.history_])
+    return ks
 
 
 def _score_records(lm, data: InstructionSet, *, levels: int, step: float, adaptive: bool, mask_scope: str,
