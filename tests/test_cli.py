@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dlcprune import DlcpruneError
 from dlcprune.cli import main
 from tests.conftest import write_image_folder
 
@@ -84,13 +85,30 @@ def test_prune_command_scores_then_selects(tmp_path):
     assert len(np.load(tmp_path / "out" / "selection" / "keep_0.5" / "keep_indices.npy")) == 4
 
 
-def test_prune_whose_selection_fails_leaves_nothing_and_can_be_rerun(tmp_path):
+def test_prune_whose_selection_fails_leaves_nothing_and_can_be_rerun(tmp_path, monkeypatch, capsys):
+    import dlcprune.methods.select as selecting
+
     data = write_image_folder(tmp_path / "data", {"a": 4, "b": 4}, size=32)
-    args = ["prune", "--data", str(data), "--levels", "2", "--step", "0.1", "--policy", "random",
+    args = ["prune", "--data", str(data), "--levels", "2", "--step", "0.1", "--policy", "random", "--keep", "0.5",
             "--output", str(tmp_path / "out"), "--quiet"]
-    res = run(*args, "--keep", "0.5", "--policy", "el2n")  # no dynamics: found after scoring
-    assert res.returncode == 2 and "needs training dynamics" in res.stderr and not (tmp_path / "out").exists()
-    assert run(*args, "--keep", "0.5").returncode == 0
+
+    def fails(*a, **k):  # a selection the data cannot give, found only once the scores exist
+        raise DlcpruneError("the selection failed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(selecting, "select", fails)
+        assert main(args) == 2 and "the selection failed" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    assert main(args) == 0
+
+
+def test_prune_of_a_method_that_needs_dynamics_fails_before_scoring(tmp_path):
+    data = write_image_folder(tmp_path / "data", {"a": 4, "b": 4}, size=32)
+    for policy in (["--policy", "el2n"], ["--policy", "auto", "--candidates", "herding,forgetting"]):
+        res = run("prune", "--data", str(data), *policy, "--keep", "0.5", "--output", str(tmp_path / "out"))
+        assert res.returncode == 2 and not (tmp_path / "out").exists()
+        assert res.stderr.startswith(f"error: method '{policy[1] if len(policy) == 2 else 'forgetting'}' needs training "
+                                     "dynamics") and "scored" not in res.stdout + res.stderr, res.stderr
 
 
 def test_select_force_leaves_nothing_of_the_selection_it_replaces(scored, tmp_path):

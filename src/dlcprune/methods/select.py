@@ -108,6 +108,13 @@ def select(scores: "str | Path | Scores | np.ndarray | None" = None, *, method: 
                      details=details, verdicts=verdicts, advice=advice, model_seconds=model_s)
 
 
+def _needing_dynamics(chosen, method: str) -> str:
+    """The name to put in the message: the method, or auto's first candidate that reads training dynamics."""
+    if not isinstance(chosen, Auto):
+        return method
+    return next(n for n in chosen.candidates if n != "flexrand" and "dynamics" in make_method(n).uses)
+
+
 def needs_features(method: str) -> bool:
     """Whether ``method`` reads the samples' features or training dynamics (auto: its probe):
     scores of instruction records keep neither, so such a method cannot select them."""
@@ -119,10 +126,13 @@ def _reads_features(uses: tuple[str, ...]) -> bool:
 
 
 def check_request(*, method: str, keep=None, split=None, candidates=None, target_drop=None,
-                  val_fraction: float = 0.2, **_) -> None:
+                  val_fraction: float = 0.2, dynamics=None, **_) -> None:
     """The checks ``select`` makes on its options, without any data: lets a command fail before slow work."""
     _keeps(keep, target_drop)
-    _method(method, split=split, candidates=candidates, target_drop=target_drop, val_fraction=val_fraction, seed=0)
+    chosen = _method(method, split=split, candidates=candidates, target_drop=target_drop, val_fraction=val_fraction,
+                     seed=0)
+    if dynamics is None and "dynamics" in chosen.uses:  # the same message as select's, before any scoring
+        SelectionInputs(labels=np.zeros(1, dtype=np.int64)).require("dynamics", _needing_dynamics(chosen, method))
 
 
 def advise(method: Auto, keeps: list[float], target_drop: float) -> dict:
