@@ -345,6 +345,48 @@ def _(tmp):
     return ["select", "--scores", str(s), "--candidates", "herdin", "--keep", "0.5"], [s], tmp / "o"
 
 
+@case("select-manifest-not-an-object", pattern=r"manifest.json holds no manifest \(a JSON object\)")
+def _(tmp):
+    s = scored(tmp)
+    (s / "manifest.json").write_text("[]")
+    return ["select", "--scores", str(s), "--policy", "random", "--keep", "0.5"], [s], tmp / "o"
+
+
+@case("report-manifest-null", pattern=r"manifest.json holds no manifest \(a JSON object\)")
+def _(tmp):
+    s = scored(tmp)
+    (s / "manifest.json").write_text("null")
+    return ["report", str(s)], [s], tmp / "o"
+
+
+@case("select-features-cut-short", pattern=r"features.npy cannot be read as a float array .*re-run `dlcprune score`")
+def _(tmp):
+    s = scored(tmp)
+    truncate(s / "features.npy")
+    return ["select", "--scores", str(s), "--policy", "herding", "--keep", "0.5"], [s], tmp / "o"
+
+
+@case("select-features-of-objects", pattern=r"features.npy cannot be read as a float array")
+def _(tmp):
+    s = scored(tmp)
+    np.save(s / "features.npy", np.array([[object()]] * 6, dtype=object), allow_pickle=True)
+    return ["select", "--scores", str(s), "--policy", "herding", "--keep", "0.5"], [s], tmp / "o"
+
+
+@pytest.mark.parametrize("policy", ["herding", "auto"])
+def test_nan_features_are_refused_by_every_method_that_reads_them(tmp_path, capsys, policy):
+    s = scored(tmp_path)
+    features = np.load(s / "features.npy")
+    features[3, 1] = np.nan
+    np.save(s / "features.npy", features)
+    capsys.readouterr()
+    assert main(["select", "--scores", str(s), "--policy", policy, "--keep", "0.5", "--output", str(tmp_path / "o"),
+                 "--quiet"]) == 2
+    assert capsys.readouterr().err == (f"error: {s / 'features.npy'}: the features of 1 sample(s) hold NaN or inf; "
+                                       "re-run `dlcprune score` to write it again\n")
+    assert not (tmp_path / "o").exists()
+
+
 @case("select-malformed-scores", pattern="malformed row")
 def _(tmp):
     s = scored(tmp)
@@ -427,6 +469,20 @@ def _(tmp):
     other = write_image_folder(tmp / "other", {"a": 3, "b": 3}, size=32, seed=5)
     return ["finetune", "--data", str(other), "--test-data", str(other), "--indices",
             str(tmp / "sel" / "keep_0.5" / "keep_indices.npy")], [other, tmp / "sel"], tmp / "o"
+
+
+@case("bench-into-a-folder-of-the-user", pattern=r"exists and is not empty; choose another --output or pass --force")
+def _(tmp):
+    (tmp / "mine").mkdir()
+    (tmp / "mine" / "results.csv").write_text("my results\n")
+    return ["bench", "--data", "animal-mnist"], [tmp / "mine"], tmp / "mine"
+
+
+@case("demo-into-a-folder-of-the-user", pattern=r"exists and is not empty; choose another --output$")
+def _(tmp):
+    (tmp / "mine").mkdir()
+    (tmp / "mine" / "notes.txt").write_text("mine\n")
+    return ["demo"], [tmp / "mine"], tmp / "mine"
 
 
 @case("bench-threads-0", pattern="--threads: expected auto or a whole number from 1 to")

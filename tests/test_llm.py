@@ -421,6 +421,27 @@ def test_instruction_records_from_a_dataset_dict_folder_and_their_subsets(tmp_pa
     assert "holds instruction records: fine-tune a causal LM on them with `dlcprune lora`" in capsys.readouterr().err
 
 
+def test_cli_instruct_reads_the_split_it_is_given_and_keeps_crlf_records_byte_identical(tiny_folder, tmp_path):
+    from datasets import Dataset, DatasetDict
+
+    from dlcprune.cli import main
+
+    rows = [json.loads(line) for line in ALPACA_LINES]
+    plain = [{k: r.get(k, "") for k in ("instruction", "input", "output")} for r in rows]
+    DatasetDict({"validation": Dataset.from_list(plain)}).save_to_disk(str(tmp_path / "dd"))
+    args = ["--model", str(tiny_folder), "--device", "cpu", "--levels", "0,0.2", "--keep", "0.4", "--quiet"]
+    assert main(["instruct", "--data", str(tmp_path / "dd"), *args, "--output", str(tmp_path / "a")]) == 2  # no train
+    assert main(["instruct", "--data", str(tmp_path / "dd"), "--hf-split", "validation", *args,
+                 "--output", str(tmp_path / "b")]) == 0
+    assert len(np.load(tmp_path / "b" / "selection" / "keep_0.4" / "keep_indices.npy")) == 2
+    crlf = tmp_path / "crlf.jsonl"
+    crlf.write_bytes(b"".join(line.encode() + b"\r\n" for line in ALPACA_LINES))
+    assert main(["instruct", "--data", str(crlf), *args, "--output", str(tmp_path / "c")]) == 0
+    kept = np.load(tmp_path / "c" / "selection" / "keep_0.4" / "keep_indices.npy")
+    assert (tmp_path / "c" / "selection" / "keep_0.4" / "kept.jsonl").read_bytes() == b"".join(
+        ALPACA_LINES[i].encode() + b"\r\n" for i in kept)
+
+
 def test_offline_causal_lms_are_registered_and_missing_packages_say_what_to_install(tmp_path, monkeypatch):
     import sys
 

@@ -122,6 +122,8 @@ def read_scores(folder: str | Path) -> Scores:
         raise DlcpruneError(f"{path}: labels must be class numbers >= 0, found {int(labels.min())}")
     manifest_path = folder / "manifest.json"
     manifest = files.read_json(manifest_path) if manifest_path.is_file() else {}  # none: a scores.csv from elsewhere
+    if not isinstance(manifest, dict):
+        raise DlcpruneError(f"{manifest_path} holds no manifest (a JSON object); was it edited? Re-run `dlcprune score`")
     check_against_manifest(path, labels, manifest)
     return Scores(ids=[r[1] for r in body], labels=labels, scores=scores, manifest=manifest, folder=folder)
 
@@ -129,7 +131,7 @@ def read_scores(folder: str | Path) -> Scores:
 def check_against_manifest(path: Path, labels: np.ndarray, manifest: dict) -> None:
     """scores.csv must still describe the data its manifest names: as many rows as samples, labels
     among its classes, and as many per class (a truncated or edited file fails here, in one line)."""
-    dataset = manifest.get("dataset") if isinstance(manifest, dict) else None
+    dataset = manifest.get("dataset")
     if not isinstance(dataset, dict):
         return
     redo = "; was it edited or cut short? Re-run `dlcprune score`"
@@ -200,7 +202,16 @@ def read_features(folder: Path, n: int) -> np.ndarray:
     path = Path(folder) / "features.npy"
     if not path.is_file():
         raise DlcpruneError(f"{path} not found; this selection needs the features that `dlcprune score` saves there")
-    features = np.load(path)
+    redo = "; re-run `dlcprune score` to write it again"
+    try:
+        features = np.load(path)
+    except (ValueError, OSError, EOFError) as err:  # cut short, not an .npy, or pickled objects
+        raise DlcpruneError(f"{path} cannot be read as a float array ({err}){redo}") from None
     if features.ndim != 2 or len(features) != n:
         raise DlcpruneError(f"{path} has shape {features.shape}, expected ({n}, D)")
+    if not np.issubdtype(features.dtype, np.floating):
+        raise DlcpruneError(f"{path} holds {features.dtype} values, not floats{redo}")
+    bad = sum(int((~np.isfinite(chunk)).any(axis=1).sum()) for _, chunk in files.row_chunks(features))
+    if bad:
+        raise DlcpruneError(f"{path}: the features of {bad} sample(s) hold NaN or inf{redo}")
     return features

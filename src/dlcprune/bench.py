@@ -324,6 +324,11 @@ def _dynamics(encoder: Encoder, train: Dataset, pool: np.ndarray, inputs: Select
     return t
 
 
+def is_bench_folder(out: Path) -> bool:
+    """An earlier or interrupted bench (one resumes there): its bench.json, or only what it writes first."""
+    return (out / "bench.json").is_file() or {p.name for p in out.iterdir()} <= {"train_indices.npy", files.LOCK}
+
+
 def _check_identity(output: Path, identity: dict) -> None:
     path = output / "bench.json"
     if path.exists():

@@ -15,7 +15,7 @@ import numpy as np
 from rich.table import Table
 
 from . import files
-from .bench import BenchConfig, run_bench
+from .bench import BenchConfig, is_bench_folder, run_bench
 from .results import FULL, summarise
 from .data import load_dataset, stratified_split
 from .progress import console, stdout
@@ -39,6 +39,7 @@ def run_demo(*, levels: int = 20, step: float = 0.05, image_size: int | str | No
     accuracy[method][keep] = test accuracies over seeds."""
     from .models import load_encoder
 
+    out = files.check_output_dir(output, force=None, resumable=is_bench_folder)  # never over a user's folder
     train, test = demo_split(train_per_class=train_per_class, test_per_class=test_per_class)
     encoder = load_encoder("efficientnet_lite0", image_size=image_size)
     size = f"{encoder.image_size} px" if encoder.image_size else "the files' sizes"
@@ -47,7 +48,6 @@ def run_demo(*, levels: int = 20, step: float = 0.05, image_size: int | str | No
                   f"DLC with {levels} levels, step {step} (the paper uses 50 levels, step 0.02, on full datasets). "
                   f"auto chooses on a 20% validation split with a linear probe on frozen features; {seeds} seeds.")
     config = BenchConfig(methods=METHODS, seeds=seeds, levels=levels, step=step)
-    out = Path(output)
     with files.output_dir(out, keep=lambda err: (out / "results.csv").exists()):
         rows = run_bench(encoder, train, test, config=config, output=out, progress=progress)
     accuracy = summarise(rows)

@@ -194,7 +194,7 @@ def read_json(path: str | Path) -> Any:
 LOCK = ".dlcprune.lock"  # in an output folder while a run writes it: the owner's PID
 
 
-def check_output_dir(path: str | Path, *, force: bool, resumable: Callable[[Path], bool] = lambda p: False,
+def check_output_dir(path: str | Path, *, force: bool | None, resumable: Callable[[Path], bool] = lambda p: False,
                      inputs: tuple[str | Path | None, ...] = ()) -> Path:
     """Check, without creating anything, that ``path`` can take a run's outputs.
 
@@ -202,6 +202,7 @@ def check_output_dir(path: str | Path, *, force: bool, resumable: Callable[[Path
     one of ``inputs`` (the folders the command reads: never written, ``--force`` or not), a folder
     that exists and is not empty unless ``force`` is set or ``resumable(path)`` says it holds an
     interrupted run of the same job, and a path whose nearest existing parent is not writable.
+    ``force=None``: the command has no --force (the message does not offer it).
     """
     out = Path(path)
     if out.exists() and not out.is_dir():
@@ -213,8 +214,8 @@ def check_output_dir(path: str | Path, *, force: bool, resumable: Callable[[Path
     check_unlocked(out)
     entries = {p.name for p in out.iterdir()} - {LOCK} if out.is_dir() else set()
     if entries and not force and not resumable(out):
-        raise DlcpruneError(f"output folder {out} exists and is not empty; choose another --output "
-                            "or pass --force to overwrite its dlcprune files")
+        raise DlcpruneError(f"output folder {out} exists and is not empty; choose another --output" +
+                            (" or pass --force to overwrite its dlcprune files" if force is not None else ""))
     parent = out
     while not parent.exists():
         parent = parent.parent

@@ -164,8 +164,9 @@ def build_report(folder: str | Path, *, data: Dataset | None = None, output: str
     if out.is_dir() and any(out.iterdir()) and not (out / "report.html").is_file():  # never into the user's data
         raise DlcpruneError(f"output folder {out} exists, is not empty and holds no earlier report; choose an empty "
                             "or new --output")
-    selection = files.read_json(folder / "manifest.json") if (folder / "verdict.json").exists() or (
-        (folder / "manifest.json").exists() and "fractions" in files.read_json(folder / "manifest.json")) else None
+    manifest = files.read_json(folder / "manifest.json") if (folder / "manifest.json").is_file() else None
+    selection = manifest if isinstance(manifest, dict) and ("fractions" in manifest or (folder / "verdict.json").exists()) \
+        else None  # a selection folder; else the scores folder (its manifest is checked as it is read)
     scores_dir = folder / "scores" if (folder / "scores" / "scores.csv").exists() else folder
     if selection is not None:
         scores_dir = Path(selection.get("scores", {}).get("folder", folder))

@@ -205,12 +205,13 @@ def cmd_prune(args: argparse.Namespace) -> dict:
 
 
 def cmd_bench(args: argparse.Namespace) -> dict:
-    from ..bench import BenchConfig, bench_data, run_bench
+    from ..bench import BenchConfig, bench_data, is_bench_folder, run_bench
     from ..data import load_dataset
     from ..models import default_model, load_encoder
     from ..selection import check_keep
 
     trainer_recipe = recipe_of(args)
+    out = files.check_output_dir(args.output, force=args.force, resumable=is_bench_folder, inputs=(args.data, args.test_data))
     dynamics = args.dynamics or ("full" if args.trainer == "full" else "head")
     if args.dynamics_epochs is not None and args.trainer == "full" and dynamics == "full":
         raise DlcpruneError("--dynamics-epochs: with --trainer full the dynamics come from the full-pool run, "
@@ -230,7 +231,6 @@ def cmd_bench(args: argparse.Namespace) -> dict:
                                         train_per_class=args.train_per_class, test_per_class=args.test_per_class)
     encoder = load_encoder(args.model or default_model(train), weights=args.weights,
                            device=args.device, image_size=args.image_size, compile=args.compile)
-    out = files.check_output_dir(args.output, force=True, inputs=(args.data, args.test_data))  # a bench folder resumes
     with files.output_dir(out, keep=lambda err: not isinstance(err, DlcpruneError) or (out / "results.csv").exists()):
         if positions is not None:  # positions of the training part in --data, for `dlcprune report --data`
             files.save_npy(out / "train_indices.npy", positions)

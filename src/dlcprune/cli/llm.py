@@ -94,6 +94,8 @@ def _model_args(p: argparse.ArgumentParser) -> None:
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--hf-split", default=None,
+                   help="a Hugging Face DatasetDict folder as --data: the split to read (default train)")
     p.add_argument("--seed", type=natural_int, default=0, help="seed of every random step (default 0)")
     p.add_argument("--device", type=device, default=None, help="cpu, cuda, cuda:N or mps (default: cuda when present)")
     p.add_argument("--output", required=True, help="the folder to write (created; see the README for its files)")
@@ -121,7 +123,7 @@ def cmd_instruct(args: argparse.Namespace) -> dict:
     levels = sparsities(args)
     check_request(method="random" if baseline else args.policy, keep=args.keep, split=args.split)  # before slow work
     out = files.check_output_dir(args.output, force=args.force, inputs=(args.data,))
-    data = load_instructions(args.data)
+    data = load_instructions(args.data, split=args.hf_split)
     lm = load_causal_lm(args.model, device=args.device, cpu_bf16=args.bf16)
     result, selection = select_instructions(
         lm, data, policy=args.policy, keep=args.keep, seed=args.seed, split=args.split, scope=args.mask_scope or "global",
@@ -153,7 +155,7 @@ def cmd_lora(args: argparse.Namespace) -> dict:
     if "local" in tasks and args.heldout is None:
         raise DlcpruneError("--lm-eval local builds its task from the held-out records: add --heldout FILE")
     out = files.check_output_dir(args.output, force=args.force, inputs=(args.data,))
-    data = load_instructions(args.data)
+    data = load_instructions(args.data, split=args.hf_split)
     heldout = load_instructions(args.heldout) if args.heldout else None
     lm = load_causal_lm(args.model, device=args.device)
     fmt = dict(template=args.template, max_length=args.max_length)

@@ -203,6 +203,8 @@ def build_parser() -> Parser:
     p.add_argument("--keep", type=fractions, default=[round(0.1 * i, 1) for i in range(1, 10)], help="fractions KEPT (default 0.1,...,0.9)")
     p.add_argument("--seeds", type=positive_int, default=3, help="seeds per cell (default 3)")
     p.add_argument("--output", required=True, help="the folder to write (created; see the README for its files)")
+    p.add_argument("--force", action="store_true",
+                   help="write into a non-empty folder that holds no earlier bench (a bench folder resumes without it)")
 
     p = sub.add_parser("finetune", help="train on kept indices (linear probe or full fine-tuning), evaluate on a test set")
     p.add_argument("--model", default=None,

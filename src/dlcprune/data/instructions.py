@@ -140,7 +140,7 @@ def load_instructions(path: str | Path, *, split: str | None = None) -> Instruct
             except json.JSONDecodeError as err:
                 raise DlcpruneError(f"{p}, line {n}: not valid JSON ({err.msg}); fix or remove the line") from None
             records.append((f"line {n}", rec))
-            raw.append(line.rstrip(b"\r"))
+            raw.append(line)  # with its "\r" in a CRLF file: kept records come out byte-identical
     elif p.suffix == ".json":
         try:
             rows = json.loads(_read(p))
