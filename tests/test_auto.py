@@ -124,6 +124,7 @@ def test_verdict_lines():
     assert verdict_line(Estimate(0.012, 0.004, 0.02)) == "beats random by 1.20 points [+0.40, +2.00]"
     assert verdict_line(Estimate(-0.03, -0.05, -0.01)) == "worse than random by 3.00 points [-5.00, -1.00]"
     assert verdict_line(Estimate(0.002, -0.004, 0.008)).startswith("level with random (+0.20 points")
+    assert verdict_line(Estimate(-0.00001, -0.00004, 0.008)) == "level with random (+0.00 points [+0.00, +0.80])"
 
 
 def test_advice_picks_the_smallest_fraction_within_the_drop():
@@ -160,7 +161,7 @@ def test_select_api_rejects_bad_requests():
         select(scores, labels=labels, features=features, method="auto", keep=0.5, candidates=["random"])
     with pytest.raises(DlcpruneError, match="target_drop is in points"):
         select(scores, labels=labels, features=features, method="auto", target_drop=-1)
-    with pytest.raises(DlcpruneError, match="apply to the auto methods"):
+    with pytest.raises(DlcpruneError, match="applies to the auto methods"):
         select(scores, labels=labels, method="easy", keep=0.5, target_drop=1.0)
     with pytest.raises(DlcpruneError, match="give keep"):
         select(scores, labels=labels, method="easy")
@@ -213,7 +214,8 @@ def test_cli_target_drop_writes_the_advised_selection(scored_blobs, tmp_path, ca
     (["--target-drop", "abc"], "invalid float value"),
     (["--candidates", "herding,nope", "--keep", "0.5"], "unknown candidate method 'nope'"),
     (["--candidates", ",", "--keep", "0.5"], "expected comma-separated method names"),
-    (["--policy", "easy", "--candidates", "herding", "--keep", "0.5"], "--candidates and --target-drop apply"),
+    (["--policy", "easy", "--candidates", "herding", "--keep", "0.5"], "--candidates applies to the auto methods (auto, flexrand-auto), not 'easy'"),
+    (["--policy", "easy", "--candidates", "herding", "--target-drop", "1", "--keep", "0.5"], "--candidates and --target-drop apply"),
     (["--candidates", "herding,el2n", "--keep", "0.5"], "method 'el2n' needs training dynamics"),
     (["--candidates", "flexrand-auto", "--keep", "0.5"], "cannot be a candidate of auto (it is itself a choice among methods)"),
 ])

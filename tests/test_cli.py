@@ -102,6 +102,14 @@ def test_prune_whose_selection_fails_leaves_nothing_and_can_be_rerun(tmp_path, m
     assert main(args) == 0
 
 
+def test_prune_auto_whose_validation_split_a_class_cannot_give_fails_before_scoring(tmp_path):
+    data = write_image_folder(tmp_path / "data", {"a": 6, "b": 2}, size=32)
+    res = run("prune", "--data", str(data), "--policy", "auto", "--keep", "0.5", "--output", str(tmp_path / "out"))
+    assert res.returncode == 2 and not (tmp_path / "out").exists() and "scored" not in res.stdout
+    assert res.stderr == ("error: class 1 has 2 sample(s): a 20% held-out split would leave it with no held-out "
+                          "samples; add samples to it, remove the class or choose another --val-fraction\n")
+
+
 def test_prune_of_a_method_that_needs_dynamics_fails_before_scoring(tmp_path):
     data = write_image_folder(tmp_path / "data", {"a": 4, "b": 4}, size=32)
     for policy in (["--policy", "el2n"], ["--policy", "auto", "--candidates", "herding,forgetting"]):
@@ -119,6 +127,24 @@ def test_select_force_leaves_nothing_of_the_selection_it_replaces(scored, tmp_pa
     assert main(["select", "--scores", str(out), "--policy", "flexrand", "--keep", "0.3", "--output", str(sel),
                  "--force"]) == 0
     assert sorted(p.name for p in sel.iterdir()) == ["keep_0.3", "manifest.json"]
+
+
+def test_score_or_prune_force_leaves_no_selection_of_other_scores(tmp_path):
+    data = write_image_folder(tmp_path / "data", {"a": 4, "b": 4}, size=32)
+    small = ["--levels", "2", "--step", "0.1", "--quiet"]
+    assert main(["prune", "--data", str(data), *small, "--policy", "auto", "--keep", "0.25,0.5",
+                 "--output", str(tmp_path / "p")]) == 0
+    assert main(["prune", "--data", str(data), *small, "--policy", "random", "--keep", "0.75", "--force",
+                 "--output", str(tmp_path / "p")]) == 0
+    assert sorted(p.name for p in (tmp_path / "p" / "selection").iterdir()) == ["keep_0.75", "manifest.json"]
+    assert main(["score", "--data", str(data), *small, "--force", "--output", str(tmp_path / "p")]) == 0
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["features.npy", "levels.npy", "manifest.json",
+                                                                  "scores.csv"]
+    assert main(["select", "--scores", str(tmp_path / "p"), "--policy", "auto", "--keep", "0.5",
+                 "--output", str(tmp_path / "s")]) == 0
+    assert main(["score", "--data", str(data), *small, "--force", "--output", str(tmp_path / "s")]) == 0
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["features.npy", "levels.npy", "manifest.json",
+                                                                  "scores.csv"]
 
 
 def test_list_shows_every_registry():

@@ -444,11 +444,21 @@ def _(tmp):
     return ["instruct", "--data", str(path), "--model", str(lm), "--max-length", "4096"], [path, lm], tmp / "o"
 
 
-@case("instruct-empty-model-folder", pattern="cannot load causal LM")
+@case("instruct-empty-model-folder", pattern="cannot load causal LM .*holds no config.json; a causal LM folder is")
 def _(tmp):
     path = alpaca(tmp)
     (tmp / "empty").mkdir()
     return ["instruct", "--data", str(path), "--model", str(tmp / "empty")], [path], tmp / "o"
+
+
+@case("instruct-model-folder-without-a-tokenizer", pattern=r"cannot load causal LM .*: .*[^:\s]$")  # not cut off
+def _(tmp):
+    path = alpaca(tmp)
+    folder = tiny_lm_folder(tmp)
+    for f in folder.iterdir():
+        if "token" in f.name:
+            f.unlink()
+    return ["instruct", "--data", str(path), "--model", str(folder)], [path, folder], tmp / "o"
 
 
 @case("instruct-batch-size-0", pattern="--batch-size: expected a whole number >= 1")
@@ -483,6 +493,11 @@ def _(tmp):
     (tmp / "mine").mkdir()
     (tmp / "mine" / "notes.txt").write_text("mine\n")
     return ["demo"], [tmp / "mine"], tmp / "mine"
+
+
+@case("select-unknown-option", pattern=r"unrecognized arguments: --bogus 1 \(see `dlcprune select --help`\)")
+def _(tmp):
+    return ["select", "--scores", str(tmp), "--keep", "0.5", "--bogus", "1"], [], tmp / "o"
 
 
 @case("bench-threads-0", pattern="--threads: expected auto or a whole number from 1 to")

@@ -350,7 +350,7 @@ def test_score_and_select_take_instruction_records_like_any_dataset(tiny_lm, tin
     assert "holds instruction records: score them with a causal LM" in capsys.readouterr().err
     assert main(["score", "--data", str(alpaca_path), "--model", f"hf:{tiny_folder}", "--levels", "auto",
                  "--output", str(tmp_path / "a"), "--quiet"]) == 2
-    assert "--levels auto apply to image and text encoders, not to a causal LM" in capsys.readouterr().err
+    assert "--levels auto applies to image and text encoders, not to a causal LM" in capsys.readouterr().err
     assert main(["prune", "--data", str(alpaca_path), "--model", f"hf:{tiny_folder}", "--keep", "0.5",
                  "--output", str(tmp_path / "p"), "--quiet"]) == 2  # the default policy auto: refused before scoring
     assert "--policy auto needs features or classes" in capsys.readouterr().err and not (tmp_path / "p").exists()
@@ -377,7 +377,7 @@ def test_cpu_bf16_losses_are_bf16_close_to_float32_recorded_and_never_mixed(tiny
     from tests.conftest import write_image_folder
     images = write_image_folder(tmp_path / "img", {"ant": 3, "bee": 3})
     assert main(["score", "--data", str(images), "--bf16", "--output", str(tmp_path / "i"), "--quiet"]) == 2
-    assert "--bf16 apply to instruction records" in capsys.readouterr().err and not (tmp_path / "i").exists()
+    assert "--bf16 applies to instruction records" in capsys.readouterr().err and not (tmp_path / "i").exists()
     assert main(["instruct", "--data", str(alpaca_path), "--model", f"hf:{tiny_folder}", "--policy", "longest", "--bf16",
                  "--keep", "0.5", "--output", str(tmp_path / "l"), "--quiet"]) == 2
     assert "--policy longest computes none" in capsys.readouterr().err and not (tmp_path / "l").exists()

@@ -7,6 +7,7 @@ causal LM on instruction records), ``manifest.json``. Selection folder: ``keep_<
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import shutil
@@ -63,6 +64,13 @@ def write_scores(out: Path, result: DlcResult, *, dataset: Dataset, encoder: Enc
         "command": sys.argv,
         "created": files.now_iso(),
     }
+    for folder in (out, out / "selection"):  # --force over a selection (prune's, or select's own folder):
+        remove_selection(folder)             # its indices would point into other scores
+        (folder / "verdict.json").unlink(missing_ok=True)
+    if (out / "selection" / "manifest.json").is_file():
+        (out / "selection" / "manifest.json").unlink()
+        with contextlib.suppress(OSError):
+            (out / "selection").rmdir()  # unless something else is in it
     for name, array in (("levels.npy", result.level_losses), ("features.npy", result.features)):
         if array is not None:
             files.save_npy(out / name, array)
@@ -145,6 +153,14 @@ def check_against_manifest(path: Path, labels: np.ndarray, manifest: dict) -> No
         raise DlcpruneError(f"{path}: its samples per class differ from the class sizes in its manifest.json{redo}")
 
 
+def remove_selection(folder: Path, *, keeping: set[str] = frozenset()) -> None:
+    """Remove the keep_<fraction>/ folders that ``write_selection`` wrote into ``folder``, but those
+    named in ``keeping``; nothing else in it is touched."""
+    for stale in folder.glob("keep_*") if folder.is_dir() else ():
+        if stale.is_dir() and stale.name not in keeping and (stale / "keep_indices.npy").exists():
+            shutil.rmtree(stale)
+
+
 def keep_folder_name(keep: float) -> str:
     return f"keep_{keep:g}"
 
@@ -155,10 +171,8 @@ def write_selection(out: Path, selection: "Selection", *, scores: Scores | None 
     judged itself against random (auto). Returns the manifest."""
     labels = selection.labels
     n, num_classes = len(labels), int(labels.max()) + 1
-    written = {keep_folder_name(keep) for keep in selection.kept}
-    for stale in out.glob("keep_*"):  # --force over another selection: nothing of it may stay beside this one
-        if stale.is_dir() and stale.name not in written and (stale / "keep_indices.npy").exists():
-            shutil.rmtree(stale)
+    # --force over another selection: nothing of it may stay beside this one
+    remove_selection(out, keeping={keep_folder_name(keep) for keep in selection.kept})
     if selection.verdicts is None:
         (out / "verdict.json").unlink(missing_ok=True)
     fractions = {}

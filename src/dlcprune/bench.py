@@ -69,7 +69,7 @@ def bench_data(data: Dataset, test: Dataset | None = None, *, test_fraction: flo
                             f"{data.class_names[:5]}...; they must be the same classes")
     positions = None
     if test is None:
-        positions, held = holdout_split(data.labels, fraction=test_fraction, seed=0)
+        positions, held = holdout_split(data.labels, fraction=test_fraction, seed=0, option="--test-fraction")
         test = data.subset(held, source=f"{data.source} test")
     if train_per_class is not None:
         base = np.arange(len(data)) if positions is None else positions

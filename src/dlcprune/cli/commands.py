@@ -16,18 +16,27 @@ from .parser import AUTO_MAX_LEVELS
 def keep_fractions(args: argparse.Namespace, *, optional: bool = False) -> list[float] | None:
     """``--keep`` as given, or ``--prune`` as its complement (prune 0.9 = keep 0.1); None when
     neither is given and that is allowed (``--target-drop`` advises the fraction)."""
+    from ..artifacts import keep_folder_name
     from ..selection import check_keep
 
     if optional and args.keep is None and args.prune is None:
         return None
     if (args.keep is None) == (args.prune is None):
-        raise DlcpruneError("give exactly one of --keep (fractions KEPT) or --prune (fractions removed)")
+        advised = " (or, with --policy auto, --target-drop D to have it advised)" if hasattr(args, "target_drop") else ""
+        raise DlcpruneError(f"give exactly one of --keep (fractions KEPT) or --prune (fractions removed){advised}")
     if args.keep is not None:
-        return [check_keep(k) for k in args.keep]
-    for p in args.prune:
-        if not 0.0 <= p < 1.0:
-            raise DlcpruneError(f"--prune must be a fraction in [0, 1) (the share REMOVED), got {p}")
-    return [check_keep(round(1.0 - p, 10)) for p in args.prune]
+        keeps = [check_keep(k) for k in args.keep]
+    else:
+        for p in args.prune:
+            if not 0.0 <= p < 1.0:
+                raise DlcpruneError(f"--prune must be a fraction in [0, 1) (the share REMOVED), got {p}")
+        keeps = [check_keep(round(1.0 - p, 10)) for p in args.prune]
+    folders = [keep_folder_name(k) for k in keeps]
+    clash = next((f for f in folders if folders.count(f) > 1), None)
+    if clash:  # each fraction is written to keep_<fraction with 6 significant digits>/
+        raise DlcpruneError(f"{' and '.join(f'{k!r}' for k, f in zip(keeps, folders) if f == clash)} would both be "
+                            f"written to {clash}/; give fractions that differ in their first 6 digits")
+    return keeps
 
 
 def recipe_of(args: argparse.Namespace, *, batch_size: int | None = None):
@@ -60,13 +69,15 @@ def fill_score_defaults(args: argparse.Namespace, dataset) -> bool:
             setattr(args, name, value)
     given = [f"--{name.replace('_', '-')}" for name in RECORD_OPTIONS if getattr(args, name, None) is not None]
     if given and not records:
-        raise DlcpruneError(f"{', '.join(given)} apply to instruction records; {dataset.source} holds none")
+        raise DlcpruneError(f"{', '.join(given)} {'apply' if len(given) > 1 else 'applies'} to instruction records; "
+                            f"{dataset.source} holds none")
     if records:  # before the LM loads and its levels run
         encoder_only = [flag for flag, used in (("--weights", args.weights != "pretrained"),
                         ("--image-size", args.image_size != "pretrained"), ("--compile", args.compile),
                         ("--levels auto", args.levels == "auto")) if used]
         if encoder_only:
-            raise DlcpruneError(f"{', '.join(encoder_only)} apply to image and text encoders, not to a causal LM "
+            raise DlcpruneError(f"{', '.join(encoder_only)} {'apply' if len(encoder_only) > 1 else 'applies'} to image "
+                                "and text encoders, not to a causal LM "
                                 "on instruction records")
         if getattr(args, "policy", None) and needs_features(selection_request(args)["method"]):  # prune
             raise DlcpruneError(f"--policy {args.policy} needs features or classes, which instruction records have "
@@ -96,6 +107,10 @@ def cmd_score(args: argparse.Namespace) -> dict:
     dataset = load_dataset(args.data, text_column=args.text_column, label_column=args.label_column,
                            hf_split=args.hf_split)
     records = fill_score_defaults(args, dataset)
+    if getattr(args, "policy", None) and selection_request(args)["method"] in ("auto", "flexrand-auto") and not records:
+        from ..data import holdout_split  # prune: a validation split the classes cannot give fails before the scoring
+
+        holdout_split(dataset.labels, fraction=args.val_fraction)
     levels, adaptive = level_plan(args.levels)
     if levels < 1 or not 0.0 < args.step < 1.0:
         raise DlcpruneError(f"need --levels >= 1 and 0 < --step < 1, got {levels} and {args.step:g}")

@@ -18,6 +18,14 @@ class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:
         self.exit(EXIT_BAD_INPUT, f"error: {message} (see `{self.prog} --help`)\n")
 
+    def parse_args(self, args=None, namespace=None) -> argparse.Namespace:
+        """An unknown option points to the help of the command it was given to."""
+        known, extras = self.parse_known_args(args, namespace)
+        if extras:
+            prog = f"{self.prog} {known.command}" if getattr(known, "command", None) else self.prog
+            self.exit(EXIT_BAD_INPUT, f"error: unrecognized arguments: {' '.join(extras)} (see `{prog} --help`)\n")
+        return known
+
 
 def fractions(text: str) -> list[float]:
     """Comma-separated fractions, each once (an empty or repeated entry is most likely a typo)."""
@@ -136,9 +144,13 @@ def split_arg(text: str) -> float | str:
 
 
 def names_arg(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    if not names:
-        raise argparse.ArgumentTypeError("expected comma-separated method names, e.g. easy,flexrand,herding")
+    """Comma-separated method names, each once (like --keep's fractions)."""
+    names = [n.strip() for n in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(f"expected comma-separated method names like easy,flexrand,herding, got {text!r}")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise argparse.ArgumentTypeError(f"{', '.join(repeated)} given more than once in {text!r}")
     return names
 
 

@@ -26,9 +26,11 @@ def stratified_split(labels: np.ndarray, sizes: dict[str, int], *, seed: int) ->
     return {name: np.sort(np.concatenate(p)) for name, p in parts.items()}
 
 
-def holdout_split(labels: np.ndarray, *, fraction: float = 0.2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def holdout_split(labels: np.ndarray, *, fraction: float = 0.2, seed: int = 0,
+                  option: str = "--val-fraction") -> tuple[np.ndarray, np.ndarray]:
     """(rest, held_out): sorted indices; each class puts round(n_c * fraction) samples, drawn with
-    ``seed``, in the held-out part (a validation or test split). Refuses a split that would leave a class without samples on either side."""
+    ``seed``, in the held-out part (a validation or test split). Refuses a split that would leave a
+    class without samples on either side; ``option``: the flag that sets ``fraction``, for that message."""
     if not 0.0 < fraction < 1.0:
         raise DlcpruneError(f"the validation fraction must lie in (0, 1), got {fraction}")
     rng = np.random.default_rng(seed)
@@ -39,7 +41,7 @@ def holdout_split(labels: np.ndarray, *, fraction: float = 0.2, seed: int = 0) -
         if n_val == 0 or n_val == len(members):
             raise DlcpruneError(f"class {c} has {len(members)} sample(s): a {fraction:.0%} held-out split would "
                                 f"leave it with {'no held-out' if n_val == 0 else 'no remaining'} samples; "
-                                "add samples to it or remove the class")
+                                f"add samples to it, remove the class or choose another {option}")
         val.append(rng.choice(members, size=n_val, replace=False))
     val_idx = np.sort(np.concatenate(val))
     return np.setdiff1d(np.arange(len(labels)), val_idx), val_idx

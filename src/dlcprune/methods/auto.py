@@ -31,7 +31,7 @@ from ..registry import unknown_name_message
 from ..selection import FlexRand, check_keep
 from .base import METHODS, Method, SelectionInputs, make_method
 from .dlc import DlcMethod
-from .judge import Estimate, ProbeJudge, estimate, simultaneous, verdict_line
+from .judge import Estimate, ProbeJudge, estimate, signed_points, simultaneous, verdict_line
 
 DEFAULT_CANDIDATES = ("easy", "flexrand", "hard", "herding", "flexrand-herding", "margin")
 NOT_CANDIDATES = ("random", "auto", "flexrand-auto")
@@ -161,8 +161,8 @@ class Auto(Method):
             gains[chosen] + float(np.quantile((-errors).max(0), 0.975)))
         verdict = verdict_line(gain) if chosen != "random" else (
             f"level with random: no candidate's gain over random was proven (best, {best}: "
-            f"{100 * (means[best] - means['random']):+.2f} validation points, the rule's lower bound "
-            f"{100 * bound:+.2f}); the selection is random")
+            f"{signed_points(means[best] - means['random'])} validation points, the rule's lower bound "
+            f"{signed_points(bound)}); the selection is random")
         decision = Decision(keep=keep, chosen=chosen, best=best, validation_accuracy=means,
                             accuracy={"chosen": e(correct[chosen]), "random": e(correct["random"]),
                                       "full pool": e(self.full_)},

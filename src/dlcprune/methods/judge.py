@@ -129,11 +129,16 @@ def estimate(a: np.ndarray, b: np.ndarray | None = None, *, rounds: int = 2000, 
     return Estimate(float(value), float(low), float(high))
 
 
+def signed_points(fraction: float) -> str:
+    """A difference of accuracies (fractions) in signed points, 2 decimals; never "-0.00"."""
+    return f"{round(100 * fraction, 2) + 0.0:+.2f}"
+
+
 def verdict_line(gain: Estimate) -> str:
     """One plain line from the difference (chosen - random) and its 95% interval."""
-    pts = f"{100 * abs(gain.value):.2f} points [{100 * gain.low:+.2f}, {100 * gain.high:+.2f}]"
+    interval = f"[{signed_points(gain.low)}, {signed_points(gain.high)}]"
     if gain.low > 0:
-        return f"beats random by {pts}"
+        return f"beats random by {100 * abs(gain.value):.2f} points {interval}"
     if gain.high < 0:
-        return f"worse than random by {pts}"
-    return f"level with random ({100 * gain.value:+.2f} points [{100 * gain.low:+.2f}, {100 * gain.high:+.2f}])"
+        return f"worse than random by {100 * abs(gain.value):.2f} points {interval}"
+    return f"level with random ({signed_points(gain.value)} points {interval})"

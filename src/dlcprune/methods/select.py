@@ -172,7 +172,9 @@ def _method(name: str, *, split, candidates, target_drop, val_fraction, seed):
         raise DlcpruneError(f"split (FlexRand's gamma) applies to the flexrand method, not {name!r}")
     auto = name in ("auto", "flexrand-auto")
     if not auto and (candidates is not None or target_drop is not None):
-        raise DlcpruneError(f"candidates and target_drop apply to the auto methods, not {name!r}")
+        given = " and ".join(n for n, v in (("candidates", candidates), ("target_drop", target_drop)) if v is not None)
+        raise DlcpruneError(f"{given} {'apply' if ' and ' in given else 'applies'} to the auto methods "
+                            f"(auto, flexrand-auto), not {name!r}")
     if not 0.0 < val_fraction < 1.0:
         raise DlcpruneError(f"val_fraction must lie in (0, 1), got {val_fraction}")
     if name == "flexrand" and split is not None:

@@ -131,11 +131,15 @@ def load_causal_lm(spec: str = SMOLLM2, *, device: str | None = None, template: 
     if spec not in GGUF_MODELS and not Path(target).is_dir() and not spec.startswith("hf:"):
         raise DlcpruneError(f"model {spec!r}: not a folder; use {', '.join(GGUF_MODELS)}, hf:<folder or hub name>, "
                             "or a model folder")
+    if Path(str(path)).is_dir() and not (Path(str(path)) / "config.json").is_file():
+        raise DlcpruneError(f"cannot load causal LM {spec!r}: {path} holds no config.json; a causal LM folder is "
+                            "what save_pretrained writes (config.json, weights, tokenizer files)")
     try:
         tok = AutoTokenizer.from_pretrained(str(path))
         lm = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
     except (OSError, ValueError, KeyError) as err:  # transformers' ways of saying "no model here"
-        reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        reason = " ".join(line.strip() for line in str(err).splitlines() if line.strip()) or type(err).__name__
+        reason = reason if len(reason) <= 400 else reason[:400] + "..."  # one line, whole enough to act on
         raise DlcpruneError(f"cannot load causal LM {spec!r}: {reason}") from None
     model = from_causal_module(lm, tok, name=spec, device=device)
     model.template, model.max_length, model.cpu_bf16 = template, max_length, cpu_bf16

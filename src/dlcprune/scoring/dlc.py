@@ -268,7 +268,8 @@ def _adaptive_levels(plan: AdaptiveLevels, dataset: Dataset, *, compute, compute
             compute(wanted)
             wanted = shard.share(plan.next_round({k: rows.row(k) for k in computed}) if shard.is_main else None)
     ks = plan.used(computed)  # past the collapse: left out of the score
-    params.update(levels_computed=ks, collapse_level=plan.collapse_level_, planned_on=len(sub),
+    collapse = plan.collapse_level_ if plan.collapse_level_ is not None and plan.collapse_level_ < plan.levels else None
+    params.update(levels_computed=ks, collapse_level=collapse, planned_on=len(sub),  # None: no collapse
                   refinement=[list(h) for h in plan.history_])
     return ks
 
