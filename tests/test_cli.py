@@ -346,3 +346,12 @@ def test_json_summary_is_the_only_stdout(scored, tmp_path):
     listed = json.loads(run("list", "--json").stdout)
     assert "auto" in listed["methods"] and "smollm2" in listed["models"] and "animal-mnist" in listed["datasets"]
     assert listed["instruction_methods"] == ["longest", "perplexity", "ifd", "embed-kcenter"]
+
+
+def test_numbers_on_the_command_line_are_plain_ascii_with_spaces_allowed():
+    from dlcprune.options import decimal_number, whole_number
+
+    assert [whole_number(t) for t in (" 1", "12 ", "007", "1_0", "\u00b2", "\uff11", "-1", "1.0", "")] == \
+        [1, 12, 7, None, None, None, None, None, None]
+    assert [decimal_number(t) for t in (" 0.3", ".5", "1.", "1e-2", "-0.1", "0.5_0", "\uff10.5", "nan", "inf", ".")] == \
+        [0.3, 0.5, 1.0, 0.01, -0.1, None, None, None, None, None]

@@ -277,6 +277,45 @@ def _(tmp):
     return ["select", "--scores", str(tmp), "--keep", "0.1,,0.3"], [], tmp / "o"
 
 
+@case("select-keep-with-an-underscore", pattern=r"--keep: expected comma-separated fractions like 0.1,0.5, got '0.5_0'")
+def _(tmp):
+    return ["select", "--scores", str(tmp), "--keep", "0.5_0"], [], tmp / "o"
+
+
+@case("select-keep-non-ascii-digits", pattern=r"--keep: expected comma-separated fractions")
+def _(tmp):
+    return ["select", "--scores", str(tmp), "--keep", "\uff10.\uff15"], [], tmp / "o"  # full-width 0.5
+
+
+@case("threads-superscript", pattern=r"--threads: expected auto or a whole number from 1 to")
+def _(tmp):
+    return ["select", "--scores", str(tmp), "--keep", "0.5", "--threads", "\u00b2"], [], tmp / "o"
+
+
+@case("select-val-fraction-without-auto", pattern=r"--val-fraction applies to the auto methods \(auto, flexrand-auto\), not 'easy'")
+def _(tmp):
+    return ["select", "--scores", str(tmp), "--policy", "easy", "--keep", "0.5", "--val-fraction", "0.3"], [], tmp / "o"
+
+
+@case("select-link-without-imagefolder", pattern=r"--link applies to --export imagefolder")
+def _(tmp):
+    return ["select", "--scores", str(tmp), "--keep", "0.5", "--export", "csv", "--link"], [], tmp / "o"
+
+
+@case("select-data-without-export", pattern=r"--data applies with --export")
+def _(tmp):
+    return ["select", "--scores", str(tmp), "--keep", "0.5", "--data", str(tmp)], [], tmp / "o"
+
+
+@case("report-of-data-changed-since-scoring", pattern=r"the scores \(of .*data as it was then\) were made on another dataset")
+def _(tmp):
+    s = scored(tmp)  # images a/ and b/, 3 each; swap one file between the classes: same sizes, same labels
+    (tmp / "data" / "a" / "img_000.png").rename(tmp / "swap.png")
+    (tmp / "data" / "b" / "img_000.png").rename(tmp / "data" / "a" / "img_000.png")
+    (tmp / "swap.png").rename(tmp / "data" / "b" / "img_000.png")
+    return ["report", str(s)], [s, tmp / "data"], tmp / "o"
+
+
 @case("select-scores-truncated", pattern=r"scores.csv has 4 rows but its manifest.json records 6 samples; was it edited")
 def _(tmp):
     s = scored(tmp)

@@ -7,13 +7,23 @@ import os
 import re
 
 
+def whole_number(text: str) -> int | None:
+    """The ASCII digits of ``text`` (spaces around allowed) as an int, else None: Python's int()
+    also takes "1_0" and non-ASCII digits, which on a command line are typos, not numbers."""
+    text = text.strip()
+    return int(text) if re.fullmatch(r"[0-9]+", text) else None
+
+
+def decimal_number(text: str) -> float | None:
+    """A plain decimal like 0.3, .3, -1 or 1e-2 (spaces around allowed) as a float, else None."""
+    text = text.strip()
+    return float(text) if re.fullmatch(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?", text) else None
+
+
 def positive_int(text: str) -> int:
     """A whole number >= 1 (batch sizes, epochs, seeds to run, threads, levels of context)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
+    value = whole_number(text)
+    if value is None or value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
     return value
 
@@ -22,18 +32,16 @@ def image_size(text: str) -> int | str | None:
     """--image-size: pretrained (the model's own input), keep (the files' sizes, None) or N >= 8 pixels."""
     if text in ("pretrained", "keep"):
         return None if text == "keep" else text
-    if not text.isdigit() or int(text) < 8:
+    value = whole_number(text)
+    if value is None or value < 8:
         raise argparse.ArgumentTypeError(f"expected pretrained, keep or a number of pixels >= 8, got {text!r}")
-    return int(text)
+    return value
 
 
 def natural_int(text: str) -> int:
     """A whole number >= 0 (seeds, worker processes)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
+    value = whole_number(text)
+    if value is None:
         raise argparse.ArgumentTypeError(f"expected a whole number >= 0, got {text!r}")
     return value
 
@@ -50,8 +58,8 @@ def thread_count(text: str) -> int | str:
     threads than CPUs only take turns on them, slower than one each."""
     if text == "auto":
         return text
-    cpus = os.cpu_count() or 1
-    if not text.isdigit() or not 1 <= int(text) <= cpus:
+    cpus, value = os.cpu_count() or 1, whole_number(text)
+    if value is None or not 1 <= value <= cpus:
         raise argparse.ArgumentTypeError(f"expected auto or a whole number from 1 to {cpus} (this machine's CPU "
                                          f"threads), got {text!r}")
-    return int(text)
+    return value

@@ -107,10 +107,11 @@ def cmd_score(args: argparse.Namespace) -> dict:
     dataset = load_dataset(args.data, text_column=args.text_column, label_column=args.label_column,
                            hf_split=args.hf_split)
     records = fill_score_defaults(args, dataset)
-    if getattr(args, "policy", None) and selection_request(args)["method"] in ("auto", "flexrand-auto") and not records:
+    request = selection_request(args) if getattr(args, "policy", None) else {}
+    if request.get("method") in ("auto", "flexrand-auto") and not records:
         from ..data import holdout_split  # prune: a validation split the classes cannot give fails before the scoring
 
-        holdout_split(dataset.labels, fraction=args.val_fraction)
+        holdout_split(dataset.labels, fraction=request["val_fraction"])
     levels, adaptive = level_plan(args.levels)
     if levels < 1 or not 0.0 < args.step < 1.0:
         raise DlcpruneError(f"need --levels >= 1 and 0 < --step < 1, got {levels} and {args.step:g}")
@@ -157,8 +158,15 @@ def selection_request(args: argparse.Namespace) -> dict:
             raise DlcpruneError("--split auto chooses FlexRand's gamma; use it with --policy flexrand (or --policy auto)")
         method, split = "flexrand-auto", None
     keep = keep_fractions(args, optional=args.target_drop is not None)
+    if args.val_fraction is not None and method not in ("auto", "flexrand-auto"):
+        raise DlcpruneError(f"--val-fraction applies to the auto methods (auto, flexrand-auto), not {method!r}")
+    if args.link and args.export != "imagefolder":
+        raise DlcpruneError("--link applies to --export imagefolder (symlinks instead of copies); add it or drop --link")
+    if getattr(args, "export_data", None) is not None and not args.export:
+        raise DlcpruneError("--data applies with --export (the scored data to copy the kept samples from); "
+                            "add --export or drop --data")
     request = dict(method=method, keep=keep, split=split, candidates=args.candidates, target_drop=args.target_drop,
-                   val_fraction=args.val_fraction, dynamics=args.dynamics)
+                   val_fraction=0.2 if args.val_fraction is None else args.val_fraction, dynamics=args.dynamics)
     check_request(**request)  # the same checks select() makes, now
     return request
 

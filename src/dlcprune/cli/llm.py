@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from .. import files
-from ..options import device, natural_int, positive_int
+from ..options import device, natural_int, positive_int, whole_number
 from ..errors import DlcpruneError
 
 
@@ -58,10 +58,8 @@ def add_parsers(sub, *, fractions) -> None:
 
 def _levels(text: str) -> int | list[float]:
     """A whole number of levels, or (the older spelling) a comma-separated list of sparsities."""
-    try:
-        return int(text)
-    except ValueError:
-        pass
+    if whole_number(text) is not None:
+        return whole_number(text)
     try:
         return [float(v) for v in text.split(",") if v.strip()]
     except ValueError:

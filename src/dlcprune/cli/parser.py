@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..options import device, image_size, natural_int, positive_int, thread_count
+from ..options import decimal_number, device, whole_number, image_size, natural_int, positive_int, thread_count
 from . import llm
 
 EXIT_BAD_INPUT = 2
@@ -29,10 +29,9 @@ class Parser(argparse.ArgumentParser):
 
 def fractions(text: str) -> list[float]:
     """Comma-separated fractions, each once (an empty or repeated entry is most likely a typo)."""
-    try:
-        values = [float(v) for v in text.split(",")]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated fractions like 0.1,0.5, got {text!r}") from None
+    values = [decimal_number(v) for v in text.split(",")]
+    if None in values:
+        raise argparse.ArgumentTypeError(f"expected comma-separated fractions like 0.1,0.5, got {text!r}")
     repeated = sorted({v for v in values if values.count(v) > 1})
     if repeated:
         raise argparse.ArgumentTypeError(f"{', '.join(f'{v:g}' for v in repeated)} given more than once in {text!r}")
@@ -98,10 +97,9 @@ def add_recipe_args(p: argparse.ArgumentParser, *, default: str, batch_size: boo
 def levels_arg(text: str) -> int | str:
     if text == "auto":
         return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number of levels or 'auto', got {text!r}") from None
+    if whole_number(text) is None:
+        raise argparse.ArgumentTypeError(f"expected a whole number of levels or 'auto', got {text!r}")
+    return whole_number(text)
 
 
 def add_select_args(p: argparse.ArgumentParser, *, seed: bool) -> None:
@@ -121,7 +119,7 @@ def add_select_args(p: argparse.ArgumentParser, *, seed: bool) -> None:
                         "head over the saved features) or the dynamics.npz of `dlcprune finetune --record-dynamics`")
     p.add_argument("--split", type=split_arg, default=None,
                    help="FlexRand's gamma in (0, 1) (default 0.5); 'auto' is the older spelling of --policy flexrand-auto")
-    p.add_argument("--val-fraction", type=float, default=0.2,
+    p.add_argument("--val-fraction", type=float, default=None,
                    help="auto: share of each class held out to choose and judge (default 0.2); the selection is then "
                         "drawn from the whole set")
     p.add_argument("--keep", type=fractions, default=None, help="fractions KEPT, e.g. 0.1,0.2,0.3")
@@ -137,10 +135,9 @@ def add_select_args(p: argparse.ArgumentParser, *, seed: bool) -> None:
 def split_arg(text: str) -> float | str:
     if text == "auto":
         return text
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in (0, 1) or 'auto', got {text!r}") from None
+    if decimal_number(text) is None:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1) or 'auto', got {text!r}")
+    return decimal_number(text)
 
 
 def names_arg(text: str) -> list[str]:

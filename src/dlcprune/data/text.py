@@ -10,6 +10,7 @@ import csv
 import functools
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -127,6 +128,6 @@ def _from_rows(rows: list, text_column: str, label_column: str, source: str) -> 
     if missing is not None:
         raise DlcpruneError(f"{source}: row {missing} lacks {text_column!r} or {label_column!r}")
     labels = [r[label_column] for r in rows]
-    if all(isinstance(v, str) and v.strip().lstrip("-").isdigit() for v in labels):
+    if all(isinstance(v, str) and re.fullmatch(r"\s*-?[0-9]+\s*", v) for v in labels):
         labels = [int(v) for v in labels]  # CSV cells are strings; "0"/"1" are integer labels
     return from_texts([r[text_column] for r in rows], labels, source=source)
