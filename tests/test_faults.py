@@ -676,3 +676,31 @@ def test_kill_9_anywhere_then_the_same_command_gives_identical_scores(tmp_path):
         assert killed.returncode == -signal.SIGKILL, (point, killed.stderr[-2000:])
         assert main(args(out)) == 0, point
         assert (out / "scores.csv").read_bytes() == expected, point
+
+
+def test_a_stop_that_python_swallows_is_raised_again_and_not_printed(capsys):
+    """Python ignores an exception raised inside a weakref callback (as an import lock's): SIGTERM
+    arriving there is sent again, so the run still stops with the one line, and nothing is printed."""
+    import gc
+    import weakref
+
+    from dlcprune.cli import Terminated, _stop, _stopped
+
+    previous, unraisable = signal.signal(signal.SIGTERM, _stop), sys.unraisablehook
+    sys.unraisablehook = lambda u: None if isinstance(u.exc_value, KeyboardInterrupt) else unraisable(u)
+    try:
+        class Thing:
+            pass
+
+        thing = Thing()
+        ref = weakref.ref(thing, lambda r: _stop(signal.SIGTERM, None))  # raises inside the callback: swallowed
+        del thing
+        gc.collect()
+        with pytest.raises(Terminated):
+            for _ in range(600):  # the resent signal interrupts this within about a second
+                time.sleep(0.1)
+        assert ref() is None and capsys.readouterr().err == ""
+    finally:
+        _stopped()
+        sys.unraisablehook = unraisable
+        signal.signal(signal.SIGTERM, previous)

@@ -37,8 +37,30 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (a scheduler or `kill`), handled like Ctrl-C: weights restored, checkpoints kept."""
 
 
-def _terminate(signum, frame) -> None:
-    raise Terminated()
+_resend = None  # the timer that raises a stop again if Python swallowed it
+
+
+def _stop(signum, frame) -> None:
+    """SIGINT / SIGTERM: raise in the main thread. Python ignores an exception raised while a weakref
+    callback runs (an import lock's, for one), so the signal is sent again a second later until
+    ``main`` has caught the stop and called ``_stopped``."""
+    import os
+    import signal
+    import threading
+
+    global _resend
+    if _resend is None:
+        _resend = threading.Timer(1.0, os.kill, (os.getpid(), signum))
+        _resend.daemon = True
+        _resend.start()
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+def _stopped() -> None:
+    global _resend
+    if _resend is not None:
+        _resend.cancel()
+        _resend = None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +69,9 @@ def main(argv: list[str] | None = None) -> int:
     SIGTERM; 1 a bug (one line; ``--debug`` shows the traceback)."""
     import signal
 
-    previous = signal.signal(signal.SIGTERM, _terminate) if _main_thread() else None
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)} if _main_thread() else {}
+    unraisable = sys.unraisablehook  # a stop Python swallows is raised again (_stop), not printed
+    sys.unraisablehook = lambda u: None if isinstance(u.exc_value, KeyboardInterrupt) else unraisable(u)
     args = None
     try:
         args = build_parser().parse_args(argv)
@@ -70,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {flag_names(str(err))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as stop:
+        _stopped()
         what = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
         print(f"{what}; nothing half-written was left and finished work is kept. Run the same command again to resume.",
               file=sys.stderr)
@@ -86,8 +111,10 @@ def main(argv: list[str] | None = None) -> int:
               "run the same command with --debug for the traceback, and please report it", file=sys.stderr)
         return EXIT_BUG
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        _stopped()
+        sys.unraisablehook = unraisable
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         dist = sys.modules.get("torch.distributed")  # only a run that imported torch can have a process group
         if dist is not None and dist.is_available() and dist.is_initialized():  # launched by torchrun
             dist.destroy_process_group()

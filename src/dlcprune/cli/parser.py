@@ -186,7 +186,16 @@ def build_parser() -> Parser:
     p.add_argument("--output", required=True, help="the folder to write (created; see the README for its files)")
     p.add_argument("--force", action="store_true", help="write into a non-empty output folder (never into an input folder)")
 
-    p = sub.add_parser("bench", help="methods x keep fractions x seeds, linear probe or full fine-tuning (resumable)")
+    _bench_args(sub.add_parser("bench", help="methods x keep fractions x seeds, linear probe or full fine-tuning (resumable)"))
+    _finetune_args(sub.add_parser("finetune", help="train on kept indices (linear probe or full fine-tuning), evaluate on a test set"))
+    _report_args(sub.add_parser("report", help="an HTML page about a scores or bench folder"))
+    llm.add_parsers(sub, fractions=fractions)
+    sub.add_parser("list", help="registered models, datasets, scorers and policies")
+    _demo_args(sub.add_parser("demo", help="offline end-to-end run on Animal-MNIST with EfficientNet-Lite0"))
+    return parser
+
+
+def _bench_args(p: argparse.ArgumentParser) -> None:
     add_score_args(p)
     p.add_argument("--test-data", default=None, help="test set (image folder, .npz or built-in)")
     p.add_argument("--test-fraction", type=float, default=0.2,
@@ -215,7 +224,10 @@ def build_parser() -> Parser:
     p.add_argument("--force", action="store_true",
                    help="write into a non-empty folder that holds no earlier bench (a bench folder resumes without it)")
 
-    p = sub.add_parser("finetune", help="train on kept indices (linear probe or full fine-tuning), evaluate on a test set")
+    
+
+
+def _finetune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None,
                    help="the encoder that was scored with (default: efficientnet_lite0 for images, minilm for texts)")
     p.add_argument("--weights", default="pretrained", help="pretrained (default), random, or a weights file")
@@ -235,7 +247,10 @@ def build_parser() -> Parser:
     p.add_argument("--output", required=True, help="folder for metrics.json")
     p.add_argument("--force", action="store_true", help="write into a non-empty output folder (never into an input folder)")
 
-    p = sub.add_parser("report", help="an HTML page about a scores or bench folder")
+    
+
+
+def _report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("folder", help="the --output folder of `dlcprune score`, `select` or `bench`")
     p.add_argument("--output", default=None,
                    help="folder for report.html and its PNGs (default: FOLDER-report beside FOLDER; never inside it)")
@@ -243,11 +258,10 @@ def build_parser() -> Parser:
     p.add_argument("--text-column", default="text", help="text datasets: the column holding the text (default text)")
     p.add_argument("--label-column", default="label", help="text datasets: the column holding the label (default label)")
 
-    llm.add_parsers(sub, fractions=fractions)
+    
 
-    sub.add_parser("list", help="registered models, datasets, scorers and policies")
 
-    p = sub.add_parser("demo", help="offline end-to-end run on Animal-MNIST with EfficientNet-Lite0")
+def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--levels", type=positive_int, default=20, help="masking levels K (default 20)")
     p.add_argument("--step", type=float, default=0.05, help="fraction of the remaining weights masked per level (default 0.05)")
     p.add_argument("--image-size", type=image_size, default=64,
@@ -257,4 +271,3 @@ def build_parser() -> Parser:
     p.add_argument("--test-per-class", type=positive_int, default=200, help="test images per class (default 200)")
     p.add_argument("--output", default="dlcprune-demo",
                    help="bench folder for scores, results and verdicts (default dlcprune-demo; a rerun resumes it)")
-    return parser

@@ -162,6 +162,15 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
     if mask_scope != "global":
         raise DlcpruneError(f"mask_scope {mask_scope!r} applies to causal LMs; an encoder's masks are global")
     check_dataset(dataset, encoder)
+    return _score_encoder(encoder, dataset, levels=levels, step=step, masking=masking, seed=seed, batch_size=batch_size,
+                          workers=workers, adaptive=adaptive, checkpoint_dir=checkpoint_dir, block_bytes=block_bytes,
+                          progress=progress)
+
+
+def _score_encoder(encoder: Encoder, dataset: Dataset, *, levels: int, step: float, masking: str, seed: int,
+                   batch_size: int, workers: int, adaptive: bool, checkpoint_dir, block_bytes: int,
+                   progress: bool) -> DlcResult | None:
+    """score_dlc for an encoder: the plain pass and prototypes, level 0, then the masked levels."""
     params = dict(levels=levels, step=step, masking=masking, seed=seed, batch_size=batch_size,
                   **({"adaptive": True} if adaptive else {}), **encoder.preprocessing())
     shard = Shard(len(dataset))
@@ -185,8 +194,9 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
     t = time.perf_counter()
     masks = NestedMasks([w for _, w in encoder.maskable], levels=levels, step=step, method=masking, seed=seed)
     timings["thresholds_s"] = time.perf_counter() - t
+    loop_options = dict(batch_size=batch_size, workers=workers, block_bytes=block_bytes, progress=progress)
     loop = _LevelLoop(encoder, mine, prototypes, labels[shard.start:shard.stop], masks=masks, shard=shard, ckpt=ckpt,
-                      rows=rows, batch_size=batch_size, workers=workers, block_bytes=block_bytes, progress=progress)
+                      rows=rows, **loop_options)
 
     def compute(wanted: list[int]) -> None:
         """The rows of the levels in ``wanted`` not computed yet (masks only grow: in increasing order).
@@ -202,8 +212,7 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
             kept = Checkpoint(None, key={})
             return _LevelLoop(encoder, dataset.subset(sub), prototypes, labels[torch.from_numpy(sub)], masks=masks,
                               shard=Shard(len(sub), local=True), ckpt=kept, rows=kept.level_rows(levels, len(sub)),
-                              batch_size=batch_size, workers=workers, block_bytes=block_bytes, progress=progress,
-                              label="planning levels")
+                              label="planning levels", **loop_options)
 
         ks = _adaptive_levels(AdaptiveLevels(levels, dataset.num_classes), dataset, compute=compute, computed=computed,
                               rows=rows, shard=shard, planning_loop=planning_loop, seed=seed, params=params,

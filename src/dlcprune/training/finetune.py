@@ -148,27 +148,12 @@ def finetune(encoder: ImageEncoder, train: Dataset, test: Dataset, *, indices: n
     work = copy.copy(encoder)
     work.module = copy.deepcopy(encoder.module)
     model = _Classifier(work, train.num_classes, _feature_dim(work, train, idx)).to(work.device).requires_grad_(True)
-    groups = [{"params": model.trunk.parameters(), "lr": recipe.lr},
-              {"params": model.head.parameters(), "lr": recipe.lr if recipe.head_lr is None else recipe.head_lr}]
-    if recipe.optimizer == "adamw":
-        opt = torch.optim.AdamW(groups, lr=recipe.lr, weight_decay=recipe.weight_decay)
-    else:
-        opt = torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
-    steps_per_epoch = -(-len(idx) // recipe.batch_size)
-    sched = _scheduler(opt, recipe, steps_per_epoch)
+    opt = _optimizer(model, recipe)
+    sched = _scheduler(opt, recipe, -(-len(idx) // recipe.batch_size))
     state = {"epoch": 0, "losses": [], "curve": [], "seconds": 0.0}
     resumed = _load_checkpoint(checkpoint, key)
     if resumed is not None:
-        model.load_state_dict(resumed["model"])
-        opt.load_state_dict(resumed["optimizer"])
-        sched.load_state_dict(resumed["scheduler"])
-        rng.bit_generator.state = resumed["numpy_rng"]
-        torch.set_rng_state(resumed["torch_rng"])
-        if resumed.get("cuda_rng") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(resumed["cuda_rng"])
-        if recorder is not None:
-            recorder.load_state(resumed["recorder"])
-        state = resumed["state"]
+        state = _restore(resumed, model, opt, sched, rng, recorder)
     elif recipe.head_init == "probe":
         t0 = time.perf_counter()
         _init_head_from_probe(model.head, work, train, idx, features)
@@ -180,24 +165,10 @@ def finetune(encoder: ImageEncoder, train: Dataset, test: Dataset, *, indices: n
         for epoch in range(state["epoch"], recipe.epochs):
             t0 = time.perf_counter()
             model.train_mode(recipe.freeze_batchnorm)
-            order, total = rng.permutation(len(idx)), 0.0
-            for start in range(0, len(order), recipe.batch_size):
-                rows = order[start:start + recipe.batch_size]
-                x = torch.stack([augment(xi) for xi in work.preprocess(train.items(idx[rows]))])
-                with gpu_autocast(work.device):  # the encoder in bf16 on CUDA; the head and the loss in float32
-                    h = model.embed(x)
-                h = h.float()
-                logits = model.head(h)
-                if recorder is not None:
-                    recorder.add(epoch, rows, logits, h)
-                loss = nn.functional.cross_entropy(logits, labels[idx[rows]].to(x.device))
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                sched.step()
-                total += loss.item() * len(rows)
-                advance(len(rows))
-            state["losses"].append(total / len(idx))
+            mean_loss = _train_epoch(model, work, train, idx, labels, epoch=epoch, order=rng.permutation(len(idx)),
+                                     augment=augment, opt=opt, sched=sched, recorder=recorder,
+                                     batch_size=recipe.batch_size, advance=advance)
+            state["losses"].append(mean_loss)
             state["seconds"] += time.perf_counter() - t0
             if curve:
                 state["curve"].append(float((_predict(model, work, test, recipe.batch_size) == test.labels).mean()))
@@ -212,6 +183,52 @@ def finetune(encoder: ImageEncoder, train: Dataset, test: Dataset, *, indices: n
     return FinetuneResult(accuracy=float(correct.mean()), per_class_accuracy=per_class, train_loss=state["losses"],
                           seconds=state["seconds"], curve=state["curve"],
                           parameters={**asdict(recipe), "seed": seed, "kept": int(len(idx))})
+
+
+def _optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+    """The recipe's optimizer, the head in a group of its own (its own rate when ``head_lr`` is set)."""
+    groups = [{"params": model.trunk.parameters(), "lr": recipe.lr},
+              {"params": model.head.parameters(), "lr": recipe.lr if recipe.head_lr is None else recipe.head_lr}]
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=recipe.lr, weight_decay=recipe.weight_decay)
+    return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+
+
+def _restore(resumed: dict, model, opt, sched, rng: np.random.Generator, recorder) -> dict:
+    """Put a checkpoint's model, optimizer, schedule, random streams and dynamics back; its state."""
+    model.load_state_dict(resumed["model"])
+    opt.load_state_dict(resumed["optimizer"])
+    sched.load_state_dict(resumed["scheduler"])
+    rng.bit_generator.state = resumed["numpy_rng"]
+    torch.set_rng_state(resumed["torch_rng"])
+    if resumed.get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(resumed["cuda_rng"])
+    if recorder is not None:
+        recorder.load_state(resumed["recorder"])
+    return resumed["state"]
+
+
+def _train_epoch(model, work: ImageEncoder, train: Dataset, idx: np.ndarray, labels: torch.Tensor, *, epoch: int,
+                 order: np.ndarray, augment, opt, sched, recorder, batch_size: int, advance) -> float:
+    """One pass over ``train[idx[order]]`` in batches; the mean training loss."""
+    total = 0.0
+    for start in range(0, len(order), batch_size):
+        rows = order[start:start + batch_size]
+        x = torch.stack([augment(xi) for xi in work.preprocess(train.items(idx[rows]))])
+        with gpu_autocast(work.device):  # the encoder in bf16 on CUDA; the head and the loss in float32
+            h = model.embed(x)
+        h = h.float()
+        logits = model.head(h)
+        if recorder is not None:
+            recorder.add(epoch, rows, logits, h)
+        loss = nn.functional.cross_entropy(logits, labels[idx[rows]].to(x.device))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        total += loss.item() * len(rows)
+        advance(len(rows))
+    return total / len(idx)
 
 
 def _feature_dim(work: ImageEncoder, train: Dataset, idx: np.ndarray) -> int:
