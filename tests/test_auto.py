@@ -211,7 +211,8 @@ def test_cli_target_drop_writes_the_advised_selection(scored_blobs, tmp_path, ca
 
 @pytest.mark.parametrize("args, message", [
     (["--target-drop", "-1"], "--target-drop is in points"),
-    (["--target-drop", "abc"], "invalid float value"),
+    (["--target-drop", "abc"], "--target-drop: expected a number like 0.5 or 1e-3, got 'abc'"),
+    (["--target-drop", "inf"], "--target-drop: expected a number like 0.5 or 1e-3, got 'inf'"),
     (["--candidates", "herding,nope", "--keep", "0.5"], "unknown candidate method 'nope'"),
     (["--candidates", ",", "--keep", "0.5"], "expected comma-separated method names"),
     (["--policy", "easy", "--candidates", "herding", "--keep", "0.5"], "--candidates applies to the auto methods (auto, flexrand-auto), not 'easy'"),

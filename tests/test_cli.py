@@ -348,10 +348,23 @@ def test_json_summary_is_the_only_stdout(scored, tmp_path):
     assert listed["instruction_methods"] == ["longest", "perplexity", "ifd", "embed-kcenter"]
 
 
+def test_score_force_keeps_the_users_files_that_only_share_a_selections_names(tmp_path):
+    """verdict.json / selection/manifest.json are removed only where a selection manifest says they are ours."""
+    data = write_image_folder(tmp_path / "data", {"a": 4, "b": 4}, size=32)
+    out = tmp_path / "mine"
+    (out / "selection").mkdir(parents=True)
+    for path in (out / "verdict.json", out / "selection" / "verdict.json", out / "selection" / "manifest.json"):
+        path.write_text('{"mine": true}')
+    assert main(["score", "--data", str(data), "--levels", "2", "--step", "0.1", "--quiet", "--force",
+                 "--output", str(out)]) == 0
+    assert sorted(p.name for p in (out / "selection").iterdir()) == ["manifest.json", "verdict.json"]
+    assert (out / "verdict.json").read_text() == '{"mine": true}'
+
+
 def test_numbers_on_the_command_line_are_plain_ascii_with_spaces_allowed():
     from dlcprune.options import decimal_number, whole_number
 
-    assert [whole_number(t) for t in (" 1", "12 ", "007", "1_0", "\u00b2", "\uff11", "-1", "1.0", "")] == \
-        [1, 12, 7, None, None, None, None, None, None]
+    assert [whole_number(t) for t in (" 1", "12 ", "007", "+3", "1_0", "\u00b2", "\uff11", "-1", "1.0", "")] == \
+        [1, 12, 7, 3, None, None, None, None, None, None]
     assert [decimal_number(t) for t in (" 0.3", ".5", "1.", "1e-2", "-0.1", "0.5_0", "\uff10.5", "nan", "inf", ".")] == \
         [0.3, 0.5, 1.0, 0.01, -0.1, None, None, None, None, None]

@@ -307,12 +307,12 @@ def _(tmp):
     return ["select", "--scores", str(tmp), "--keep", "0.5", "--data", str(tmp)], [], tmp / "o"
 
 
-@case("report-of-data-changed-since-scoring", pattern=r"the scores \(of .*data as it was then\) were made on another dataset")
+@case("report-of-data-changed-since-scoring",
+      pattern=r"data, the data this scores folder records, no longer matches its scores.csv \(different size, labels or sample ids\)")
 def _(tmp):
-    s = scored(tmp)  # images a/ and b/, 3 each; swap one file between the classes: same sizes, same labels
-    (tmp / "data" / "a" / "img_000.png").rename(tmp / "swap.png")
-    (tmp / "data" / "b" / "img_000.png").rename(tmp / "data" / "a" / "img_000.png")
-    (tmp / "swap.png").rename(tmp / "data" / "b" / "img_000.png")
+    s = scored(tmp)  # images a/ and b/, 3 each; one file moved each way: same sizes, same labels, other samples
+    (tmp / "data" / "a" / "img_000.png").rename(tmp / "data" / "b" / "img_003.png")
+    (tmp / "data" / "b" / "img_000.png").rename(tmp / "data" / "a" / "img_003.png")
     return ["report", str(s)], [s, tmp / "data"], tmp / "o"
 
 
@@ -680,27 +680,27 @@ def test_kill_9_anywhere_then_the_same_command_gives_identical_scores(tmp_path):
 
 def test_a_stop_that_python_swallows_is_raised_again_and_not_printed(capsys):
     """Python ignores an exception raised inside a weakref callback (as an import lock's): SIGTERM
-    arriving there is sent again, so the run still stops with the one line, and nothing is printed."""
+    arriving there is signalled again, so the run still stops with the one line, and nothing is printed."""
     import gc
+    import os
     import weakref
 
-    from dlcprune.cli import Terminated, _stop, _stopped
+    from dlcprune.cli import Terminated, _raising_stops_again, _stop
 
     previous, unraisable = signal.signal(signal.SIGTERM, _stop), sys.unraisablehook
-    sys.unraisablehook = lambda u: None if isinstance(u.exc_value, KeyboardInterrupt) else unraisable(u)
+    sys.unraisablehook = _raising_stops_again(unraisable, os.getpid())
     try:
         class Thing:
             pass
 
         thing = Thing()
         ref = weakref.ref(thing, lambda r: _stop(signal.SIGTERM, None))  # raises inside the callback: swallowed
-        del thing
-        gc.collect()
         with pytest.raises(Terminated):
-            for _ in range(600):  # the resent signal interrupts this within about a second
+            del thing
+            gc.collect()
+            for _ in range(600):  # without the hook the stop is lost and this runs a minute
                 time.sleep(0.1)
         assert ref() is None and capsys.readouterr().err == ""
     finally:
-        _stopped()
         sys.unraisablehook = unraisable
         signal.signal(signal.SIGTERM, previous)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import shutil
 import sys
 from dataclasses import dataclass
@@ -65,9 +66,10 @@ def write_scores(out: Path, result: DlcResult, *, dataset: Dataset, encoder: Enc
         "created": files.now_iso(),
     }
     for folder in (out, out / "selection"):  # --force over a selection (prune's, or select's own folder):
-        remove_selection(folder)             # its indices would point into other scores
-        (folder / "verdict.json").unlink(missing_ok=True)
-    if (out / "selection" / "manifest.json").is_file():
+        if is_selection(folder):             # its indices would point into other scores
+            remove_selection(folder)
+            (folder / "verdict.json").unlink(missing_ok=True)
+    if is_selection(out / "selection"):
         (out / "selection" / "manifest.json").unlink()
         with contextlib.suppress(OSError):
             (out / "selection").rmdir()  # unless something else is in it
@@ -151,6 +153,15 @@ def check_against_manifest(path: Path, labels: np.ndarray, manifest: dict) -> No
     sizes = dataset.get("class_sizes")
     if isinstance(sizes, list) and np.bincount(labels, minlength=len(sizes)).tolist() != sizes:
         raise DlcpruneError(f"{path}: its samples per class differ from the class sizes in its manifest.json{redo}")
+
+
+def is_selection(folder: Path) -> bool:
+    """Whether ``folder`` holds a selection that ``write_selection`` wrote (its manifest says so)."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(manifest, dict) and "fractions" in manifest
 
 
 def remove_selection(folder: Path, *, keeping: set[str] = frozenset()) -> None:

@@ -11,13 +11,21 @@ def whole_number(text: str) -> int | None:
     """The ASCII digits of ``text`` (spaces around allowed) as an int, else None: Python's int()
     also takes "1_0" and non-ASCII digits, which on a command line are typos, not numbers."""
     text = text.strip()
-    return int(text) if re.fullmatch(r"[0-9]+", text) else None
+    return int(text) if re.fullmatch(r"[+]?[0-9]+", text) else None
 
 
 def decimal_number(text: str) -> float | None:
     """A plain decimal like 0.3, .3, -1 or 1e-2 (spaces around allowed) as a float, else None."""
     text = text.strip()
     return float(text) if re.fullmatch(r"[-+]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][-+]?[0-9]+)?", text) else None
+
+
+def number(text: str) -> float:
+    """A plain decimal number (rates, steps, fractions, points): see decimal_number."""
+    value = decimal_number(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"expected a number like 0.5 or 1e-3, got {text!r}")
+    return value
 
 
 def positive_int(text: str) -> int:

@@ -19,7 +19,6 @@ from . import files
 from .results import markdown_table, read_rows
 from .data import Dataset, ImageDataset, InstructionSet
 from .errors import DlcpruneError
-from .export import check_fingerprint
 from .artifacts import Scores, read_scores
 from .selection import class_counts
 
@@ -214,15 +213,14 @@ def _scored_data(folder: Path, scores: Scores, data: Dataset | None) -> Dataset 
                             label_column=spec.get("label_column", "label"), hf_split=spec.get("hf_split"))
     if data is not None and (folder / "train_indices.npy").exists():  # a bench that held out its test set
         data = data.subset(np.load(folder / "train_indices.npy"))
-    if data is not None and (len(data) != len(scores.scores) or not np.array_equal(data.labels, scores.labels)):
+    # Sizes, labels and ids (cheap; files moved between classes change the ids): else wrong thumbnails.
+    if data is not None and (len(data) != len(scores.scores) or not np.array_equal(data.labels, scores.labels)
+                             or [str(i) for i in data.ids] != list(scores.ids)):
         if given:
-            raise DlcpruneError("--data does not match the scored dataset (different size or labels); "
+            raise DlcpruneError("--data does not match the scored dataset (different size, labels or sample ids); "
                                 "pass the dataset that was scored")
         raise DlcpruneError(f"{spec['data']}, the data this scores folder records, no longer matches its scores.csv "
-                            "(different size or labels); pass the scored dataset with --data or score it again")
-    if data is not None:  # same sizes and labels, other samples (files moved between classes, edited): wrong thumbnails
-        check_fingerprint(data, scores.manifest.get("dataset", {}).get("fingerprint_sha256"),
-                          what="the scores" if given else f"the scores (of {spec['data']} as it was then)")
+                            "(different size, labels or sample ids); pass the scored dataset with --data or score it again")
     return data
 
 

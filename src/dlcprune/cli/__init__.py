@@ -37,43 +37,39 @@ class Terminated(KeyboardInterrupt):
     """SIGTERM (a scheduler or `kill`), handled like Ctrl-C: weights restored, checkpoints kept."""
 
 
-_resend = None  # the timer that raises a stop again if Python swallowed it
-
-
 def _stop(signum, frame) -> None:
-    """SIGINT / SIGTERM: raise in the main thread. Python ignores an exception raised while a weakref
-    callback runs (an import lock's, for one), so the signal is sent again a second later until
-    ``main`` has caught the stop and called ``_stopped``."""
-    import os
+    """SIGINT / SIGTERM: stop the main thread like Ctrl-C (weights restored, checkpoints kept)."""
     import signal
-    import threading
 
-    global _resend
-    if _resend is None:
-        _resend = threading.Timer(1.0, os.kill, (os.getpid(), signum))
-        _resend.daemon = True
-        _resend.start()
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
-def _stopped() -> None:
-    global _resend
-    if _resend is not None:
-        _resend.cancel()
-        _resend = None
+def _raising_stops_again(unraisable, pid: int):
+    """An unraisablehook: Python ignores an exception raised while a weakref callback runs (an
+    import lock's, for one); a stop swallowed there is signalled again instead of printed."""
+    import os
+    import signal
+
+    def hook(u) -> None:
+        if isinstance(u.exc_value, KeyboardInterrupt) and os.getpid() == pid:  # not in a forked worker
+            signal.raise_signal(signal.SIGTERM if isinstance(u.exc_value, Terminated) else signal.SIGINT)
+        else:
+            unraisable(u)
+    return hook
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command. Exit status: 0 done; 2 bad input or a fault the user can fix (one ``error:``
     line: bad files or options, missing hardware, a full disk, permissions); 130 Ctrl-C; 143
     SIGTERM; 1 a bug (one line; ``--debug`` shows the traceback)."""
+    import os
     import signal
 
-    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)} if _main_thread() else {}
-    unraisable = sys.unraisablehook  # a stop Python swallows is raised again (_stop), not printed
-    sys.unraisablehook = lambda u: None if isinstance(u.exc_value, KeyboardInterrupt) else unraisable(u)
-    args = None
+    args, previous, unraisable = None, {}, sys.unraisablehook
     try:
+        if _main_thread():  # signal handlers (and so this hook) belong to the main thread
+            previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+            sys.unraisablehook = _raising_stops_again(unraisable, os.getpid())
         args = build_parser().parse_args(argv)
         from ..threads import set_threads
 
@@ -94,7 +90,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {flag_names(str(err))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as stop:
-        _stopped()
         what = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
         print(f"{what}; nothing half-written was left and finished work is kept. Run the same command again to resume.",
               file=sys.stderr)
@@ -111,10 +106,10 @@ def main(argv: list[str] | None = None) -> int:
               "run the same command with --debug for the traceback, and please report it", file=sys.stderr)
         return EXIT_BUG
     finally:
-        _stopped()
-        sys.unraisablehook = unraisable
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if previous:
+            sys.unraisablehook = unraisable
         dist = sys.modules.get("torch.distributed")  # only a run that imported torch can have a process group
         if dist is not None and dist.is_available() and dist.is_initialized():  # launched by torchrun
             dist.destroy_process_group()

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from .. import files
-from ..options import device, natural_int, positive_int, whole_number
+from ..options import decimal_number, device, natural_int, number, positive_int, whole_number
 from ..errors import DlcpruneError
 
 
@@ -20,7 +20,7 @@ def add_parsers(sub, *, fractions) -> None:
     p.add_argument("--levels", type=_levels, default=None,
                    help="masking levels K, level 0 unmasked, as for `dlcprune score` (sparsity 1 - (1 - step)^k); "
                         "default: --sparsities 0,0.1,0.2,0.3,0.4 (a list here is read as --sparsities, the older spelling)")
-    p.add_argument("--step", type=float, default=None, help="with --levels: fraction of the remaining weights masked per level (default 0.1)")
+    p.add_argument("--step", type=number, default=None, help="with --levels: fraction of the remaining weights masked per level (default 0.1)")
     p.add_argument("--sparsities", type=fractions, default=None,
                    help="the sparsity of each level, strictly increasing (default 0,0.1,0.2,0.3,0.4)")
     p.add_argument("--mask-scope", choices=["global", "layer"], default=None, help="magnitude thresholds over all Linear weights (global, default) or per layer")
@@ -33,7 +33,7 @@ def add_parsers(sub, *, fractions) -> None:
                    help="DLC scores with random, easy, hard or flexrand (default); or a baseline without masking: "
                         "longest (response tokens), perplexity (lowest kept), ifd (instruction-following difficulty, "
                         "highest kept), embed-kcenter (k-center on mean-pooled hidden states)")
-    p.add_argument("--split", type=float, default=None, help="FlexRand's gamma (default 0.5)")
+    p.add_argument("--split", type=number, default=None, help="FlexRand's gamma (default 0.5)")
     p.add_argument("--keep", type=fractions, default=[0.5], help="fractions of records KEPT, comma-separated (default 0.5)")
     _run_args(p)
 
@@ -45,7 +45,7 @@ def add_parsers(sub, *, fractions) -> None:
     p.add_argument("--preset", choices=["cpu", "paper"], default="cpu",
                    help="epochs/lr/batch size: cpu (1, 1e-3, 8) or paper (3, 2e-4, 128); the options below override")
     p.add_argument("--epochs", type=positive_int, default=None, help="training epochs (default: the preset's)")
-    p.add_argument("--lr", type=float, default=None, help="learning rate (default: the preset's)")
+    p.add_argument("--lr", type=number, default=None, help="learning rate (default: the preset's)")
     p.add_argument("--batch-size", type=positive_int, default=None, help="records per optimiser step")
     p.add_argument("--micro-batch-size", type=positive_int, default=8,
                    help="records per forward pass; gradients are accumulated up to --batch-size (default 8)")
@@ -60,10 +60,10 @@ def _levels(text: str) -> int | list[float]:
     """A whole number of levels, or (the older spelling) a comma-separated list of sparsities."""
     if whole_number(text) is not None:
         return whole_number(text)
-    try:
-        return [float(v) for v in text.split(",") if v.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number of levels or sparsities like 0,0.2, got {text!r}") from None
+    values = [decimal_number(v) for v in text.split(",") if v.strip()]
+    if None in values:
+        raise argparse.ArgumentTypeError(f"expected a number of levels or sparsities like 0,0.2, got {text!r}")
+    return values
 
 
 def sparsities(args: argparse.Namespace) -> list[float]:
@@ -104,7 +104,7 @@ def cmd_instruct(args: argparse.Namespace) -> dict:
     """Score instruction records (no classes: selection is global) and write the kept ones: the scores
     folder in OUT, the selection in OUT/selection (as `dlcprune prune`), the kept records of each keep
     fraction byte-identical in OUT/selection/keep_<fraction>/kept.jsonl."""
-    from ..artifacts import keep_folder_name, write_scores, write_selection
+    from ..artifacts import is_selection, keep_folder_name, write_scores, write_selection
     from ..data.instructions import load_instructions
     from ..methods.instructions import BASELINES, select_instructions
     from ..models.causal import load_causal_lm
@@ -128,9 +128,11 @@ def cmd_instruct(args: argparse.Namespace) -> dict:
         template=args.template, max_length=args.max_length, batch_size=args.batch_size, progress=not args.quiet,
         sparsities=levels)
     with files.output_dir(out, keep=lambda err: False):
-        shutil.rmtree(out / "selection", ignore_errors=True)
+        if is_selection(out / "selection"):  # --force over an earlier run's
+            shutil.rmtree(out / "selection")
+        spec = {"data": str(Path(args.data).resolve()), **({"hf_split": args.hf_split} if args.hf_split else {})}
         write_scores(out, result, dataset=data, encoder=lm, total_s=result.timings["total_s"],
-                     data_spec={"data": str(Path(args.data).resolve())}, method="dlc" if not baseline else args.policy)
+                     data_spec=spec, method="dlc" if not baseline else args.policy)
         write_selection(out / "selection", selection)
         for keep, kept in selection.kept.items():
             data.write_jsonl(out / "selection" / keep_folder_name(keep) / "kept.jsonl", kept)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..options import decimal_number, device, whole_number, image_size, natural_int, positive_int, thread_count
+from ..options import decimal_number, device, image_size, natural_int, number, positive_int, thread_count, whole_number
 from . import llm
 
 EXIT_BAD_INPUT = 2
@@ -54,7 +54,7 @@ def add_score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--levels", type=levels_arg, default=None,
                    help="masking levels K, level 0 unmasked (default 50; instruction records 5, each level a pass of "
                         "the LM); or auto (encoders): of at most 50, only those the ranking needs, none past the collapse")
-    p.add_argument("--step", type=float, default=None,
+    p.add_argument("--step", type=number, default=None,
                    help="fraction of the remaining weights masked per level (default 0.02; instruction records 0.1)")
     p.add_argument("--masking", choices=["magnitude", "random"], default="magnitude", help="how weights are masked: magnitude (default, the paper's) or random")
     p.add_argument("--seed", type=natural_int, default=0, help="seed of every random step (default 0)")
@@ -88,8 +88,8 @@ def add_recipe_args(p: argparse.ArgumentParser, *, default: str, batch_size: boo
                         "batch 128, BatchNorm trained, crop+flip; cpu = 8 epochs, AdamW lr 1e-4 encoder / 1e-3 head, "
                         "batch 32, warm-up + cosine, BatchNorm frozen, head started from the linear probe, mild crops, no flip")
     p.add_argument("--epochs", type=positive_int, default=None, help="fine-tuning epochs (default: the recipe's)")
-    p.add_argument("--lr", type=float, default=None, help="encoder learning rate (default: the recipe's)")
-    p.add_argument("--head-lr", type=float, default=None, help="head learning rate (default: the recipe's)")
+    p.add_argument("--lr", type=number, default=None, help="encoder learning rate (default: the recipe's)")
+    p.add_argument("--head-lr", type=number, default=None, help="head learning rate (default: the recipe's)")
     if batch_size:
         p.add_argument("--batch-size", type=positive_int, default=None, help="samples per training step (default: the recipe's)")
 
@@ -110,7 +110,7 @@ def add_select_args(p: argparse.ArgumentParser, *, seed: bool) -> None:
     p.add_argument("--candidates", type=names_arg, default=None,
                    help="with auto: the methods it chooses among (default easy,flexrand,hard,herding,flexrand-herding,margin; "
                         "random is always the reference)")
-    p.add_argument("--target-drop", type=float, default=None,
+    p.add_argument("--target-drop", type=number, default=None,
                    help="with auto: advise the smallest keep fraction whose validation accuracy stays within this many "
                         "points of the full pool (e.g. 1.0); without --keep, the grid 0.1..0.9 is tried and the advised "
                         "fraction written")
@@ -119,7 +119,7 @@ def add_select_args(p: argparse.ArgumentParser, *, seed: bool) -> None:
                         "head over the saved features) or the dynamics.npz of `dlcprune finetune --record-dynamics`")
     p.add_argument("--split", type=split_arg, default=None,
                    help="FlexRand's gamma in (0, 1) (default 0.5); 'auto' is the older spelling of --policy flexrand-auto")
-    p.add_argument("--val-fraction", type=float, default=None,
+    p.add_argument("--val-fraction", type=number, default=None,
                    help="auto: share of each class held out to choose and judge (default 0.2); the selection is then "
                         "drawn from the whole set")
     p.add_argument("--keep", type=fractions, default=None, help="fractions KEPT, e.g. 0.1,0.2,0.3")
@@ -198,7 +198,7 @@ def build_parser() -> Parser:
 def _bench_args(p: argparse.ArgumentParser) -> None:
     add_score_args(p)
     p.add_argument("--test-data", default=None, help="test set (image folder, .npz or built-in)")
-    p.add_argument("--test-fraction", type=float, default=0.2,
+    p.add_argument("--test-fraction", type=number, default=0.2,
                    help="without --test-data: share of each class of --data held out as the test set (seed 0)")
     p.add_argument("--methods", default="random,easy,hard,flexrand,flexrand-auto",
                    help="comma-separated: DLC policies (easy, hard, flexrand, flexrand-auto, ccs), random, and "
@@ -263,7 +263,7 @@ def _report_args(p: argparse.ArgumentParser) -> None:
 
 def _demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--levels", type=positive_int, default=20, help="masking levels K (default 20)")
-    p.add_argument("--step", type=float, default=0.05, help="fraction of the remaining weights masked per level (default 0.05)")
+    p.add_argument("--step", type=number, default=0.05, help="fraction of the remaining weights masked per level (default 0.05)")
     p.add_argument("--image-size", type=image_size, default=64,
                    help="image size in pixels (default 64: the demo runs in minutes on a CPU; pretrained: 224)")
     p.add_argument("--seeds", type=positive_int, default=3, help="seeds per cell (default 3)")
