@@ -46,13 +46,18 @@ def _stop(signum, frame) -> None:
 
 def _raising_stops_again(unraisable, pid: int):
     """An unraisablehook: Python ignores an exception raised while a weakref callback runs (an
-    import lock's, for one); a stop swallowed there is signalled again instead of printed."""
+    import lock's, for one); a stop swallowed there is signalled again instead of printed. From a
+    thread, 50 ms later: raised at once it would land inside this hook, where it is lost for good."""
     import os
     import signal
+    import threading
 
     def hook(u) -> None:
         if isinstance(u.exc_value, KeyboardInterrupt) and os.getpid() == pid:  # not in a forked worker
-            signal.raise_signal(signal.SIGTERM if isinstance(u.exc_value, Terminated) else signal.SIGINT)
+            sig = signal.SIGTERM if isinstance(u.exc_value, Terminated) else signal.SIGINT
+            again = threading.Timer(0.05, os.kill, (pid, sig))
+            again.daemon = True
+            again.start()
         else:
             unraisable(u)
     return hook
