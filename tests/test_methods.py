@@ -41,7 +41,7 @@ def test_contextual_diversity_uses_symmetric_kl_between_probabilities():
     assert expected == [0, 2]
     assert farthest_first(0, 2, sym).tolist() == expected
     # the method itself: its probabilities replaced by p, its first centre forced to position 0
-    labels = np.zeros(4, dtype=int)
+    labels = np.array([0, 0, 1, 2])  # the probe needs two classes or more; its probabilities are replaced below
     method = make_method("contextual-diversity").fit(SelectionInputs(labels=labels, features=np.eye(4)[:, :3]))
     method.probabilities_ = p
     first_is_zero = type("Rng", (), {"integers": lambda self, n: 0})()

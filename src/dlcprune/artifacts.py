@@ -109,7 +109,14 @@ class Scores:
 
 
 def read_scores(folder: str | Path) -> Scores:
+    """The scores folder that `dlcprune score` (or ``write_scores``) wrote: (N,) scores in sample
+    order, higher = harder; (N,) labels 0..C-1; sample ids; its manifest. Checked against the
+    manifest (rows, classes, class sizes). ``folder`` may also name its scores.csv."""
+    if not isinstance(folder, (str, Path)):
+        raise DlcpruneError(f"a scores folder is a path (str or Path), got a {type(folder).__name__}")
     folder = Path(folder)
+    if folder.name == "scores.csv" and folder.is_file():
+        folder = folder.parent
     path = folder / "scores.csv"
     if not path.is_file():
         raise DlcpruneError(f"{path} not found; expected a scores folder: the --output folder of `dlcprune score`")

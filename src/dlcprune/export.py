@@ -105,7 +105,8 @@ def csv_rows(path: Path) -> list[str]:
 def subset(obj: Any, indices: np.ndarray) -> Any:
     """The kept part of what a user holds: a torch ``Dataset`` -> ``torch.utils.data.Subset``, a
     Hugging Face ``Dataset`` -> ``Dataset.select``, a dlcprune dataset -> its ``subset``, a list or
-    tuple (e.g. of paths) -> a list."""
+    tuple (e.g. of paths) -> a list, a numpy array or torch tensor -> its kept rows, a pandas
+    DataFrame or Series -> ``.iloc`` of the kept rows."""
     idx = np.sort(np.asarray(indices, dtype=np.int64)).tolist()
     if hasattr(obj, "select") and hasattr(obj, "column_names"):
         return obj.select(idx)
@@ -113,12 +114,19 @@ def subset(obj: Any, indices: np.ndarray) -> Any:
         return obj.subset(idx)
     if isinstance(obj, (list, tuple)):
         return [obj[i] for i in idx]
+    if hasattr(obj, "iloc"):  # pandas: obj[i] would look a column up
+        return obj.iloc[idx]
+    if isinstance(obj, np.ndarray) or (hasattr(obj, "index_select") and hasattr(obj, "shape")):
+        return obj[idx]
+    if isinstance(obj, (str, bytes, dict)):
+        raise DlcpruneError(f"cannot take a subset of a {type(obj).__name__}: pass a torch or Hugging Face dataset, "
+                            "a dlcprune dataset, a list, an array or a DataFrame")
     if hasattr(obj, "__getitem__") and hasattr(obj, "__len__"):
         from torch.utils.data import Subset
 
         return Subset(obj, idx)
     raise DlcpruneError(f"cannot take a subset of a {type(obj).__name__}: pass a torch or Hugging Face dataset, "
-                        "a dlcprune dataset or a list")
+                        "a dlcprune dataset, a list, an array or a DataFrame")
 
 
 def export_selection(out: Path, selection, scores, *, format: str, link: bool = False, data: str | None = None) -> list[Path]:

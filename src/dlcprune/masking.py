@@ -25,6 +25,8 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
+from .errors import DlcpruneError
+
 MAGNITUDE, RANDOM = "magnitude", "random"
 NOTHING = -1.0  # a threshold below every importance: masks nothing
 
@@ -102,19 +104,26 @@ class NestedMasks:
     def __init__(self, weights: Sequence[torch.Tensor], *, levels: int = 0, step: float = 0.0,
                  sparsities: Sequence[float] | None = None, method: str = MAGNITUDE, seed: int = 0) -> None:
         if method not in (MAGNITUDE, RANDOM):
-            raise ValueError(f"masking method must be {MAGNITUDE!r} or {RANDOM!r}, got {method!r}")
+            raise DlcpruneError(f"masking method must be {MAGNITUDE!r} or {RANDOM!r}, got {method!r}")
+        weights = list(weights)
+        if not weights or not all(isinstance(w, torch.Tensor) and w.is_floating_point() for w in weights):
+            raise DlcpruneError("weights must be a non-empty list of floating-point torch tensors (e.g. "
+                                "[m.weight for m in model.modules() if isinstance(m, torch.nn.Linear)])")
         total = sum(w.numel() for w in weights)
         if sparsities is not None:  # explicit levels: counts round(s_k * total), strictly increasing
+            if levels or step:
+                raise DlcpruneError("give either sparsities or levels and step, not both")
             s = np.asarray(sparsities, dtype=np.float64)
-            if len(s) < 1 or s[0] < 0 or s[-1] >= 1 or (np.diff(s) <= 0).any():
-                raise ValueError("sparsities must increase strictly within [0, 1)")
+            if s.ndim != 1 or len(s) < 1 or s[0] < 0 or s[-1] >= 1 or (np.diff(s) <= 0).any():
+                raise DlcpruneError(f"sparsities must increase strictly within [0, 1), got {s.tolist()}")
             counts = np.array([round(v * total) for v in s], dtype=np.int64)
             levels, step = len(s), float("nan")
-        elif levels < 1 or not 0.0 < step < 1.0:
-            raise ValueError("need levels >= 1 and 0 < step < 1")
+        elif not (isinstance(levels, (int, np.integer)) and levels >= 1 and isinstance(step, (int, float, np.floating))
+                  and 0.0 < step < 1.0):
+            raise DlcpruneError(f"need a whole number of levels >= 1 and 0 < step < 1, got levels={levels!r}, step={step!r}")
         else:
             counts = level_counts(total, levels=levels, step=step)
-        self.weights, self.levels, self.step, self.method, self.seed = list(weights), levels, step, method, seed
+        self.weights, self.levels, self.step, self.method, self.seed = weights, levels, step, method, seed
         self.counts_ = counts
         self.sparsity_ = self.counts_ / total
         positive = self.counts_ > 0

@@ -64,10 +64,10 @@ def set_threads(threads: int | str | None = None) -> int:
     import sys
 
     n = physical_cores() if threads is None else default_threads() if threads == "auto" else threads
-    if n < 1:
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         from .errors import DlcpruneError
 
-        raise DlcpruneError(f"threads must be at least 1, got {n}")
+        raise DlcpruneError(f"threads must be a whole number >= 1, \"auto\" or None, got {threads!r}")
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(n)
     # OpenMP reads its wait policy once, when torch loads it: only then is it worth measuring the load

@@ -71,6 +71,9 @@ def from_object(obj: Any, *, text_column: str = "text", label_column: str = "lab
         obj = obj[split]
     if hasattr(obj, "column_names") and hasattr(obj, "features"):  # a Hugging Face Dataset
         return _from_hf(obj, text_column=text_column, label_column=label_column)
+    if isinstance(obj, np.ndarray) or (isinstance(obj, tuple) and len(obj) == 2 and hasattr(obj[0], "shape")):
+        raise DlcpruneError("arrays of images and labels load with dlcprune.from_arrays(images, labels), "
+                            "not load_dataset")
     if hasattr(obj, "__getitem__") and hasattr(obj, "__len__"):
         labels = []
         for i in range(len(obj)):  # one pass for the labels; the images are not kept

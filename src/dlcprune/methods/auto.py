@@ -101,6 +101,10 @@ class Auto(Method):
                 "validation_fraction": self.val_fraction, "alpha": self.alpha, "judge": "linear probe"}
 
     def fit(self, inputs: SelectionInputs) -> "Auto":
+        inputs.require("features", self.name)  # its judge, a linear probe, reads them
+        if inputs.num_classes < 2:
+            raise DlcpruneError(f"{self.name!r} judges each subset by a linear probe's accuracy on the classes, and "
+                                "these data have one class: choose the method flexrand, easy, hard or random")
         for name in self.candidates:  # a missing input is named after the candidate that reads it
             for what in _uses(name):
                 inputs.require(what, name)

@@ -109,9 +109,13 @@ class ScoreMethod(Method):
         return self.policy.select(self.scores_, self.inputs_.labels, keep=keep, seed=seed)
 
 
-def probe_probabilities(inputs: SelectionInputs) -> np.ndarray:
+def probe_probabilities(inputs: SelectionInputs, method: str) -> np.ndarray:
     """(N, C) softmax probabilities of a linear probe trained on all N pool samples."""
     from ..training import train_linear_probe
+
+    if inputs.num_classes < 2:
+        raise DlcpruneError(f"method {method!r} scores a linear probe's class probabilities, and these data have one "
+                            "class: choose a method that needs no classes (random, easy, hard, flexrand, herding)")
 
     probe = train_linear_probe(inputs.features, inputs.labels, num_classes=inputs.num_classes)
     return probe.logits(inputs.features).softmax(1).numpy()

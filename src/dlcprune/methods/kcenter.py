@@ -33,7 +33,7 @@ class ContextualDiversity(ClassSelector):
 
     def fit(self, inputs):
         super().fit(inputs)
-        self.probabilities_ = np.maximum(probe_probabilities(inputs), np.finfo(np.float64).tiny)
+        self.probabilities_ = np.maximum(probe_probabilities(inputs, self.name), np.finfo(np.float64).tiny)
         return self
 
     def choose(self, members, n_keep, rng):

@@ -15,7 +15,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import DlcpruneError
-from ..selection import check_keep
+from ..selection import check_keep, check_scores, check_seed, class_codes
+from ..selection.policies import _is_real
 from .auto import DEFAULT_CANDIDATES, Auto, check_candidates
 from .base import METHODS, SelectionInputs, make_method
 from .dlc import DlcMethod
@@ -34,7 +35,8 @@ class Selection:
     kept[keep]: sorted int64 positions into the scored dataset (every sample may be kept, also the
     ones ``auto`` held out to judge); details[keep]: timings and, for auto, its decision;
     verdicts[keep]: auto's verdict against random (None for other methods); advice: the smallest
-    keep fraction within ``target_drop`` points of the full pool (None unless asked for).
+    keep fraction within ``target_drop`` points of the full pool (None unless asked for);
+    labels: (N,) the classes selected within, numbered 0..C-1 (the given labels in sorted order).
     """
 
     method: str
@@ -48,16 +50,24 @@ class Selection:
     model_seconds: float = 0.0
 
     def indices(self, keep: float | None = None) -> np.ndarray:
-        """The kept positions for ``keep`` (may be omitted when there is one keep fraction)."""
+        """A copy of the kept positions for ``keep`` (may be omitted when there is one keep fraction)."""
         if keep is None:
             if len(self.kept) != 1:
                 raise DlcpruneError(f"this selection has {len(self.kept)} keep fractions; name one of {list(self.kept)}")
-            return next(iter(self.kept.values()))
-        return self.kept[keep]
+            return next(iter(self.kept.values())).copy()
+        for k, kept in self.kept.items():  # 0.1 * 3 finds 0.3
+            if _is_real(keep) and np.isclose(k, keep, rtol=0, atol=1e-9):
+                return kept.copy()
+        raise DlcpruneError(f"no keep fraction {keep!r} in this selection; it has {list(self.kept)}")
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{k:g}: {len(v)}" for k, v in self.kept.items())
+        return f"Selection(method={self.method!r}, samples={len(self.labels)}, kept={{{sizes}}})"
 
     def subset(self, dataset, keep: float | None = None):
         """The kept samples of ``dataset`` (the data that was scored, in the same order) as the same
-        kind of object: torch ``Subset``, Hugging Face ``Dataset.select``, dlcprune dataset, or list."""
+        kind of object: torch ``Subset``, Hugging Face ``Dataset.select``, dlcprune dataset, list,
+        the rows of an array or tensor, or a DataFrame's ``.iloc`` rows."""
         from ..export import subset
 
         if hasattr(dataset, "__len__") and len(dataset) != len(self.labels):
@@ -73,8 +83,9 @@ def select(scores: "str | Path | Scores | np.ndarray | None" = None, *, method: 
     """Choose the samples to keep with the registered ``method`` (``dlcprune list``).
 
     scores: a `dlcprune score` folder (its scores, labels and features are read as needed), a
-    ``Scores`` read back, or an (N,) array of DLC scores (higher = harder) with ``labels`` (N,; None:
-    data without classes, selected as one class) and,
+    ``Scores`` read back, or an (N,) array of DLC scores (higher = harder) with ``labels`` (N,; class
+    ids of any kind: whole numbers in any range, bools or strings; None: data without classes,
+    selected as one class) and,
     for methods that need them, ``features`` (N, D). keep: fraction(s) KEPT in (0, 1]; with
     ``target_drop`` alone, the protocol grid 0.1..0.9 is tried and only the advised fraction kept.
     split: FlexRand's gamma (method "flexrand"). candidates, target_drop (points of validation
@@ -82,6 +93,7 @@ def select(scores: "str | Path | Scores | np.ndarray | None" = None, *, method: 
     (SGD on a linear head over the features), a dynamics.npz path, or a ``Trajectory``.
     """
     keeps = _keeps(keep, target_drop)
+    seed = check_seed(seed)
     chosen = _method(method, split=split, candidates=candidates, target_drop=target_drop, val_fraction=val_fraction,
                      seed=seed)
     inputs = _inputs(scores, labels=labels, features=features, uses=chosen.uses, dynamics=dynamics, method=method)
@@ -106,6 +118,23 @@ def select(scores: "str | Path | Scores | np.ndarray | None" = None, *, method: 
                           choice_s=round(chosen.setup_seconds_ + sum(d.seconds for d in chosen.decisions_.values()), 3))
     return Selection(method=method, parameters=parameters, seed=seed, kept=kept, labels=inputs.labels,
                      details=details, verdicts=verdicts, advice=advice, model_seconds=model_s)
+
+
+def check_features(features, n: int) -> np.ndarray:
+    """(N, D) finite features of numbers, one row per sample (their dtype kept)."""
+    from .. import files
+
+    if hasattr(features, "detach"):
+        features = features.detach().cpu().numpy()
+    arr = np.asarray(features)
+    if arr.dtype.kind not in "iuf":
+        raise DlcpruneError(f"features must be an (N, D) array of numbers; got {arr.dtype} values")
+    if arr.ndim != 2 or len(arr) != n:
+        raise DlcpruneError(f"features must be one row per sample, (N={n}, D); got shape {arr.shape}")
+    bad = sum(int((~np.isfinite(chunk)).any(axis=1).sum()) for _, chunk in files.row_chunks(arr))
+    if bad:
+        raise DlcpruneError(f"the features of {bad} sample(s) hold NaN or inf; extract the features again")
+    return arr
 
 
 def _needing_dynamics(chosen, method: str) -> str:
@@ -157,10 +186,12 @@ def _keeps(keep: float | list[float] | None, target_drop: float | None) -> list[
         if target_drop is None:
             raise DlcpruneError("give keep (the fractions KEPT) or target_drop (to have the keep fraction advised)")
         return list(KEEP_GRID)
-    keeps = [keep] if isinstance(keep, (int, float)) else list(keep)
+    if isinstance(keep, (str, bytes)):
+        raise DlcpruneError(f"keep must be a fraction or a list of fractions (the share KEPT), got the string {keep!r}")
+    keeps = [keep] if np.ndim(keep) == 0 else np.asarray(keep).tolist() if isinstance(keep, np.ndarray) else list(keep)
     if not keeps:
         raise DlcpruneError("keep needs at least one fraction")
-    return [check_keep(k) for k in dict.fromkeys(keeps)]
+    return list(dict.fromkeys(check_keep(k.item() if isinstance(k, np.ndarray) else k) for k in keeps))
 
 
 def _method(name: str, *, split, candidates, target_drop, val_fraction, seed):
@@ -175,7 +206,10 @@ def _method(name: str, *, split, candidates, target_drop, val_fraction, seed):
         given = " and ".join(n for n, v in (("candidates", candidates), ("target_drop", target_drop)) if v is not None)
         raise DlcpruneError(f"{given} {'apply' if ' and ' in given else 'applies'} to the auto methods "
                             f"(auto, flexrand-auto), not {name!r}")
-    if not 0.0 < val_fraction < 1.0:
+    if isinstance(candidates, str):
+        raise DlcpruneError(f"candidates is a list of method names; got the string {candidates!r} "
+                            f"(pass [{candidates!r}] or {candidates.split(',')!r})")
+    if not (_is_real(val_fraction) and 0.0 < val_fraction < 1.0):
         raise DlcpruneError(f"val_fraction must lie in (0, 1), got {val_fraction}")
     if name == "flexrand" and split is not None:
         from ..selection import FlexRand
@@ -203,18 +237,27 @@ def _inputs(scores, *, labels, features, uses, dynamics, method) -> SelectionInp
                 "the samples' features"
             raise DlcpruneError(f"{method!r} needs {needs}; scores of instruction records have none: choose the "
                                 "method (--policy) flexrand, easy, hard or random")
+        if labels is not None:
+            raise DlcpruneError("labels come from the scores folder; pass labels= only with an array of scores")
         folder, labels, scores = scores.folder, scores.labels, scores.scores
     if labels is None and scores is None:
         raise DlcpruneError("labels are needed (one per sample); pass labels= or a scores folder")
-    labels = np.zeros(len(scores), dtype=np.int64) if labels is None else np.asarray(labels)  # no classes: one
+    if scores is not None:
+        scores = check_scores(scores)
+    # no classes: one; a folder's labels are its classes (read_scores checked them); else the
+    # classes given numbered 0..C-1 in sorted order (labels 0..C-1 stay as they are)
+    if labels is None:
+        labels = np.zeros(len(scores), dtype=np.int64)
+    elif folder is None:
+        labels = class_codes(labels, samples=None if scores is None else len(scores))
     n = len(labels)
-    if scores is not None and np.shape(scores) != (n,):
-        raise DlcpruneError(f"need one score per sample: {np.shape(scores)} scores for {n} labels")
     need_features = "features" in uses or dynamics == "head"
-    if features is None and need_features and folder is not None:
-        features = read_features(folder, n)
-    inputs = SelectionInputs(labels=labels, features=None if features is None else np.asarray(features),
-                             dlc_scores=None if scores is None else np.asarray(scores, dtype=np.float64))
+    if features is not None:
+        features = check_features(features, n)
+    elif need_features and folder is not None:
+        features = read_features(folder, n)  # checked as it is read
+    inputs = SelectionInputs(labels=labels, features=features,
+                             dlc_scores=scores)
     if dynamics is not None and "dynamics" not in uses:
         raise DlcpruneError(f"dynamics apply to training-dynamics methods (forgetting, el2n, ...), not {method!r}")
     if isinstance(dynamics, str) and dynamics == "head":

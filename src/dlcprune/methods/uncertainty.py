@@ -35,7 +35,7 @@ class Uncertainty(ScoreMethod):
         self.name, self.measure = name, measure
 
     def score(self, inputs: SelectionInputs) -> np.ndarray:
-        return self.measure(probe_probabilities(inputs))
+        return self.measure(probe_probabilities(inputs, self.name))
 
 
 METHODS.register("least-confidence", summary="most uncertain per class: 1 - max probability of a linear probe")(

@@ -121,6 +121,10 @@ class ImageEncoder:
         except RuntimeError as err:  # typically an input size the architecture cannot take
             raise DlcpruneError(f"{self.name} failed on {x.shape[-1]}x{x.shape[-2]} images: "
                                 f"{str(err).splitlines()[0]}; try another --image-size (pretrained, or e.g. 64)") from None
+        if not isinstance(z, torch.Tensor) or z.ndim < 2 or len(z) != len(x):
+            got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
+            raise DlcpruneError(f"{self.name}: the feature function gave {got} for a batch of {len(x)} images; "
+                                "it must return (B, D) features, one row per image")
         return z.float().flatten(1).cpu()
 
 
@@ -246,6 +250,8 @@ def from_module(module: nn.Module, feature_fn: FeatureFn, *, name: str = "custom
     ``x`` in place (DLC passes the same preprocessed batch to every masked level).
 
     ``maskable`` defaults to every Conv2d weight, or every Linear weight when there is no Conv2d.
+    The module is frozen in place (eval mode, ``requires_grad`` off), as a scorer needs it; call
+    ``module.train().requires_grad_(True)`` before fine-tuning it afterwards.
     """
     if maskable is None:
         maskable = module_weights(module, nn.Conv2d) or module_weights(module, nn.Linear)

@@ -22,7 +22,7 @@ from .. import files
 from ..data import Dataset, ImageDataset, InstructionSet, TextDataset
 from ..errors import DlcpruneError
 from ..masking import NestedMasks
-from ..models import Encoder, TextEncoder, check_model_for
+from ..models import Encoder, ImageEncoder, TextEncoder, check_model_for
 from ..progress import bar
 from .adaptive import AdaptiveLevels, interpolated_mean, planning_subsample
 from .checkpoint import Checkpoint, LevelRows
@@ -145,15 +145,17 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
     level loop's reading and preprocessing, ``planning_s`` adaptive levels' rounds on the
     subsample, ``masking_loop_s`` all three together.
     """
+    _check_kinds(encoder, dataset)
     records = isinstance(dataset, InstructionSet)
     defaults = RECORD_DEFAULTS if records else ENCODER_DEFAULTS
     levels = defaults["levels"] if levels is None else levels
     step = defaults["step"] if step is None else step
-    batch_size = batch_size or defaults["batch_size"]
-    if levels < 1:
-        raise DlcpruneError(f"levels must be at least 1, got {levels}")
-    if not 0.0 < step < 1.0:
-        raise DlcpruneError(f"step must lie in (0, 1), got {step}")
+    batch_size = defaults["batch_size"] if batch_size is None else batch_size
+    for what, value in (("levels", levels), ("batch_size", batch_size)):
+        if not _whole(value) or value < 1:
+            raise DlcpruneError(f"{what} must be a whole number >= 1, got {value!r}")
+    if not (isinstance(step, (int, float)) and not isinstance(step, bool) and 0.0 < step < 1.0):
+        raise DlcpruneError(f"step must be a number in (0, 1), got {step!r}")
     check_model_for(encoder, dataset)
     if records:
         return _score_records(encoder, dataset, levels=levels, step=step, masking=masking, seed=seed,
@@ -165,6 +167,23 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
     return _score_encoder(encoder, dataset, levels=levels, step=step, masking=masking, seed=seed, batch_size=batch_size,
                           workers=workers, adaptive=adaptive, checkpoint_dir=checkpoint_dir, block_bytes=block_bytes,
                           progress=progress)
+
+
+def _whole(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def _check_kinds(encoder, dataset) -> None:
+    """Arguments of the right kinds, in the right order, before anything reads them."""
+    from ..models.causal import CausalLM
+
+    if not isinstance(dataset, (Dataset, InstructionSet)):
+        hint = " (the arguments are the model, then the data)" if isinstance(encoder, (Dataset, InstructionSet)) else ""
+        raise DlcpruneError(f"the data must be a dlcprune dataset (dlcprune.load_dataset, dlcprune.from_arrays), "
+                            f"got a {type(dataset).__name__}{hint}")
+    if not isinstance(encoder, (ImageEncoder, TextEncoder, CausalLM)):
+        raise DlcpruneError(f"the model must be a dlcprune model (dlcprune.load_model, dlcprune.from_module), "
+                            f"got a {type(encoder).__name__}")
 
 
 def _score_encoder(encoder: Encoder, dataset: Dataset, *, levels: int, step: float, masking: str, seed: int,

@@ -63,6 +63,8 @@ def extract_features(encoder: Encoder, dataset: Dataset, *, batch_size: int, wor
     ``into``: a ``.npy`` path the features stream to batch by batch (written atomically); the
     result is then that file memory-mapped, and memory stays one batch whatever N.
     """
+    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+        raise DlcpruneError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
     chunks: list[np.ndarray] = []
     with bar(description, len(dataset), enabled=progress) as advance, \
             (files.NpyRows(into, len(dataset)) if into is not None else contextlib.nullcontext(chunks)) as sink:

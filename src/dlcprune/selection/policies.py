@@ -9,6 +9,7 @@ scores, labels, keep and seed give identical indices.
 """
 from __future__ import annotations
 
+import numbers
 from typing import Callable
 
 import numpy as np
@@ -16,11 +17,48 @@ import numpy as np
 from ..errors import DlcpruneError
 
 
+def _is_real(value) -> bool:
+    """A plain number (numpy scalars included), not a bool and not a string."""
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
+
+
 def check_keep(keep: float) -> float:
     """``keep`` is the fraction KEPT, in (0, 1]."""
-    if not (isinstance(keep, (int, float)) and 0.0 < keep <= 1.0):
-        raise DlcpruneError(f"keep must be a fraction in (0, 1] (the share of samples KEPT), got {keep}")
+    if not (_is_real(keep) and 0.0 < keep <= 1.0):
+        raise DlcpruneError(f"keep must be a fraction in (0, 1] (the share of samples KEPT), got {keep!r}")
     return float(keep)
+
+
+def check_seed(seed: int) -> int:
+    """A seed is a whole number >= 0 (None would make the draw irreproducible)."""
+    if not (isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_)) and seed >= 0):
+        raise DlcpruneError(f"seed must be a whole number >= 0 (the same seed gives the same selection), got {seed!r}")
+    return int(seed)
+
+
+def class_codes(labels, *, samples: int | None = None) -> np.ndarray:
+    """(N,) int64 classes 0..C-1 of ``labels``: one class id per sample (whole numbers, bools or
+    strings, in any range), numbered in sorted order, so labels already 0..C-1 stay as they are.
+    ``samples``: the N the labels must have."""
+    if hasattr(labels, "detach"):  # a torch tensor, also one that requires grad
+        labels = labels.detach().cpu().numpy()
+    arr = np.asarray(labels)
+    if arr.ndim != 1:
+        raise DlcpruneError(f"labels must be one class id per sample, a 1-D array; got shape {arr.shape}")
+    if samples is not None and len(arr) != samples:
+        raise DlcpruneError(f"need one label per sample: {len(arr)} labels for {samples} samples")
+    if len(arr) == 0:
+        raise DlcpruneError("no samples to select from: the labels are empty")
+    if arr.dtype.kind == "f" and not (np.isfinite(arr).all() and (arr == np.round(arr)).all()):
+        bad = arr[~(np.isfinite(arr) & (arr == np.round(arr)))][0]
+        raise DlcpruneError(f"labels must be class ids (whole numbers or strings), found {bad.item()!r}")
+    if arr.dtype.kind not in "biufUSO":
+        raise DlcpruneError(f"labels must be class ids (whole numbers or strings), got dtype {arr.dtype}")
+    try:
+        codes = np.unique(arr, return_inverse=True)[1]
+    except TypeError:  # an object array of mixed types
+        raise DlcpruneError("labels must be class ids of one kind (all whole numbers or all strings)") from None
+    return codes.reshape(-1).astype(np.int64)
 
 
 def class_counts(labels: np.ndarray, keep: float) -> dict[int, int]:
@@ -50,6 +88,23 @@ def stratify(labels: np.ndarray, *, keep: float, seed: int,
     return np.sort(np.concatenate(kept)).astype(np.int64)
 
 
+def check_scores(scores) -> np.ndarray:
+    """(N,) finite float64 scores, one per sample (N >= 1)."""
+    if hasattr(scores, "detach"):
+        scores = scores.detach().cpu().numpy()
+    try:
+        arr = np.asarray(scores, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DlcpruneError(f"scores must be numbers, one per sample; got {type(scores).__name__}") from None
+    if arr.ndim != 1:
+        raise DlcpruneError(f"scores must be one number per sample, a 1-D array; got shape {arr.shape}")
+    if len(arr) == 0:
+        raise DlcpruneError("no samples to select from: the scores are empty")
+    if not np.isfinite(arr).all():
+        raise DlcpruneError(f"{int((~np.isfinite(arr)).sum())} score(s) are NaN or inf; re-run the scorer")
+    return arr
+
+
 class Policy:
     """Base class: ``select`` loops over classes and asks ``choose`` for each one's picks."""
 
@@ -61,13 +116,9 @@ class Policy:
 
     def select(self, scores: np.ndarray, labels: np.ndarray | None = None, *, keep: float, seed: int = 0) -> np.ndarray:
         """Sorted int64 indices of the kept samples. scores: (N,), higher = harder; labels: (N,) or None."""
-        scores = np.asarray(scores, dtype=np.float64)
-        labels = np.zeros(len(scores), dtype=np.int64) if labels is None else np.asarray(labels)
-        if scores.ndim != 1 or labels.shape != scores.shape:
-            raise DlcpruneError(f"need one score and one label per sample, got {scores.shape} and {labels.shape}")
-        if not np.isfinite(scores).all():
-            raise DlcpruneError(f"{int((~np.isfinite(scores)).sum())} score(s) are NaN or inf; re-run the scorer")
-        return stratify(labels, keep=keep, seed=seed,
+        scores = check_scores(scores)
+        labels = np.zeros(len(scores), dtype=np.int64) if labels is None else class_codes(labels, samples=len(scores))
+        return stratify(labels, keep=keep, seed=check_seed(seed),
                         choose=lambda members, n_keep, rng: self.choose(scores[members], n_keep, keep=keep, rng=rng))
 
     def choose(self, scores: np.ndarray, n_keep: int, *, keep: float, rng: np.random.Generator) -> np.ndarray:
@@ -113,8 +164,8 @@ class FlexRand(Policy):
     name = "flexrand"
 
     def __init__(self, split: float = 0.5) -> None:
-        if not (isinstance(split, (int, float)) and 0.0 < split < 1.0):
-            raise DlcpruneError(f"split (FlexRand's gamma) must lie strictly between 0 and 1, got {split}")
+        if not (_is_real(split) and 0.0 < split < 1.0):
+            raise DlcpruneError(f"split (FlexRand's gamma) must be a number strictly between 0 and 1, got {split!r}")
         self.split = float(split)
 
     def params(self) -> dict:

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..errors import DlcpruneError
+
 
 @dataclass
 class LinearProbe:
@@ -41,10 +43,25 @@ def train_linear_probe(features: np.ndarray | torch.Tensor, labels: np.ndarray, 
     ``scale_floor``: no dimension's scale is taken below this share of the mean scale (0: none).
     """
     x = torch.as_tensor(features, dtype=torch.float64)
+    _check_probe_inputs(x, labels, num_classes)
     std = x.std(0, unbiased=False)
     mean, std = x.mean(0), std.clamp_min(max(scale_floor * float(std.mean()), 1e-8))
     w, b = fit_softmax((x - mean) / std, labels, num_classes=num_classes, l2=l2, max_iter=max_iter)
     return LinearProbe(mean_=mean, std_=std, weight_=w, bias_=b)
+
+
+def _check_probe_inputs(x: torch.Tensor, labels, num_classes: int) -> None:
+    """One line for what would otherwise fail deep in torch, or fit a probe of NaN."""
+    y = np.asarray(labels.detach().cpu() if hasattr(labels, "detach") else labels)
+    if x.ndim != 2 or len(x) == 0:
+        raise DlcpruneError(f"a linear probe needs (N, D) features with N >= 1; got shape {tuple(x.shape)}")
+    if y.shape != (len(x),):
+        raise DlcpruneError(f"need one label per feature row: {y.shape} labels for {len(x)} rows")
+    if y.dtype.kind not in "iub" or y.min() < 0 or y.max() >= num_classes:
+        raise DlcpruneError(f"labels must be whole numbers in 0..{num_classes - 1} (num_classes={num_classes}); "
+                            f"got {y.dtype} values from {y.min().item()!r} to {y.max().item()!r}")
+    if not torch.isfinite(x).all():
+        raise DlcpruneError(f"the features of {int((~torch.isfinite(x)).any(1).sum())} sample(s) hold NaN or inf")
 
 
 def fit_softmax(x: torch.Tensor, labels: np.ndarray, *, num_classes: int, l2: float = 1e-3, max_iter: int = 200,
