@@ -1,5 +1,7 @@
 """The Python API as a user calls it: labels of any kind, bad input refused in one DlcpruneError
 (never a traceback from deep inside numpy or torch), and what select() hands back."""
+import re
+
 import numpy as np
 import pandas as pd  # a dependency of datasets
 import pytest
@@ -197,3 +199,123 @@ def test_load_dataset_points_arrays_to_from_arrays():
     for obj in (images, (images, labels)):
         with pytest.raises(DlcpruneError, match=r"load with dlcprune\.from_arrays"):
             dlcprune.load_dataset(obj)
+
+
+def _tiny_scoring():
+    images, labels = random_images(12)
+    return dlcprune.from_arrays(images, labels), lambda m, x: m.features(x)
+
+
+def test_a_checkpoint_folder_of_the_users_is_never_emptied(tmp_path):
+    data, features = _tiny_scoring()
+    encoder = dlcprune.from_module(tiny_cnn(), features, name="tiny")
+    (tmp_path / "mine.npy").write_bytes(b"the user's")
+    with pytest.raises(DlcpruneError, match="holds files and no dlcprune checkpoint"):
+        dlcprune.score(encoder, data, levels=2, checkpoint_dir=tmp_path, progress=False)
+    assert (tmp_path / "mine.npy").read_bytes() == b"the user's"
+    ckpt = tmp_path / "ckpt"
+    dlcprune.score(encoder, data, levels=2, checkpoint_dir=ckpt, progress=False)
+    (ckpt / "notes.npz").write_bytes(b"kept")
+    dlcprune.score(encoder, data, levels=3, checkpoint_dir=ckpt, progress=False)  # another key: its own files go
+    assert (ckpt / "notes.npz").read_bytes() == b"kept"
+    with pytest.raises(DlcpruneError, match="is a file"):
+        dlcprune.score(encoder, data, levels=2, checkpoint_dir=tmp_path / "mine.npy", progress=False)
+
+
+def test_a_checkpoint_resumes_only_the_same_encoder(tmp_path):
+    data, features = _tiny_scoring()
+    run = lambda encoder: dlcprune.score(encoder, data, levels=3, checkpoint_dir=tmp_path / "c", progress=False).scores
+    first = run(dlcprune.from_module(tiny_cnn(), features, name="tiny"))
+    changed = [dlcprune.from_module(tiny_cnn(), features, name="tiny", pixel_mean=(0, 0, 0), pixel_std=(1, 1, 1)),
+               dlcprune.from_module(tiny_cnn(), lambda m, x: m.features(x) * 2 + 1, name="tiny")]
+    for encoder in changed:
+        fresh = dlcprune.score(encoder, data, levels=3, progress=False).scores
+        assert not np.array_equal(fresh, first)
+        assert np.array_equal(run(encoder), fresh)
+
+
+def test_from_module_checks_what_it_wraps():
+    model = tiny_cnn()
+    f = lambda m, x: m.features(x)
+    cases = [(dict(maskable=list(tiny_cnn(1).named_parameters())), "is not a parameter of the module"),
+             (dict(maskable=list(model.parameters())), r"maskable lists \(name, parameter\) pairs"),
+             (dict(pixel_mean=(127,)), r"pixel_mean needs one value per RGB channel"),
+             (dict(device="gpu"), "device 'gpu' is not a torch device")]
+    for options, message in cases:
+        with pytest.raises(DlcpruneError, match=message):
+            dlcprune.from_module(model, f, **options)
+    with pytest.raises(DlcpruneError, match="feature_fn must be a function"):
+        dlcprune.from_module(model, None)
+    with pytest.raises(DlcpruneError, match="wraps a torch.nn.Module, got a str"):
+        dlcprune.from_module("resnet18", f)
+    assert dlcprune.from_module(model, f, device="cpu").device == torch.device("cpu")
+
+
+class Pairs(torch.utils.data.Dataset):
+    def __init__(self, labels):
+        self.images, self.labels = random_images(len(labels))[0], labels
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return self.images[i], self.labels[i]
+
+
+def test_a_torch_dataset_labels_are_its_classes():
+    data = dlcprune.load_dataset(Pairs([0, 10, 20, 10]))
+    assert data.labels.tolist() == [0, 1, 2, 1] and data.class_names == ["0", "10", "20"]
+    data = dlcprune.load_dataset(Pairs(["cat", "ant"]))
+    assert data.labels.tolist() == [1, 0] and data.class_names == ["ant", "cat"]
+    assert dlcprune.load_dataset(Pairs([torch.tensor(1), np.int64(0)])).labels.tolist() == [1, 0]
+    for labels, message in [([0.5, 1.0], "sample 0's label is 0.5"), ([torch.tensor([0, 1])] * 2, "has shape (2,)"),
+                            ([0, "a"], "labels mix whole numbers and strings")]:
+        with pytest.raises(DlcpruneError, match=re.escape(message)):
+            dlcprune.load_dataset(Pairs(labels))
+
+
+def test_unlabelled_rows_are_refused(tmp_path):
+    from datasets import ClassLabel, Dataset, Features, Value
+
+    hf = Dataset.from_dict({"text": ["a", "b", "c"], "label": [0, 1, -1]},
+                           features=Features({"text": Value("string"), "label": ClassLabel(names=["n", "p"])}))
+    with pytest.raises(DlcpruneError, match=r"1 row\(s\) have no label \(-1\), e.g. row 2"):
+        dlcprune.load_dataset(hf)
+    for name, body in [("short.csv", "text,label\nhello,0\nbye\nfoo,1\n"), ("empty.csv", "text,label\nhello,0\nbye,\n"),
+                       ("null.jsonl", '{"text": "a", "label": 0}\n{"text": "b", "label": null}\n')]:
+        (tmp_path / name).write_text(body)
+        with pytest.raises(DlcpruneError, match=r"row 1 has no label in the column 'label'"):
+            dlcprune.load_dataset(tmp_path / name)
+    (tmp_path / "rows.json").write_text('["a", "b"]')
+    with pytest.raises(DlcpruneError, match="row 0 is a str, not an object"):
+        dlcprune.load_dataset(tmp_path / "rows.json")
+
+
+def test_a_csv_saved_with_a_byte_order_mark_reads_its_header(tmp_path):
+    (tmp_path / "bom.csv").write_bytes("text,label\nhello,0\nbye,1\n".encode("utf-8-sig"))
+    assert dlcprune.load_dataset(tmp_path / "bom.csv").class_names == ["0", "1"]
+
+
+def test_an_hf_folder_without_a_tokenizer_is_refused(tmp_path):
+    from transformers import BertConfig, BertModel
+
+    BertModel(BertConfig(vocab_size=100, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                         intermediate_size=32)).save_pretrained(tmp_path)
+    with pytest.raises(DlcpruneError, match="holds no tokenizer"):
+        dlcprune.load_model(f"hf:{tmp_path}")
+
+
+def test_score_options_are_checked_by_type():
+    data, features = _tiny_scoring()
+    encoder = dlcprune.from_module(tiny_cnn(), features, name="tiny")
+    for options, message in [(dict(seed=None), "seed must be a whole number >= 0, got None"),
+                             (dict(workers=-1), "workers must be a whole number >= 0, got -1"),
+                             (dict(block_bytes=None), "block_bytes must be a whole number >= 1, got None"),
+                             (dict(adaptive="no"), "adaptive must be True or False, got 'no'")]:
+        with pytest.raises(DlcpruneError) as err:
+            dlcprune.score(encoder, data, levels=2, progress=False, **options)
+        assert str(err.value) == message
+    dlcprune.score(encoder, data, levels=np.int64(2), step=np.float32(0.1), progress=False)
+    assert dlcprune.extract_features(encoder, data, progress=False).shape[0] == 12
+    with pytest.raises(DlcpruneError, match="the data must be a dlcprune dataset"):
+        dlcprune.extract_features(data, encoder)

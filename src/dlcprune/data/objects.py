@@ -80,15 +80,41 @@ def from_object(obj: Any, *, text_column: str = "text", label_column: str = "lab
             item = obj[i]
             if not isinstance(item, (tuple, list)) or len(item) < 2:
                 raise DlcpruneError("a torch dataset must give (image, label) pairs")
-            labels.append(int(item[1]))
+            labels.append(_label_value(item[1], i))
         if not labels:
             raise DlcpruneError("the torch dataset is empty")
-        labels = np.array(labels)
-        names = list(getattr(obj, "classes", None) or [str(c) for c in range(int(labels.max()) + 1)])
+        labels, names = _classes(labels, getattr(obj, "classes", None))
         return ImageDataset(ids=[str(i) for i in range(len(labels))], labels=labels, class_names=names,
                             source=f"torch dataset {type(obj).__name__}", reader=ObjectReader(lambda i: obj[i][0]))
     raise DlcpruneError(f"cannot read a {type(obj).__name__}: pass a path, a torchvision or Hugging Face dataset, "
                         "or a map-style torch dataset of (image, label) pairs")
+
+
+def _label_value(y, i: int):
+    """A map-style dataset's label as a plain int or str (0-d tensors and numpy scalars included)."""
+    if hasattr(y, "ndim") and hasattr(y, "item"):  # a tensor or a numpy value
+        if (y.numel() if hasattr(y, "numel") else np.size(y)) != 1:
+            raise DlcpruneError(f"sample {i}'s label has shape {tuple(y.shape)}; give one class id per sample "
+                                "(e.g. argmax of a one-hot vector)")
+        y = y.item()
+    if isinstance(y, str) or (isinstance(y, (int, np.integer)) and not isinstance(y, bool)):
+        return y
+    if isinstance(y, float) and y.is_integer():
+        return int(y)
+    raise DlcpruneError(f"sample {i}'s label is {y!r}; labels must be class ids (whole numbers or strings)")
+
+
+def _classes(values: list, classes) -> tuple[np.ndarray, list[str]]:
+    """(labels 0..C-1, class names): the dataset's own ``classes`` where its labels index them and
+    every class has a sample; else the labels present, numbered in sorted order."""
+    if len({type(v) for v in values}) > 1:
+        raise DlcpruneError("labels mix whole numbers and strings; give class ids of one kind")
+    present = sorted(set(values))
+    if classes is not None and all(isinstance(v, int) for v in present) and present == list(range(len(classes))):
+        return np.array(values, dtype=np.int64), [str(c) for c in classes]
+    names = [str(classes[v]) if classes is not None and isinstance(v, int) and 0 <= v < len(classes) else str(v)
+             for v in present]
+    return np.searchsorted(np.array(present), np.array(values)).astype(np.int64), names
 
 
 def _from_hf(ds, *, text_column: str, label_column: str) -> ImageDataset | TextDataset:
@@ -97,6 +123,11 @@ def _from_hf(ds, *, text_column: str, label_column: str) -> ImageDataset | TextD
                             "pass --label-column")
     feature = ds.features[label_column]
     names = list(feature.names) if hasattr(feature, "names") else None  # ClassLabel
+    if names is not None:
+        unlabelled = np.flatnonzero(np.asarray(ds[label_column]) < 0)
+        if len(unlabelled):  # ClassLabel's -1: no label (as in many Hugging Face test splits)
+            raise DlcpruneError(f"{len(unlabelled)} row(s) have no label (-1), e.g. row {unlabelled[0]}; drop them "
+                                f"first: ds.filter(lambda r: r[{label_column!r}] >= 0)")
     images = [c for c, f in ds.features.items() if type(f).__name__ == "Image"]
     source = f"hf dataset {getattr(ds, 'info', None) and ds.info.dataset_name or ''}".strip()
     if images:

@@ -80,7 +80,7 @@ def load_text_table(path: str | Path, *, text_column: str = "text", label_column
     path = Path(path)
     try:
         if path.suffix == ".csv":
-            with open(path, newline="", encoding="utf-8") as f:
+            with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a BOM, as Excel writes, is no header
                 rows = list(csv.DictReader(f))
         elif path.suffix == ".jsonl":
             rows = []
@@ -120,6 +120,10 @@ def load_hf_folder(path: str | Path, *, text_column: str = "text", label_column:
 def _from_rows(rows: list, text_column: str, label_column: str, source: str) -> TextDataset:
     if not isinstance(rows, list) or not rows:
         raise DlcpruneError(f"{source}: no rows found")
+    odd = next((i for i, r in enumerate(rows) if not isinstance(r, dict)), None)
+    if odd is not None:
+        raise DlcpruneError(f"{source}: row {odd} is a {type(rows[odd]).__name__}, not an object with "
+                            f"{text_column!r} and {label_column!r}")
     for col in (text_column, label_column):
         if col not in rows[0]:
             raise DlcpruneError(f"{source} has no column {col!r} (columns: {', '.join(rows[0])}); "
@@ -128,6 +132,10 @@ def _from_rows(rows: list, text_column: str, label_column: str, source: str) -> 
     if missing is not None:
         raise DlcpruneError(f"{source}: row {missing} lacks {text_column!r} or {label_column!r}")
     labels = [r[label_column] for r in rows]
+    unlabelled = next((i for i, v in enumerate(labels) if v is None or (isinstance(v, str) and not v.strip())), None)
+    if unlabelled is not None:
+        raise DlcpruneError(f"{source}: row {unlabelled} has no label in the column {label_column!r}; "
+                            "give every row a label or drop the row")
     if all(isinstance(v, str) and re.fullmatch(r"\s*-?[0-9]+\s*", v) for v in labels):
         labels = [int(v) for v in labels]  # CSV cells are strings; "0"/"1" are integer labels
     return from_texts([r[text_column] for r in rows], labels, source=source)

@@ -120,7 +120,8 @@ class ImageEncoder:
                 z = forward(x)
         except RuntimeError as err:  # typically an input size the architecture cannot take
             raise DlcpruneError(f"{self.name} failed on {x.shape[-1]}x{x.shape[-2]} images: "
-                                f"{str(err).splitlines()[0]}; try another --image-size (pretrained, or e.g. 64)") from None
+                                f"{str(err).splitlines()[0]}; if the model cannot take this size, try another "
+                                "--image-size / image_size= (pretrained, or e.g. 64)") from None
         if not isinstance(z, torch.Tensor) or z.ndim < 2 or len(z) != len(x):
             got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
             raise DlcpruneError(f"{self.name}: the feature function gave {got} for a batch of {len(x)} images; "
@@ -253,11 +254,38 @@ def from_module(module: nn.Module, feature_fn: FeatureFn, *, name: str = "custom
     The module is frozen in place (eval mode, ``requires_grad`` off), as a scorer needs it; call
     ``module.train().requires_grad_(True)`` before fine-tuning it afterwards.
     """
+    if not isinstance(module, nn.Module):
+        raise DlcpruneError(f"from_module wraps a torch.nn.Module, got a {type(module).__name__}")
+    if not callable(feature_fn):
+        raise DlcpruneError(f"{name}: feature_fn must be a function (module, x) -> (B, D) features")
+    maskable = _check_maskable(module, name, maskable)
+    for what, value in (("pixel_mean", pixel_mean), ("pixel_std", pixel_std)):
+        if np.shape(value) != (3,):
+            raise DlcpruneError(f"{name}: {what} needs one value per RGB channel (3, in 0..255 units), got {value!r}")
+    try:
+        device = torch.device(device) if device is not None else maskable[0][1].device
+    except (RuntimeError, TypeError):
+        raise DlcpruneError(f"{name}: device {device!r} is not a torch device; use e.g. 'cpu' or 'cuda'") from None
+    return ImageEncoder(name=name, module=module, feature_fn=feature_fn, maskable=maskable,
+                        pixel_mean=tuple(pixel_mean), pixel_std=tuple(pixel_std), weights="custom", device=device,
+                        **input_geometry(image_size, name=name, pretrained={}))
+
+
+def _check_maskable(module: nn.Module, name: str, maskable) -> list[tuple[str, nn.Parameter]]:
+    """(name, parameter) pairs of ``module``'s own parameters (default: its Conv2d, else Linear, weights)."""
     if maskable is None:
         maskable = module_weights(module, nn.Conv2d) or module_weights(module, nn.Linear)
+    if isinstance(maskable, dict):
+        maskable = list(maskable.items())
+    maskable = list(maskable)
     if not maskable:
         raise DlcpruneError(f"{name}: no weights to mask; pass maskable=[(name, parameter), ...]")
-    return ImageEncoder(name=name, module=module, feature_fn=feature_fn, maskable=list(maskable),
-                        pixel_mean=tuple(pixel_mean), pixel_std=tuple(pixel_std), weights="custom",
-                        device=device or next(module.parameters()).device,
-                        **input_geometry(image_size, name=name, pretrained={}))
+    own = {id(p) for p in module.parameters()}
+    for entry in maskable:
+        if not (isinstance(entry, tuple) and len(entry) == 2 and isinstance(entry[1], torch.Tensor)):
+            raise DlcpruneError(f"{name}: maskable lists (name, parameter) pairs, e.g. "
+                                "list(model.named_parameters()); got an entry of type " + type(entry).__name__)
+        if id(entry[1]) not in own:
+            raise DlcpruneError(f"{name}: maskable weight {entry[0]!r} is not a parameter of the module; "
+                                "masking it would change nothing the module computes")
+    return maskable

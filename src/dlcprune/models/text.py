@@ -61,11 +61,19 @@ def transformer_linears(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
             if isinstance(m, nn.Linear) and not any(part in ("embeddings", "pooler") for part in n.split("."))]
 
 
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "vocab.json", "spiece.model",
+                   "sentencepiece.bpe.model", "tokenizer.model")
+
+
 def hf_text_encoder(path_or_name: str, *, name: str | None = None, weights: str = "pretrained",
                     device: torch.device | None = None, image_size: None = None, max_length: int = 128) -> TextEncoder:
     """Any ``AutoModel`` with its tokenizer, from a local folder or (online) a hub name."""
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+    folder = Path(path_or_name)
+    if folder.is_dir() and not any((folder / f).exists() for f in TOKENIZER_FILES):
+        raise DlcpruneError(f"{folder} holds no tokenizer ({', '.join(TOKENIZER_FILES[:3])}, ...): save it beside "
+                            "the model (tokenizer.save_pretrained(folder))")
     try:
         tokenizer = AutoTokenizer.from_pretrained(path_or_name)
         if weights == "random":

@@ -9,10 +9,15 @@ from pathlib import Path
 import numpy as np
 
 from .. import files
+from ..errors import DlcpruneError
+
+
+OWN_FILES = ("progress.json", "blocks.json", "levels.npy", "features.npy", "timings.json")  # progress first
 
 
 class Checkpoint:
-    """Files in ``folder`` (None: nothing is kept). A folder holding another key is emptied."""
+    """Files in ``folder`` (None: nothing is kept). A checkpoint of another key loses its files
+    (only those, ``OWN_FILES``); a folder that is not empty and holds no checkpoint is refused."""
 
     def __init__(self, folder: str | Path | None, *, key: dict) -> None:
         self.folder = Path(folder) if folder is not None else None
@@ -22,14 +27,18 @@ class Checkpoint:
         if self.folder is None:
             return
         key_file = self.folder / "key.json"
+        if self.folder.exists() and not self.folder.is_dir():
+            raise DlcpruneError(f"checkpoint folder {self.folder} is a file; give a new or empty folder")
+        if not key_file.exists() and self.folder.is_dir() and any(self.folder.iterdir()):
+            raise DlcpruneError(f"checkpoint folder {self.folder} holds files and no dlcprune checkpoint (key.json); "
+                                "give a new or empty folder: a checkpoint of another run replaces its files")
         if key_file.exists() and files.read_json(key_file) == key:
             for name in ("timings", "progress"):
                 if (self.folder / f"{name}.json").exists():
                     setattr(self, name, files.read_json(self.folder / f"{name}.json"))
         else:
-            for stale in [*self.folder.glob("progress.json"), *self.folder.glob("blocks.json"),  # progress first
-                          *self.folder.glob("*.npy"), *self.folder.glob("*.npz")]:
-                stale.unlink()
+            for name in OWN_FILES:
+                (self.folder / name).unlink(missing_ok=True)
             files.write_json(key_file, key)
 
     @property

@@ -11,6 +11,8 @@ Level 0 is the unmasked encoder, as in the official ``score-wot.py``.
 """
 from __future__ import annotations
 
+import hashlib
+import numbers
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,11 +24,11 @@ from .. import files
 from ..data import Dataset, ImageDataset, InstructionSet, TextDataset
 from ..errors import DlcpruneError
 from ..masking import NestedMasks
-from ..models import Encoder, ImageEncoder, TextEncoder, check_model_for
+from ..models import Encoder, TextEncoder, check_model_for
 from ..progress import bar
 from .adaptive import AdaptiveLevels, interpolated_mean, planning_subsample
 from .checkpoint import Checkpoint, LevelRows
-from .passes import BLOCK_BYTES, check_finite, extract_features, prepared_blocks
+from .passes import BLOCK_BYTES, check_finite, check_kinds, extract_features, prepared_blocks
 from .shard import Shard
 
 MIN_DISTANCE = 1e-12  # a feature exactly on its prototype would give an infinite logit
@@ -145,17 +147,20 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
     level loop's reading and preprocessing, ``planning_s`` adaptive levels' rounds on the
     subsample, ``masking_loop_s`` all three together.
     """
-    _check_kinds(encoder, dataset)
+    check_kinds(encoder, dataset)
     records = isinstance(dataset, InstructionSet)
     defaults = RECORD_DEFAULTS if records else ENCODER_DEFAULTS
     levels = defaults["levels"] if levels is None else levels
     step = defaults["step"] if step is None else step
     batch_size = defaults["batch_size"] if batch_size is None else batch_size
-    for what, value in (("levels", levels), ("batch_size", batch_size)):
-        if not _whole(value) or value < 1:
-            raise DlcpruneError(f"{what} must be a whole number >= 1, got {value!r}")
-    if not (isinstance(step, (int, float)) and not isinstance(step, bool) and 0.0 < step < 1.0):
+    for what, value, least in (("levels", levels, 1), ("batch_size", batch_size, 1), ("workers", workers, 0),
+                               ("block_bytes", block_bytes, 1), ("seed", seed, 0)):
+        if not _whole(value) or value < least:
+            raise DlcpruneError(f"{what} must be a whole number >= {least}, got {value!r}")
+    if not (isinstance(step, numbers.Real) and not isinstance(step, (bool, np.bool_)) and 0.0 < step < 1.0):
         raise DlcpruneError(f"step must be a number in (0, 1), got {step!r}")
+    if not isinstance(adaptive, (bool, np.bool_)):
+        raise DlcpruneError(f"adaptive must be True or False, got {adaptive!r}")
     check_model_for(encoder, dataset)
     if records:
         return _score_records(encoder, dataset, levels=levels, step=step, masking=masking, seed=seed,
@@ -173,19 +178,6 @@ def _whole(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def _check_kinds(encoder, dataset) -> None:
-    """Arguments of the right kinds, in the right order, before anything reads them."""
-    from ..models.causal import CausalLM
-
-    if not isinstance(dataset, (Dataset, InstructionSet)):
-        hint = " (the arguments are the model, then the data)" if isinstance(encoder, (Dataset, InstructionSet)) else ""
-        raise DlcpruneError(f"the data must be a dlcprune dataset (dlcprune.load_dataset, dlcprune.from_arrays), "
-                            f"got a {type(dataset).__name__}{hint}")
-    if not isinstance(encoder, (ImageEncoder, TextEncoder, CausalLM)):
-        raise DlcpruneError(f"the model must be a dlcprune model (dlcprune.load_model, dlcprune.from_module), "
-                            f"got a {type(encoder).__name__}")
-
-
 def _score_encoder(encoder: Encoder, dataset: Dataset, *, levels: int, step: float, masking: str, seed: int,
                    batch_size: int, workers: int, adaptive: bool, checkpoint_dir, block_bytes: int,
                    progress: bool) -> DlcResult | None:
@@ -195,8 +187,7 @@ def _score_encoder(encoder: Encoder, dataset: Dataset, *, levels: int, step: flo
     shard = Shard(len(dataset))
     progress = progress and shard.is_main
     ckpt = Checkpoint(checkpoint_dir if shard.is_main else None,
-                      key=dict(params, model=encoder.name, weights_sha256=encoder.weights_sha256,
-                               dataset=dataset.fingerprint()))
+                      key=dict(params, **_encoder_key(encoder), dataset=dataset.fingerprint()))
     labels = torch.from_numpy(dataset.labels)
     mine = dataset if shard.world == 1 else dataset.subset(np.arange(shard.start, shard.stop))
     timings = ckpt.timings
@@ -249,6 +240,24 @@ def _score_encoder(encoder: Encoder, dataset: Dataset, *, levels: int, step: flo
     _sum_timings(timings, computed, processes=shard.world)
     return DlcResult(scores=scores, level_losses=level_losses, features=z0,
                      sparsity=masks.sparsity_[ks], parameters=params, timings=timings)
+
+
+def _encoder_key(encoder: Encoder) -> dict:
+    """What makes an encoder's features, for a checkpoint's key: a run resumes only with all of it unchanged."""
+    fn = getattr(encoder, "feature_fn", None)
+    code = getattr(fn, "__code__", None)
+    return dict(model=encoder.name, weights_sha256=encoder.weights_sha256,
+                maskable=[[name, list(w.shape)] for name, w in encoder.maskable],
+                pixel_mean=list(getattr(encoder, "pixel_mean", ())), pixel_std=list(getattr(encoder, "pixel_std", ())),
+                feature_fn=None if fn is None else [getattr(fn, "__qualname__", type(fn).__name__),
+                                                    None if code is None else _code_digest(code)])
+
+
+def _code_digest(code) -> str:
+    """A digest of a function's bytecode, names and plain constants (nested code objects, whose
+    repr holds an address, left out): the same source gives the same digest in every process."""
+    plain = [c for c in code.co_consts if isinstance(c, (str, bytes, int, float, complex, bool, type(None)))]
+    return hashlib.sha256(repr((code.co_code, code.co_names, plain)).encode()).hexdigest()[:16]
 
 
 def _sum_timings(timings: dict, computed: set[int], *, processes: int) -> None:

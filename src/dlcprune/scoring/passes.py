@@ -55,7 +55,7 @@ def _as_is(batch):
     return batch
 
 
-def extract_features(encoder: Encoder, dataset: Dataset, *, batch_size: int, workers: int = 0,
+def extract_features(encoder: Encoder, dataset: Dataset, *, batch_size: int = 64, workers: int = 0,
                      description: str = "features", progress: bool = True, into: str | Path | None = None
                      ) -> np.ndarray:
     """Features of every sample, (N, D) float32, in sample order; rejects NaN / inf.
@@ -63,8 +63,11 @@ def extract_features(encoder: Encoder, dataset: Dataset, *, batch_size: int, wor
     ``into``: a ``.npy`` path the features stream to batch by batch (written atomically); the
     result is then that file memory-mapped, and memory stays one batch whatever N.
     """
+    check_kinds(encoder, dataset)
     if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
         raise DlcpruneError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
+    if into is not None and Path(into).is_dir():
+        raise DlcpruneError(f"into={str(into)!r} is a folder; name the .npy file the features go to")
     chunks: list[np.ndarray] = []
     with bar(description, len(dataset), enabled=progress) as advance, \
             (files.NpyRows(into, len(dataset)) if into is not None else contextlib.nullcontext(chunks)) as sink:
@@ -74,6 +77,21 @@ def extract_features(encoder: Encoder, dataset: Dataset, *, batch_size: int, wor
             sink.append(z.numpy())
             advance(len(span))
     return np.load(into, mmap_mode="r") if into is not None else np.concatenate(chunks)
+
+
+def check_kinds(encoder, dataset) -> None:
+    """Arguments of the right kinds, in the right order, before anything reads them."""
+    from ..data import InstructionSet
+    from ..models import ImageEncoder, TextEncoder
+    from ..models.causal import CausalLM
+
+    if not isinstance(dataset, (Dataset, InstructionSet)):
+        hint = " (the arguments are the model, then the data)" if isinstance(encoder, (Dataset, InstructionSet)) else ""
+        raise DlcpruneError(f"the data must be a dlcprune dataset (dlcprune.load_dataset, dlcprune.from_arrays), "
+                            f"got a {type(dataset).__name__}{hint}")
+    if not isinstance(encoder, (ImageEncoder, TextEncoder, CausalLM)):
+        raise DlcpruneError(f"the model must be a dlcprune model (dlcprune.load_model, dlcprune.from_module), "
+                            f"got a {type(encoder).__name__}")
 
 
 def check_finite(z: torch.Tensor, where: str, *, offset: int = 0) -> None:
