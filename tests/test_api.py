@@ -319,3 +319,16 @@ def test_score_options_are_checked_by_type():
     assert dlcprune.extract_features(encoder, data, progress=False).shape[0] == 12
     with pytest.raises(DlcpruneError, match="the data must be a dlcprune dataset"):
         dlcprune.extract_features(data, encoder)
+
+
+def test_loaders_refuse_what_they_cannot_read_in_one_line(tmp_path):
+    with pytest.raises(DlcpruneError, match="the images must all have one size"):
+        dlcprune.from_arrays([np.zeros((16, 16, 3), np.uint8), np.zeros((8, 8, 3), np.uint8)], [0, 1])
+    (tmp_path / "hf").mkdir()
+    (tmp_path / "hf" / "dataset_info.json").write_text("{}")
+    with pytest.raises(DlcpruneError, match="is no readable `save_to_disk` folder"):
+        dlcprune.load_dataset(tmp_path / "hf")
+    with pytest.raises(DlcpruneError, match="wrap a module of your own with dlcprune.from_module"):
+        dlcprune.load_model(tiny_cnn())
+    with pytest.raises(DlcpruneError, match="hf holds no tokenizer"):
+        dlcprune.load_model(tmp_path / "hf")  # a Path is read as a model folder

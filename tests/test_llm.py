@@ -385,16 +385,17 @@ def test_cpu_bf16_losses_are_bf16_close_to_float32_recorded_and_never_mixed(tiny
 
 def test_record_levels_resume_from_the_checkpoint(tiny_lm, alpaca, tmp_path):
     """A finished level in the checkpoint is read back, not recomputed (same arguments and data)."""
-    first = score_instructions(tiny_lm, alpaca, sparsities=[0.0, 0.2, 0.4], checkpoint_dir=tmp_path, progress=False)
+    ckpt = tmp_path / "ckpt"  # tmp_path holds the records: a folder of the user's files is refused
+    first = score_instructions(tiny_lm, alpaca, sparsities=[0.0, 0.2, 0.4], checkpoint_dir=ckpt, progress=False)
     planted = np.arange(len(alpaca), dtype=np.float64)
-    rows = np.load(tmp_path / "levels.npy", mmap_mode="r+")  # the checkpoint's row of level 1
+    rows = np.load(ckpt / "levels.npy", mmap_mode="r+")  # the checkpoint's row of level 1
     rows[1] = planted
     rows.flush()
     del rows
-    again = score_instructions(tiny_lm, alpaca, sparsities=[0.0, 0.2, 0.4], checkpoint_dir=tmp_path, progress=False)
+    again = score_instructions(tiny_lm, alpaca, sparsities=[0.0, 0.2, 0.4], checkpoint_dir=ckpt, progress=False)
     np.testing.assert_array_equal(again.level_losses[1], planted)
     np.testing.assert_array_equal(again.level_losses[[0, 2]], first.level_losses[[0, 2]])
-    other = score_instructions(tiny_lm, alpaca, sparsities=[0.0, 0.3], checkpoint_dir=tmp_path, progress=False)
+    other = score_instructions(tiny_lm, alpaca, sparsities=[0.0, 0.3], checkpoint_dir=ckpt, progress=False)
     assert not np.array_equal(other.level_losses[1], planted)  # another key: the checkpoint is emptied
 
 

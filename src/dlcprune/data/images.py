@@ -212,7 +212,11 @@ def from_arrays(images: np.ndarray, labels: np.ndarray, *, class_names: Sequence
     Labels are mapped to 0..C-1 in sorted order of their values; ``class_names`` default to the
     original label values.
     """
-    images, labels = np.asarray(images), np.asarray(labels)
+    try:
+        images, labels = np.asarray(images), np.asarray(labels)
+    except ValueError:  # a list of images of different sizes
+        raise DlcpruneError(f"{source}: the images must all have one size to stack as (N, H, W[, C]); "
+                            "resize them first, or save them as an image folder") from None
     if images.ndim == 3:
         images = images[..., None]
     if images.ndim != 4 or images.shape[-1] not in (1, 3) or 0 in images.shape[1:3]:

@@ -108,7 +108,11 @@ def load_hf_folder(path: str | Path, *, text_column: str = "text", label_column:
 
     from .objects import from_object
 
-    ds = load_from_disk(str(path))
+    try:
+        ds = load_from_disk(str(path))
+    except (FileNotFoundError, ValueError) as err:
+        raise DlcpruneError(f"{path} is no readable `save_to_disk` folder ({str(err).splitlines()[0]}); "
+                            "save it again with Dataset.save_to_disk") from None
     if isinstance(ds, DatasetDict) and split not in ds:
         raise DlcpruneError(f"{path} has the splits {sorted(ds)}, not {split!r}; pass --hf-split")
     data = from_object(ds[split] if isinstance(ds, DatasetDict) else ds, text_column=text_column,

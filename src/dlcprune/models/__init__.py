@@ -72,6 +72,11 @@ def load_encoder(spec: str, *, weights: str = "pretrained", device: str | None =
     ``compile`` (image encoders): features through ``torch.compile`` (benchmarks/RESULTS.md: 1.6x on
     this CPU after a compile of about 20-120 s; features, hence scores, differ from eager in the last bits).
     """
+    if isinstance(spec, Path):
+        spec = f"hf:{spec}"  # a model folder
+    if not isinstance(spec, str):
+        raise DlcpruneError(f"a model is a name (dlcprune.list_models()), timm:<model> or hf:<folder>, "
+                            f"got a {type(spec).__name__}; wrap a module of your own with dlcprune.from_module")
     check_device(device)
     if cpu_bf16 and not (causal or (spec in MODELS and MODELS.entry(spec).kind == "causal LM")):
         raise DlcpruneError("cpu_bf16 applies to causal LMs on instruction records, not to an encoder")
