@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from .errors import DlcpruneError
+from .selection import is_real, is_whole
 
 MAGNITUDE, RANDOM = "magnitude", "random"
 NOTHING = -1.0  # a threshold below every importance: masks nothing
@@ -118,8 +119,7 @@ class NestedMasks:
                 raise DlcpruneError(f"sparsities must increase strictly within [0, 1), got {s.tolist()}")
             counts = np.array([round(v * total) for v in s], dtype=np.int64)
             levels, step = len(s), float("nan")
-        elif not (isinstance(levels, (int, np.integer)) and levels >= 1 and isinstance(step, (int, float, np.floating))
-                  and 0.0 < step < 1.0):
+        elif not (is_whole(levels) and levels >= 1 and is_real(step) and 0.0 < step < 1.0):
             raise DlcpruneError(f"need a whole number of levels >= 1 and 0 < step < 1, got levels={levels!r}, step={step!r}")
         else:
             counts = level_counts(total, levels=levels, step=step)

@@ -15,8 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..errors import DlcpruneError
-from ..selection import check_keep, check_scores, check_seed, class_codes
-from ..selection.policies import _is_real
+from ..selection import check_keep, check_scores, check_seed, class_codes, is_real
 from .auto import DEFAULT_CANDIDATES, Auto, check_candidates
 from .base import METHODS, SelectionInputs, make_method
 from .dlc import DlcMethod
@@ -55,9 +54,9 @@ class Selection:
             if len(self.kept) != 1:
                 raise DlcpruneError(f"this selection has {len(self.kept)} keep fractions; name one of {list(self.kept)}")
             return next(iter(self.kept.values())).copy()
-        for k, kept in self.kept.items():  # 0.1 * 3 finds 0.3
-            if _is_real(keep) and np.isclose(k, keep, rtol=0, atol=1e-9):
-                return kept.copy()
+        found = [kept for k, kept in self.kept.items() if is_real(keep) and abs(k - keep) <= 1e-9]  # 0.1 * 3 is 0.3
+        if found:
+            return found[0].copy()
         raise DlcpruneError(f"no keep fraction {keep!r} in this selection; it has {list(self.kept)}")
 
     def __repr__(self) -> str:
@@ -209,7 +208,7 @@ def _method(name: str, *, split, candidates, target_drop, val_fraction, seed):
     if isinstance(candidates, str):
         raise DlcpruneError(f"candidates is a list of method names; got the string {candidates!r} "
                             f"(pass [{candidates!r}] or {candidates.split(',')!r})")
-    if not (_is_real(val_fraction) and 0.0 < val_fraction < 1.0):
+    if not (is_real(val_fraction) and 0.0 < val_fraction < 1.0):
         raise DlcpruneError(f"val_fraction must lie in (0, 1), got {val_fraction}")
     if name == "flexrand" and split is not None:
         from ..selection import FlexRand
@@ -256,8 +255,7 @@ def _inputs(scores, *, labels, features, uses, dynamics, method) -> SelectionInp
         features = check_features(features, n)
     elif need_features and folder is not None:
         features = read_features(folder, n)  # checked as it is read
-    inputs = SelectionInputs(labels=labels, features=features,
-                             dlc_scores=scores)
+    inputs = SelectionInputs(labels=labels, features=features, dlc_scores=scores)
     if dynamics is not None and "dynamics" not in uses:
         raise DlcpruneError(f"dynamics apply to training-dynamics methods (forgetting, el2n, ...), not {method!r}")
     if isinstance(dynamics, str) and dynamics == "head":

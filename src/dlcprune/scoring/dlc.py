@@ -12,7 +12,6 @@ Level 0 is the unmasked encoder, as in the official ``score-wot.py``.
 from __future__ import annotations
 
 import hashlib
-import numbers
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from ..errors import DlcpruneError
 from ..masking import NestedMasks
 from ..models import Encoder, TextEncoder, check_model_for
 from ..progress import bar
+from ..selection import is_real, is_whole
 from .adaptive import AdaptiveLevels, interpolated_mean, planning_subsample
 from .checkpoint import Checkpoint, LevelRows
 from .passes import BLOCK_BYTES, check_finite, check_kinds, extract_features, prepared_blocks
@@ -155,9 +155,9 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
     batch_size = defaults["batch_size"] if batch_size is None else batch_size
     for what, value, least in (("levels", levels, 1), ("batch_size", batch_size, 1), ("workers", workers, 0),
                                ("block_bytes", block_bytes, 1), ("seed", seed, 0)):
-        if not _whole(value) or value < least:
+        if not is_whole(value) or value < least:
             raise DlcpruneError(f"{what} must be a whole number >= {least}, got {value!r}")
-    if not (isinstance(step, numbers.Real) and not isinstance(step, (bool, np.bool_)) and 0.0 < step < 1.0):
+    if not (is_real(step) and 0.0 < step < 1.0):
         raise DlcpruneError(f"step must be a number in (0, 1), got {step!r}")
     if not isinstance(adaptive, (bool, np.bool_)):
         raise DlcpruneError(f"adaptive must be True or False, got {adaptive!r}")
@@ -172,10 +172,6 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
     return _score_encoder(encoder, dataset, levels=levels, step=step, masking=masking, seed=seed, batch_size=batch_size,
                           workers=workers, adaptive=adaptive, checkpoint_dir=checkpoint_dir, block_bytes=block_bytes,
                           progress=progress)
-
-
-def _whole(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def _score_encoder(encoder: Encoder, dataset: Dataset, *, levels: int, step: float, masking: str, seed: int,

@@ -16,6 +16,7 @@ from ..data import Dataset
 from ..errors import DlcpruneError
 from ..models import Encoder
 from ..progress import bar
+from ..selection import is_whole
 
 BLOCK_BYTES = 1 << 30  # preprocessed inputs held at once for the level loop (on the encoder's device)
 
@@ -64,7 +65,7 @@ def extract_features(encoder: Encoder, dataset: Dataset, *, batch_size: int = 64
     result is then that file memory-mapped, and memory stays one batch whatever N.
     """
     check_kinds(encoder, dataset)
-    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
+    if not is_whole(batch_size) or batch_size < 1:
         raise DlcpruneError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
     if into is not None and Path(into).is_dir():
         raise DlcpruneError(f"into={str(into)!r} is a folder; name the .npy file the features go to")

@@ -17,29 +17,34 @@ import numpy as np
 from ..errors import DlcpruneError
 
 
-def _is_real(value) -> bool:
+def is_real(value) -> bool:
     """A plain number (numpy scalars included), not a bool and not a string."""
     return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
 
 
+def is_whole(value) -> bool:
+    """A whole number (numpy integers included), not a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
 def check_keep(keep: float) -> float:
     """``keep`` is the fraction KEPT, in (0, 1]."""
-    if not (_is_real(keep) and 0.0 < keep <= 1.0):
+    if not (is_real(keep) and 0.0 < keep <= 1.0):
         raise DlcpruneError(f"keep must be a fraction in (0, 1] (the share of samples KEPT), got {keep!r}")
     return float(keep)
 
 
 def check_seed(seed: int) -> int:
     """A seed is a whole number >= 0 (None would make the draw irreproducible)."""
-    if not (isinstance(seed, numbers.Integral) and not isinstance(seed, (bool, np.bool_)) and seed >= 0):
+    if not (is_whole(seed) and seed >= 0):
         raise DlcpruneError(f"seed must be a whole number >= 0 (the same seed gives the same selection), got {seed!r}")
     return int(seed)
 
 
-def class_codes(labels, *, samples: int | None = None) -> np.ndarray:
-    """(N,) int64 classes 0..C-1 of ``labels``: one class id per sample (whole numbers, bools or
-    strings, in any range), numbered in sorted order, so labels already 0..C-1 stay as they are.
-    ``samples``: the N the labels must have."""
+def check_labels(labels, *, samples: int | None = None) -> np.ndarray:
+    """(N,) int64 class ids of ``labels``, one per sample: whole numbers as they are (any range),
+    strings, bools or whole floats numbered in sorted order. ``samples``: the N the labels must have.
+    Cheap for integer labels (no sort): policies check them on every call."""
     if hasattr(labels, "detach"):  # a torch tensor, also one that requires grad
         labels = labels.detach().cpu().numpy()
     arr = np.asarray(labels)
@@ -54,11 +59,19 @@ def class_codes(labels, *, samples: int | None = None) -> np.ndarray:
         raise DlcpruneError(f"labels must be class ids (whole numbers or strings), found {bad.item()!r}")
     if arr.dtype.kind not in "biufUSO":
         raise DlcpruneError(f"labels must be class ids (whole numbers or strings), got dtype {arr.dtype}")
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64, copy=False)
     try:
         codes = np.unique(arr, return_inverse=True)[1]
     except TypeError:  # an object array of mixed types
         raise DlcpruneError("labels must be class ids of one kind (all whole numbers or all strings)") from None
     return codes.reshape(-1).astype(np.int64)
+
+
+def class_codes(labels, *, samples: int | None = None) -> np.ndarray:
+    """(N,) int64 classes 0..C-1 of ``labels`` (:func:`check_labels`), numbered in sorted order, so
+    labels already 0..C-1 stay as they are."""
+    return np.unique(check_labels(labels, samples=samples), return_inverse=True)[1].reshape(-1).astype(np.int64)
 
 
 def class_counts(labels: np.ndarray, keep: float) -> dict[int, int]:
@@ -117,7 +130,7 @@ class Policy:
     def select(self, scores: np.ndarray, labels: np.ndarray | None = None, *, keep: float, seed: int = 0) -> np.ndarray:
         """Sorted int64 indices of the kept samples. scores: (N,), higher = harder; labels: (N,) or None."""
         scores = check_scores(scores)
-        labels = np.zeros(len(scores), dtype=np.int64) if labels is None else class_codes(labels, samples=len(scores))
+        labels = np.zeros(len(scores), dtype=np.int64) if labels is None else check_labels(labels, samples=len(scores))
         return stratify(labels, keep=keep, seed=check_seed(seed),
                         choose=lambda members, n_keep, rng: self.choose(scores[members], n_keep, keep=keep, rng=rng))
 
@@ -164,7 +177,7 @@ class FlexRand(Policy):
     name = "flexrand"
 
     def __init__(self, split: float = 0.5) -> None:
-        if not (_is_real(split) and 0.0 < split < 1.0):
+        if not (is_real(split) and 0.0 < split < 1.0):
             raise DlcpruneError(f"split (FlexRand's gamma) must be a number strictly between 0 and 1, got {split!r}")
         self.split = float(split)
 
