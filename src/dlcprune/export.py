@@ -33,21 +33,39 @@ def check_fingerprint(dataset, expected: str | None, *, what: str) -> None:
                             f"{dataset.fingerprint()[:12]}...); use the data that was scored")
 
 
+def check_export(data: str | Path, format: str) -> None:
+    """Refuse, from the path alone, a ``format`` that the data at ``data`` cannot be exported in
+    (before any slow work: ``prune --export`` checks it before scoring)."""
+    if format not in FORMATS:
+        raise DlcpruneError(f"unknown export format {format!r}; use one of {', '.join(FORMATS)}")
+    path = Path(data)
+    if format in ("imagefolder", "filelist"):
+        if not path.is_dir():
+            raise DlcpruneError(f"export {format} needs an image folder, not {data}")
+    elif format == "hf":
+        if not ((path / "dataset_dict.json").is_file() or (path / "state.json").is_file()):
+            hint = "; for an image folder use imagefolder or filelist" if path.is_dir() else ""
+            raise DlcpruneError(f"export hf filters a Hugging Face save_to_disk folder, and {data} is not one{hint}")
+    elif path.suffix != f".{format}":
+        raise DlcpruneError(f"export {format} writes rows of a .{format} file, and {data} is not one")
+
+
 def export_subset(data: str | Path, indices: np.ndarray, out: Path, *, format: str, link: bool = False,
                   hf_split: str | None = None) -> Path:
     """Write the samples ``indices`` (positions in dlcprune's order) of the dataset at ``data`` to
     ``out`` in ``format``; returns the file or folder written."""
-    if format not in FORMATS:
-        raise DlcpruneError(f"unknown export format {format!r}; use one of {', '.join(FORMATS)}")
+    check_export(data, format)
     path = Path(data)
     indices = np.sort(np.asarray(indices, dtype=np.int64))
     if format in ("imagefolder", "filelist"):
         from .data import load_image_folder
 
-        if not path.is_dir():
-            raise DlcpruneError(f"export {format} needs an image folder, not {data}")
         dataset = load_image_folder(path)
         if format == "filelist":
+            odd = next((dataset.ids[i] for i in indices if "\n" in dataset.ids[i] or "\r" in dataset.ids[i]), None)
+            if odd is not None:  # one path per line: such a name would read as two
+                raise DlcpruneError(f"{odd!r} has a line break in its name, which a file list cannot hold; rename "
+                                    "it or use --export imagefolder")
             target = out / "kept.txt"
             files.write_text(target, "".join(f"{(path / dataset.ids[i]).resolve()}\n" for i in indices))
             return target
@@ -61,17 +79,12 @@ def export_subset(data: str | Path, indices: np.ndarray, out: Path, *, format: s
     if format == "hf":
         from datasets import DatasetDict, load_from_disk
 
-        if not ((path / "dataset_dict.json").is_file() or (path / "state.json").is_file()):
-            hint = "; for an image folder use imagefolder or filelist" if path.is_dir() else ""
-            raise DlcpruneError(f"export hf filters a Hugging Face save_to_disk folder, and {data} is not one{hint}")
         ds = load_from_disk(str(path))
         ds = ds[hf_split or "train"] if isinstance(ds, DatasetDict) else ds
         target = out / "kept"
         shutil.rmtree(target, ignore_errors=True)
         ds.select(indices.tolist()).save_to_disk(str(target))
         return target
-    if path.suffix != f".{format}":
-        raise DlcpruneError(f"export {format} writes rows of a .{format} file, and {data} is not one")
     rows = csv_rows(path) if format == "csv" else jsonl_rows(path)
     header, body = (rows[0], rows[1:]) if format == "csv" else ("", rows)
     if len(indices) and indices[-1] >= len(body):

@@ -17,13 +17,14 @@ from .parser import EXIT_BAD_INPUT, build_parser
 
 
 EXIT_BUG, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 130, 143
+RESUMABLE = {"score", "prune", "bench", "demo"}  # the commands that checkpoint their slow work
 
 
 def flag_names(message: str) -> str:
     """A library message names parameters; on the command line, say the flags."""
     import re
 
-    message = re.sub(r"^(keep|dynamics|levels|step|epochs|weights|device|dynamics_epochs|mask_scope|image_size|indices|lr|head_lr|batch_size)\b",
+    message = re.sub(r"^(keep|dynamics|levels|sparsities|step|epochs|weights|device|dynamics_epochs|mask_scope|image_size|indices|lr|head_lr|batch_size)\b",
                      lambda m: "--" + m.group(1).replace("_", "-"), message)
     for param, flag in (("max_length", "--max-length"), ("target_drop", "--target-drop"), ("val_fraction", "--val-fraction"),
                         ("candidates", "--candidates"), ("split (FlexRand's gamma)", "--split"),
@@ -96,8 +97,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as stop:
         what = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
-        print(f"{what}; nothing half-written was left and finished work is kept. Run the same command again to resume.",
-              file=sys.stderr)
+        again = ("finished work is kept. Run the same command again to resume." if getattr(args, "command", None) in RESUMABLE else
+                 "this command keeps no checkpoint: run it again to start over.")
+        print(f"{what}; nothing half-written was left and {again}", file=sys.stderr)
         return EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED
     except OSError as err:  # the machine, not the input: a full disk, a permission, a vanished file
         if getattr(args, "debug", False):
@@ -125,6 +127,9 @@ def quiet_third_parties() -> None:
     """Silence the progress bars and notices of transformers, datasets, huggingface_hub and tqdm."""
     import os
 
+    import warnings
+
+    warnings.filterwarnings("ignore", category=FutureWarning)  # libraries' deprecation notices, not the user's to act on
     os.environ.update(TQDM_DISABLE="1", HF_DATASETS_DISABLE_PROGRESS_BARS="1", HF_HUB_DISABLE_PROGRESS_BARS="1",
                       TRANSFORMERS_VERBOSITY="error", TRANSFORMERS_NO_ADVISORY_WARNINGS="1")
     for module, call in (("transformers.utils.logging", "disable_progress_bar"),

@@ -16,7 +16,6 @@ from .parser import AUTO_MAX_LEVELS
 def keep_fractions(args: argparse.Namespace, *, optional: bool = False) -> list[float] | None:
     """``--keep`` as given, or ``--prune`` as its complement (prune 0.9 = keep 0.1); None when
     neither is given and that is allowed (``--target-drop`` advises the fraction)."""
-    from ..artifacts import keep_folder_name
     from ..selection import check_keep
 
     if optional and args.keep is None and args.prune is None:
@@ -31,12 +30,7 @@ def keep_fractions(args: argparse.Namespace, *, optional: bool = False) -> list[
             if not 0.0 <= p < 1.0:
                 raise DlcpruneError(f"--prune must be a fraction in [0, 1) (the share REMOVED), got {p}")
         keeps = [check_keep(round(1.0 - p, 10)) for p in args.prune]
-    folders = [keep_folder_name(k) for k in keeps]
-    clash = next((f for f in folders if folders.count(f) > 1), None)
-    if clash:  # each fraction is written to keep_<fraction with 6 significant digits>/
-        raise DlcpruneError(f"{' and '.join(f'{k!r}' for k, f in zip(keeps, folders) if f == clash)} would both be "
-                            f"written to {clash}/; give fractions that differ in their first 6 digits")
-    return keeps
+    return keeps  # repeats and fractions sharing a keep_<fraction>/ folder: refused by check_request
 
 
 def recipe_of(args: argparse.Namespace, *, batch_size: int | None = None):
@@ -103,7 +97,7 @@ def cmd_score(args: argparse.Namespace) -> dict:
     # an interrupted run of this job: its checkpoint, maybe some of its outputs, maybe its (stale) lock
     only_partial = lambda p: PARTIAL in (names := {f.name for f in p.iterdir()}) and names <= {PARTIAL, files.LOCK, *SCORE_FILES}
     out = on_main(lambda: files.check_output_dir(args.output, force=args.force, resumable=only_partial,
-                                                       inputs=(args.data,)))
+                                                       inputs=(args.data, llm.model_folder(args.model))))
     dataset = load_dataset(args.data, text_column=args.text_column, label_column=args.label_column,
                            hf_split=args.hf_split)
     records = fill_score_defaults(args, dataset)
@@ -216,6 +210,10 @@ def cmd_prune(args: argparse.Namespace) -> dict:
     from ..scoring.shard import is_main_process
 
     selection_request(args)  # fail on bad selection arguments before the slow scoring
+    if args.export:
+        from ..export import check_export
+
+        check_export(args.data, args.export)  # and on an export the data cannot give
     out = Path(args.output)
     before = set(out.iterdir()) if out.is_dir() else None
     scored = cmd_score(args)
@@ -234,7 +232,8 @@ def cmd_bench(args: argparse.Namespace) -> dict:
     from ..selection import check_keep
 
     trainer_recipe = recipe_of(args)
-    out = files.check_output_dir(args.output, force=args.force, resumable=is_bench_folder, inputs=(args.data, args.test_data))
+    out = files.check_output_dir(args.output, force=args.force, resumable=is_bench_folder,
+                                 inputs=(args.data, args.test_data, llm.model_folder(args.model)))
     dynamics = args.dynamics or ("full" if args.trainer == "full" else "head")
     if args.dynamics_epochs is not None and args.trainer == "full" and dynamics == "full":
         raise DlcpruneError("--dynamics-epochs: with --trainer full the dynamics come from the full-pool run, "
@@ -249,7 +248,9 @@ def cmd_bench(args: argparse.Namespace) -> dict:
                          step=args.step, batch_size=args.batch_size,
                          dynamics=dynamics, dynamics_epochs=args.dynamics_epochs or 20, trainer=args.trainer,
                          recipe=trainer_recipe)
-    test_data = load_dataset(args.test_data, **columns) if args.test_data else None
+    # --hf-split reads the same split of a --test-data folder of splits; a test file has none
+    test_columns = columns if args.test_data and Path(args.test_data).is_dir() else dict(columns, hf_split=None)
+    test_data = load_dataset(args.test_data, **test_columns) if args.test_data else None
     train, test, positions = bench_data(data, test_data, test_fraction=args.test_fraction,
                                         train_per_class=args.train_per_class, test_per_class=args.test_per_class)
     encoder = load_encoder(args.model or default_model(train), weights=args.weights,
@@ -267,7 +268,8 @@ def cmd_finetune(args: argparse.Namespace) -> dict:
     from ..models import default_model, load_encoder
     from ..training.evaluate import read_indices, train_and_test
 
-    out = files.check_output_dir(args.output, force=args.force, inputs=(args.data, args.test_data))
+    out = files.check_output_dir(args.output, force=args.force,
+                                 inputs=(args.data, args.test_data, llm.model_folder(args.model)))
     columns = dict(text_column=args.text_column, label_column=args.label_column)
     train, test = load_dataset(args.data, **columns), load_dataset(args.test_data, **columns)
     if isinstance(train, InstructionSet):
@@ -283,7 +285,10 @@ def cmd_finetune(args: argparse.Namespace) -> dict:
                                        recipe=recipe_of(args, batch_size=args.batch_size), seed=args.seed,
                                        record_dynamics=args.record_dynamics, progress=not args.quiet)
     metrics.update(model=encoder.name, train=train.source, test=test.source, class_names=train.class_names,
-                   versions=files.versions())
+                   indices=str(Path(args.indices).resolve()) if args.indices else None,
+                   preprocessing=encoder.preprocessing(), versions=files.versions())
+    for name in ("dynamics.npz", "metrics.json"):  # --force: no file of an earlier run stays beside these
+        (out / name).unlink(missing_ok=True)
     with files.output_dir(out, keep=lambda err: False):
         if dynamics is not None:
             dynamics.save(out / "dynamics.npz")
@@ -296,12 +301,16 @@ def cmd_finetune(args: argparse.Namespace) -> dict:
 
 
 def selection_fingerprint(indices_file: Path) -> str | None:
-    """The dataset fingerprint recorded by the selection folder an indices file sits in, if any."""
-    manifest = indices_file.resolve().parent.parent / "manifest.json"
-    if not manifest.is_file():
+    """The dataset fingerprint recorded by the selection folder an indices file sits in, if any
+    (OUT/keep_<fraction>/keep_indices.npy beside OUT/manifest.json; another file there is not ours)."""
+    from ..artifacts import is_selection
+
+    folder = indices_file.resolve().parent.parent
+    if not indices_file.resolve().parent.name.startswith("keep_") or not is_selection(folder):
         return None
-    scores = files.read_json(manifest).get("scores") or {}
-    return scores.get("dataset")
+    manifest = files.read_json(folder / "manifest.json")
+    scores = manifest.get("scores") if isinstance(manifest, dict) else None
+    return scores.get("dataset") if isinstance(scores, dict) else None
 
 
 def cmd_report(args: argparse.Namespace) -> dict:
@@ -325,7 +334,7 @@ def cmd_list(args: argparse.Namespace) -> dict:
 
     table = Table(title="dlcprune: what the commands accept (--model, --data, --policy / --methods)")
     for column in ("kind", "name", "what it is"):
-        table.add_column(column)
+        table.add_column(column, overflow="fold")  # a long package name breaks across lines, never cut to "…"
     for kind, registry in (("model", MODELS), ("dataset", DATASETS), ("method", METHODS)):
         for entry in registry:
             name = entry.name + ("<name>" if entry.name.endswith(":") else "")

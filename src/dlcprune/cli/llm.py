@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import shutil
 import sys
 import tempfile
@@ -100,6 +102,17 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="write into a non-empty output folder (never into an input folder)")
 
 
+def model_folder(spec: str | None) -> Path | None:
+    """The local folder a --model names (``hf:<folder>`` or a folder), else None: an input, never written."""
+    if not spec:
+        return None
+    path = Path(spec[3:] if spec.startswith("hf:") else spec)
+    return path if path.is_dir() else None
+
+
+LORA_FILES = ("adapter_config.json", "adapter_model.safetensors", "metrics.json")  # what `lora` writes
+
+
 def cmd_instruct(args: argparse.Namespace) -> dict:
     """Score instruction records (no classes: selection is global) and write the kept ones: the scores
     folder in OUT, the selection in OUT/selection (as `dlcprune prune`), the kept records of each keep
@@ -120,7 +133,7 @@ def cmd_instruct(args: argparse.Namespace) -> dict:
         raise DlcpruneError(f"--split is FlexRand's gamma; --policy {args.policy} takes none")
     levels = sparsities(args)
     check_request(method="random" if baseline else args.policy, keep=args.keep, split=args.split)  # before slow work
-    out = files.check_output_dir(args.output, force=args.force, inputs=(args.data,))
+    out = files.check_output_dir(args.output, force=args.force, inputs=(args.data, model_folder(args.model)))
     data = load_instructions(args.data, split=args.hf_split)
     lm = load_causal_lm(args.model, device=args.device, cpu_bf16=args.bf16)
     result, selection = select_instructions(
@@ -152,9 +165,14 @@ def cmd_lora(args: argparse.Namespace) -> dict:
 
     settings = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in PRESETS[args.preset].items()}
     tasks = [t.strip() for t in (args.lm_eval or "").split(",") if t.strip()]
+    if args.lm_eval is not None and not tasks:
+        raise DlcpruneError(f"--lm-eval {args.lm_eval!r} names no task: give local or lm-eval task names")
     if "local" in tasks and args.heldout is None:
         raise DlcpruneError("--lm-eval local builds its task from the held-out records: add --heldout FILE")
-    out = files.check_output_dir(args.output, force=args.force, inputs=(args.data,))
+    if not (math.isfinite(settings["lr"]) and settings["lr"] > 0):
+        raise DlcpruneError(f"--lr must be a finite number > 0, got {settings['lr']:g}")
+    out = files.check_output_dir(args.output, force=args.force,
+                                 inputs=(args.data, args.heldout, model_folder(args.model)))
     data = load_instructions(args.data, split=args.hf_split)
     heldout = load_instructions(args.heldout) if args.heldout else None
     lm = load_causal_lm(args.model, device=args.device)
@@ -169,8 +187,13 @@ def cmd_lora(args: argparse.Namespace) -> dict:
                           **settings, **fmt)
         metrics = {"train_loss": r.train_loss, "lora_s": r.seconds, "parameters": {**r.parameters, **fmt},
                    "model": lm.name, "data": {"source": data.source, "records": len(data)}}
+        for name in LORA_FILES:  # --force: an earlier run's files go first, so a stopped run mixes none of them
+            (out / name).unlink(missing_ok=True)
         with files.output_dir(out, keep=lambda err: False):
-            r.model.module.save_pretrained(out)
+            with tempfile.TemporaryDirectory(dir=out) as saved:  # PEFT also writes a model card: only the adapter moves
+                r.model.module.save_pretrained(saved)
+                for name in LORA_FILES[:2]:
+                    os.replace(Path(saved) / name, out / name)
             if heldout is not None:
                 metrics["heldout"] = {"source": heldout.source, **heldout_metrics(r.model, heldout, **fmt)}
             if tasks:

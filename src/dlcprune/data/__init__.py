@@ -36,9 +36,13 @@ def load_dataset(spec, *, text_column: str = "text", label_column: str = "label"
 
         return from_object(spec, text_column=text_column, label_column=label_column, split=hf_split)
     spec = str(spec)
+    path = Path(spec)
+    is_hf = path.is_dir() and any((path / f).is_file() for f in ("dataset_dict.json", "dataset_info.json", "state.json"))
+    if hf_split is not None and not is_hf:
+        raise DlcpruneError(f"hf_split (--hf-split) picks a split of a Hugging Face save_to_disk folder; {spec} is "
+                            "not one: leave it out")
     if spec in DATASETS:
         return DATASETS.get(spec)()
-    path = Path(spec)
     if path.is_dir():
         is_dict = (path / "dataset_dict.json").exists()
         info = path / (hf_split or "train") / "dataset_info.json" if is_dict else path / "dataset_info.json"

@@ -110,6 +110,9 @@ def load_instructions(path: str | Path, *, split: str | None = None) -> Instruct
     (of a DatasetDict: its ``split``, default train)."""
     p = Path(path)
     source = str(p)
+    if split is not None and not p.is_dir():
+        raise DlcpruneError(f"a split ({split!r}) is read from a Hugging Face save_to_disk folder; {p} is a file: "
+                            "leave out --hf-split")
     if p.is_dir():
         from datasets import DatasetDict, load_from_disk
 
@@ -125,6 +128,8 @@ def load_instructions(path: str | Path, *, split: str | None = None) -> Instruct
             if split not in ds:
                 raise DlcpruneError(f"{p} has the splits {sorted(ds)}, not {split!r}; pass --hf-split")
             ds, source = ds[split], f"{p} [{split}]"
+        elif split is not None:
+            raise DlcpruneError(f"{p} is one dataset, not a DatasetDict of splits: leave out --hf-split")
         rows = list(ds)
         records = [(f"row {i}", r) for i, r in enumerate(rows)]
         raw = [json.dumps(r, ensure_ascii=False).encode() for _, r in records]

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..artifacts import keep_folder_name
 from ..errors import DlcpruneError
 from ..selection import check_keep, check_scores, check_seed, class_codes, is_real
 from .auto import DEFAULT_CANDIDATES, Auto, check_candidates
@@ -190,7 +191,13 @@ def _keeps(keep: float | list[float] | None, target_drop: float | None) -> list[
     keeps = [keep] if np.ndim(keep) == 0 else np.asarray(keep).tolist() if isinstance(keep, np.ndarray) else list(keep)
     if not keeps:
         raise DlcpruneError("keep needs at least one fraction")
-    return list(dict.fromkeys(check_keep(k.item() if isinstance(k, np.ndarray) else k) for k in keeps))
+    keeps = list(dict.fromkeys(check_keep(k.item() if isinstance(k, np.ndarray) else k) for k in keeps))
+    folders = [keep_folder_name(k) for k in keeps]
+    clash = next((f for f in folders if folders.count(f) > 1), None)
+    if clash:  # each fraction is written to keep_<fraction with 6 significant digits>/
+        raise DlcpruneError(f"keep {' and '.join(f'{k!r}' for k, f in zip(keeps, folders) if f == clash)} would both "
+                            f"be written to {clash}/; give fractions that differ in their first 6 digits")
+    return keeps
 
 
 def _method(name: str, *, split, candidates, target_drop, val_fraction, seed):

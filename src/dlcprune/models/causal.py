@@ -178,7 +178,7 @@ def encode(lm: CausalLM, data: InstructionSet, *, template: str = "alpaca", max_
         raise DlcpruneError(f"max_length {max_length}: it must leave room for a prompt and a response "
                             f"(at least {MIN_LENGTH} tokens) and fit the model's context"
                             + (f" ({context} tokens for {lm.name})" if context else ""))
-    tok, out = lm.tokenizer, []
+    tok, out, silent = lm.tokenizer, [], []
     for i in range(len(data)):
         prompt_ids = tok(data.prompt(i, template=template, tokenizer=tok))["input_ids"]
         response_ids = tok(data.messages(i)[1], add_special_tokens=False)["input_ids"]
@@ -189,7 +189,13 @@ def encode(lm: CausalLM, data: InstructionSet, *, template: str = "alpaca", max_
         if not prompt_ids:
             prompt_ids = response_ids[:1]  # the first response token needs a context to be predicted from
             response_ids = response_ids[1:]
+        if not response_ids:
+            silent.append(i)
         out.append((prompt_ids + response_ids, len(prompt_ids)))
+    if silent:  # no token to score or train on: a loss of 0 (the easiest record) or NaN
+        shown = ", ".join(str(data.ids[i]) for i in silent[:5]) + (f" and {len(silent) - 5} more" if len(silent) > 5 else "")
+        raise DlcpruneError(f"{data.source}: {len(silent)} record(s) ({shown}) have a response that {lm.name}'s "
+                            "tokenizer turns into no token: nothing to score or train on; remove them from a copy of the file")
     return out
 
 

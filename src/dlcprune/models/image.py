@@ -185,8 +185,13 @@ def efficientnet_lite0(*, weights: str = "pretrained", device: torch.device | No
     if path is None:
         model = EfficientNet.from_name("efficientnet-lite0")
     else:
-        with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights"
-            model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(path))
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights"
+                model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(path))
+        except Exception as err:  # not a state dict, or another architecture's: torch raises many types
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise DlcpruneError(f"cannot load the weights {weights} into efficientnet_lite0 ({type(err).__name__}: "
+                                f"{reason[:200]}); pass a state dict saved from this architecture") from None
     return ImageEncoder(
         name="efficientnet_lite0", module=model,
         feature_fn=lambda m, x: m.extract_features(x).mean((2, 3)),

@@ -49,7 +49,10 @@ def score_instructions(lm: CausalLM, data: InstructionSet, *, sparsities: Sequen
     tokens (default: the model's own, ``lm.template`` / ``lm.max_length``)."""
     s = [float(v) for v in sparsities]
     if not s or s[0] < 0 or s[-1] >= 1 or any(b <= a for a, b in zip(s, s[1:])):
-        raise DlcpruneError(f"levels must be sparsities increasing strictly within [0, 1), got {s}")
+        raise DlcpruneError(f"sparsities (one per level) must increase strictly within [0, 1), got {s}")
+    if s[-1] > 0.999:  # as for --levels K: past 99.9% nearly every weight is masked
+        raise DlcpruneError(f"sparsities reach {s[-1]:g}: past 0.999 nearly every weight is masked and the level "
+                            "measures nothing; end the list at 0.999 or below")
     if scope not in ("global", "layer"):
         raise DlcpruneError(f"mask_scope must be global or layer, got {scope!r}")
     template = template or lm.template

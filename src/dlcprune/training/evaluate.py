@@ -15,14 +15,20 @@ from .probe import train_linear_probe
 
 
 def read_indices(path: str | Path, *, size: int) -> np.ndarray:
-    """A ``keep_indices.npy``: a non-empty 1-d integer array of positions in 0..size-1."""
+    """A ``keep_indices.npy``: a non-empty 1-d integer array of distinct positions in 0..size-1,
+    returned sorted (int64), so that what is trained on, and any dynamics recorded, follow sample order."""
     try:
         idx = np.load(path)
     except (OSError, ValueError) as err:
         raise DlcpruneError(f"cannot read indices {path}: {err}") from None
     if not isinstance(idx, np.ndarray) or idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer) or len(idx) == 0 or idx.min() < 0 or idx.max() >= size:
         raise DlcpruneError(f"indices must be a non-empty 1-d array of positions in 0..{size - 1}")
-    return idx.astype(np.int64)
+    distinct = np.unique(idx).astype(np.int64)
+    if len(distinct) < len(idx):
+        raise DlcpruneError(f"{path} repeats {len(idx) - len(distinct):,} of its {len(idx):,} positions" + (
+            " (it looks like a 0/1 mask: save np.flatnonzero(mask) instead)" if distinct.max() <= 1 else "")
+            + "; indices name each kept sample once")
+    return distinct
 
 
 def train_and_test(encoder: Encoder, train: Dataset, test: Dataset, *, indices: np.ndarray | None = None,

@@ -215,8 +215,16 @@ def _train_epoch(model, work: ImageEncoder, train: Dataset, idx: np.ndarray, lab
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
         x = torch.stack([augment(xi) for xi in work.preprocess(train.items(idx[rows]))])
-        with gpu_autocast(work.device):  # the encoder in bf16 on CUDA; the head and the loss in float32
-            h = model.embed(x)
+        try:
+            with gpu_autocast(work.device):  # the encoder in bf16 on CUDA; the head and the loss in float32
+                h = model.embed(x)
+        except ValueError as err:
+            if "more than 1 value per channel" not in str(err):
+                raise
+            raise DlcpruneError(f"a batch of {len(rows)} sample(s) at {tuple(x.shape[-2:])} px leaves the encoder's "
+                                "BatchNorm layers one value per channel to normalise: choose a batch size that "
+                                f"leaves no single sample over ({len(idx)} samples now), a larger image size, or a "
+                                "recipe that freezes BatchNorm (--recipe cpu)") from None
         h = h.float()
         logits = model.head(h)
         if recorder is not None:

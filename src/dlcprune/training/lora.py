@@ -52,6 +52,8 @@ def finetune_lora(lm: CausalLM, data: InstructionSet, *, indices: np.ndarray | N
         raise DlcpruneError("LoRA fine-tuning needs at least one epoch and one record")
     if batch_size < 1 or micro_batch_size < 1:
         raise DlcpruneError(f"batch sizes must be positive, got {batch_size} and micro {micro_batch_size}")
+    if not (math.isfinite(lr) and lr > 0):
+        raise DlcpruneError(f"the learning rate must be a finite number > 0, got {lr}")
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -77,6 +79,9 @@ def finetune_lora(lm: CausalLM, data: InstructionSet, *, indices: np.ndarray | N
                     ids, attn, response = pad_batch(rows[micro:micro + micro_batch_size], pad_id=pad)
                     nll = response_token_nll(model, ids.to(lm.device), attn.to(lm.device), response.to(lm.device))
                     loss = (nll.sum() / n_tokens).float()  # token-weighted over the whole batch
+                    if not torch.isfinite(loss):  # diverged: every later step and the adapter would be NaN
+                        raise DlcpruneError(f"LoRA training diverged (loss {loss.item()} in epoch {len(losses) + 1}); "
+                                            f"lower the learning rate (it is {lr:g})")
                     loss.backward()
                     batch_loss += loss.item()
                 opt.step()
@@ -84,6 +89,9 @@ def finetune_lora(lm: CausalLM, data: InstructionSet, *, indices: np.ndarray | N
                 total += batch_loss * len(rows)
                 advance()
             losses.append(total / len(idx))
+    if not all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.requires_grad):
+        raise DlcpruneError(f"LoRA training diverged (the adapter's weights are no longer finite); lower the "
+                            f"learning rate (it is {lr:g})")
     model.eval()
     adapted = CausalLM(name=f"{lm.name}+lora", module=model, tokenizer=lm.tokenizer, maskable=[], device=lm.device)
     return LoraResult(model=adapted, train_loss=losses, seconds=time.perf_counter() - t0,
