@@ -590,7 +590,7 @@ def _(tmp):
     return ["score", "--data", str(data), "--hf-split", "test"], [data], tmp / "o"
 
 
-@case("instruct-keeps-sharing-a-folder", pattern=r"keep 0.1 and 0.1000001 would both be written to keep_0.1/")
+@case("instruct-keeps-sharing-a-folder", pattern=r"the kept fractions 0.1 and 0.1000001 would both be written to keep_0.1/")
 def _(tmp):
     path, lm = alpaca(tmp), tiny_lm_folder(tmp)
     return ["instruct", "--data", str(path), "--model", str(lm), "--keep", "0.1,0.1000001"], [path], tmp / "o"
@@ -609,6 +609,19 @@ def _(tmp):
     data = images(tmp)
     np.save(tmp / "mask.npy", (np.arange(6) % 2).astype(np.uint8))
     return ["finetune", "--data", str(data), "--test-data", str(data), "--indices", str(tmp / "mask.npy")], [data], tmp / "o"
+
+
+@case("finetune-indices-as-a-boolean-mask", pattern=r"mask.npy is a boolean mask; indices are positions: save np.flatnonzero")
+def _(tmp):
+    data = images(tmp)
+    np.save(tmp / "mask.npy", np.arange(6) % 2 == 0)
+    return ["finetune", "--data", str(data), "--test-data", str(data), "--indices", str(tmp / "mask.npy")], [data], tmp / "o"
+
+
+@case("select-keeps-sharing-a-folder", pattern=r"the kept fractions 0.1 and 0.1000001 would both be written to keep_0.1/")
+def _(tmp):
+    s = scored(tmp)
+    return ["select", "--scores", str(s), "--policy", "random", "--prune", "0.9,0.8999999"], [s], tmp / "o"
 
 
 @case("finetune-a-batch-of-one-for-batchnorm", pattern=r"a batch of 1 sample\(s\) at \(32, 32\) px leaves the encoder's BatchNorm")
@@ -683,17 +696,27 @@ def test_fault(setup, status, pattern, tmp_path, capsys, restore_pil_limit):
 
 def test_finetune_indices_under_a_manifest_of_the_users_and_in_any_order(tmp_path, capsys):
     """A manifest.json two folders up that no selection wrote is not read; indices in another order
-    train on the same samples to the same result (they are sorted, as every selection writes them)."""
+    train on the same samples to the same losses and dynamics (they are read sorted, as every
+    selection writes them, so dynamics.npz columns follow sample order)."""
     data = images(tmp_path)
     (tmp_path / "proj" / "sub").mkdir(parents=True)
-    np.save(tmp_path / "proj" / "sub" / "keep.npy", np.array([4, 0, 3, 1]))
+    (tmp_path / "proj" / "sub" / "keep_0.5").mkdir(parents=True)
+    for folder in ("sub", "sub/keep_0.5"):  # under a manifest of the user's, named like a selection's or not
+        np.save(tmp_path / "proj" / folder / "keep.npy", np.array([4, 0, 3, 1]))
     np.save(tmp_path / "sorted.npy", np.array([0, 1, 3, 4]))
     (tmp_path / "proj" / "manifest.json").write_text("[1, 2, 3]")
+    (tmp_path / "proj" / "sub" / "manifest.json").write_text('{"scores": "abc"}')
     run = lambda idx, out: main(["finetune", "--data", str(data), "--test-data", str(data), "--indices", str(idx),
+                                 "--trainer", "full", "--epochs", "1", "--batch-size", "2", "--record-dynamics",
                                  "--output", str(tmp_path / out), "--quiet"])
-    assert run(tmp_path / "proj" / "sub" / "keep.npy", "a") == 0 and run(tmp_path / "sorted.npy", "b") == 0
-    metrics = [json.loads((tmp_path / out / "metrics.json").read_text()) for out in "ab"]
-    assert metrics[0]["accuracy"] == metrics[1]["accuracy"] and metrics[0]["parameters"]["kept"] == 4
+    assert run(tmp_path / "sorted.npy", "sorted") == 0
+    for n, folder in enumerate(("sub", "sub/keep_0.5")):
+        assert run(tmp_path / "proj" / folder / "keep.npy", f"given-{n}") == 0, capsys.readouterr().err
+        given, ordered = (np.load(tmp_path / out / "dynamics.npz") for out in (f"given-{n}", "sorted"))
+        assert sorted(given.files) == sorted(ordered.files) and all(np.array_equal(given[k], ordered[k])
+                                                                    for k in given.files if k != "meta")  # meta: its time
+        metrics = json.loads((tmp_path / f"given-{n}" / "metrics.json").read_text())
+        assert metrics["train_loss"] == json.loads((tmp_path / "sorted" / "metrics.json").read_text())["train_loss"]
 
 
 def test_the_suite_covers_at_least_40_cases():

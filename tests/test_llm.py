@@ -480,3 +480,21 @@ def test_cli_lora_force_replaces_an_earlier_run_whole_and_touches_no_other_file(
     assert sorted(p.name for p in out.iterdir()) == ["README.md", "adapter_config.json", "adapter_model.safetensors",
                                                      "metrics.json"]
     assert (out / "README.md").read_text() == "my notes\n"
+
+
+def test_a_response_of_no_token_is_refused_with_or_without_an_end_of_text_token(tiny_lm, tmp_path):
+    """"\u0007\u200b" passes the empty-response check but is no token: with an EOS token the record
+    would be scored and trained on the EOS alone, without one its loss would be 0 (the easiest)."""
+    import copy
+
+    path = tmp_path / "r.jsonl"
+    path.write_text("".join(json.dumps({"instruction": "Say", "output": out}) + "\n" for out in ("yes", "\u0007\u200b")))
+    data = load_instructions(path)
+    with_eos = copy.deepcopy(tiny_lm.tokenizer)
+    with_eos.eos_token = "[SEP]"
+    assert tiny_lm.tokenizer.eos_token_id is None and with_eos.eos_token_id is not None
+    for tok in (tiny_lm.tokenizer, with_eos):
+        lm = from_causal_module(tiny_lm.module, tok, name="tiny", device="cpu")
+        with pytest.raises(DlcpruneError, match=r"1 record\(s\) \(line 2\) have a response that tiny's tokenizer turns"):
+            encode(lm, data)
+        assert len(encode(lm, data.subset([0]))) == 1

@@ -43,7 +43,9 @@ def check_export(data: str | Path, format: str) -> None:
         if not path.is_dir():
             raise DlcpruneError(f"export {format} needs an image folder, not {data}")
     elif format == "hf":
-        if not ((path / "dataset_dict.json").is_file() or (path / "state.json").is_file()):
+        from .data.text import is_hf_folder
+
+        if not is_hf_folder(path):
             hint = "; for an image folder use imagefolder or filelist" if path.is_dir() else ""
             raise DlcpruneError(f"export hf filters a Hugging Face save_to_disk folder, and {data} is not one{hint}")
     elif path.suffix != f".{format}":

@@ -288,10 +288,12 @@ def remove_new(path: Path, before: set[Path] | None) -> None:
 
 
 @contextlib.contextmanager
-def output_dir(path: Path, *, keep: Callable[[BaseException], bool]) -> Iterator[Path]:
+def output_dir(path: Path, *, keep: Callable[[BaseException], bool], replaces: tuple[str, ...] = ()) -> Iterator[Path]:
     """Create and lock ``path`` for a run; if the run fails and ``keep(error)`` is false, remove
     what the run created (the folder if it did not exist, else the files that appeared in it).
-    Another live run's lock is refused before anything is written or removed."""
+    Another live run's lock is refused before anything is written or removed. ``replaces``: the
+    names of the files this run writes, removed first (a --force rerun), so that a run that fails
+    leaves none of an earlier run's beside what it wrote."""
     existed = path.exists()
     try:
         path.mkdir(parents=True, exist_ok=True)
@@ -305,6 +307,8 @@ def output_dir(path: Path, *, keep: Callable[[BaseException], bool]) -> Iterator
             with contextlib.suppress(OSError):
                 path.rmdir()  # only if still empty: a concurrent run may be filling it
         raise
+    for name in replaces:
+        (path / name).unlink(missing_ok=True)
     before = set(path.iterdir())  # a new folder: only the lock
     try:
         yield path

@@ -30,7 +30,7 @@ def keep_fractions(args: argparse.Namespace, *, optional: bool = False) -> list[
             if not 0.0 <= p < 1.0:
                 raise DlcpruneError(f"--prune must be a fraction in [0, 1) (the share REMOVED), got {p}")
         keeps = [check_keep(round(1.0 - p, 10)) for p in args.prune]
-    return keeps  # repeats and fractions sharing a keep_<fraction>/ folder: refused by check_request
+    return keeps  # fractions sharing a keep_<fraction>/ folder: refused by check_request (exact repeats: kept once)
 
 
 def recipe_of(args: argparse.Namespace, *, batch_size: int | None = None):
@@ -109,10 +109,12 @@ def cmd_score(args: argparse.Namespace) -> dict:
     levels, adaptive = level_plan(args.levels)
     if levels < 1 or not 0.0 < args.step < 1.0:
         raise DlcpruneError(f"need --levels >= 1 and 0 < --step < 1, got {levels} and {args.step:g}")
-    if not adaptive and 1 - (1 - args.step) ** (levels - 1) > 0.999:
+    from ..scoring.causal import MAX_SPARSITY
+
+    if not adaptive and 1 - (1 - args.step) ** (levels - 1) > MAX_SPARSITY:
         raise DlcpruneError(f"--levels {levels} with --step {args.step:g} reach a sparsity of "
-                            f"{1 - (1 - args.step) ** (levels - 1):.6f}: past 99.9% nearly every weight is masked and "
-                            "further levels add nothing; use fewer levels or a smaller step")
+                            f"{1 - (1 - args.step) ** (levels - 1):.6f}: past {MAX_SPARSITY:.1%} nearly every weight is "
+                            "masked and further levels add nothing; use fewer levels or a smaller step")
     model = args.model or default_model(dataset)
     check_model_for(model, dataset)  # before a slow load
     encoder = load_encoder(model, weights=args.weights, device=args.device, image_size=args.image_size,
@@ -248,8 +250,9 @@ def cmd_bench(args: argparse.Namespace) -> dict:
                          step=args.step, batch_size=args.batch_size,
                          dynamics=dynamics, dynamics_epochs=args.dynamics_epochs or 20, trainer=args.trainer,
                          recipe=trainer_recipe)
-    # --hf-split reads the same split of a --test-data folder of splits; a test file has none
-    test_columns = columns if args.test_data and Path(args.test_data).is_dir() else dict(columns, hf_split=None)
+    # --hf-split reads the same split of a --test-data DatasetDict folder; other test data have no splits
+    test_columns = columns if args.test_data and (Path(args.test_data) / "dataset_dict.json").is_file() \
+        else dict(columns, hf_split=None)
     test_data = load_dataset(args.test_data, **test_columns) if args.test_data else None
     train, test, positions = bench_data(data, test_data, test_fraction=args.test_fraction,
                                         train_per_class=args.train_per_class, test_per_class=args.test_per_class)
@@ -287,9 +290,7 @@ def cmd_finetune(args: argparse.Namespace) -> dict:
     metrics.update(model=encoder.name, train=train.source, test=test.source, class_names=train.class_names,
                    indices=str(Path(args.indices).resolve()) if args.indices else None,
                    preprocessing=encoder.preprocessing(), versions=files.versions())
-    for name in ("dynamics.npz", "metrics.json"):  # --force: no file of an earlier run stays beside these
-        (out / name).unlink(missing_ok=True)
-    with files.output_dir(out, keep=lambda err: False):
+    with files.output_dir(out, keep=lambda err: False, replaces=("dynamics.npz", "metrics.json")):
         if dynamics is not None:
             dynamics.save(out / "dynamics.npz")
         files.write_json(out / "metrics.json", metrics)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import shutil
 import sys
@@ -70,7 +69,7 @@ def _levels(text: str) -> int | list[float]:
 
 def sparsities(args: argparse.Namespace) -> list[float]:
     """The sparsity of every level: --sparsities, --levels K [--step S] (as `dlcprune score`), or the default."""
-    from ..scoring.causal import DEFAULT_SPARSITIES, level_sparsities
+    from ..scoring.causal import DEFAULT_SPARSITIES, check_sparsities, level_sparsities
 
     if args.sparsities is not None and args.levels is not None:
         raise DlcpruneError("give --sparsities or --levels, not both")
@@ -78,7 +77,7 @@ def sparsities(args: argparse.Namespace) -> list[float]:
     if listed is not None:
         if args.step is not None:
             raise DlcpruneError("--step goes with --levels K, not with a list of sparsities")
-        return listed
+        return check_sparsities(listed)  # before the model loads
     if args.levels is None:
         if args.step is not None:
             raise DlcpruneError("--step needs --levels K")
@@ -102,15 +101,14 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="write into a non-empty output folder (never into an input folder)")
 
 
-def model_folder(spec: str | None) -> Path | None:
-    """The local folder a --model names (``hf:<folder>`` or a folder), else None: an input, never written."""
-    if not spec:
-        return None
-    path = Path(spec[3:] if spec.startswith("hf:") else spec)
-    return path if path.is_dir() else None
+def model_folder(spec: str | None):
+    """:func:`dlcprune.models.model_folder`, imported when a command runs (torch loads after --threads is set)."""
+    from ..models import model_folder as folder
+
+    return folder(spec)
 
 
-LORA_FILES = ("adapter_config.json", "adapter_model.safetensors", "metrics.json")  # what `lora` writes
+ADAPTER_FILES = ("adapter_config.json", "adapter_model.safetensors")  # of PEFT's save_pretrained, what `lora` keeps
 
 
 def cmd_instruct(args: argparse.Namespace) -> dict:
@@ -161,7 +159,7 @@ def cmd_lora(args: argparse.Namespace) -> dict:
     from ..data.instructions import load_instructions
     from ..models.causal import load_causal_lm
     from ..training.lm_eval import check_tasks, lm_eval_scores, write_choice_task
-    from ..training.lora import PRESETS, finetune_lora, heldout_metrics
+    from ..training.lora import PRESETS, check_lr, finetune_lora, heldout_metrics
 
     settings = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in PRESETS[args.preset].items()}
     tasks = [t.strip() for t in (args.lm_eval or "").split(",") if t.strip()]
@@ -169,8 +167,7 @@ def cmd_lora(args: argparse.Namespace) -> dict:
         raise DlcpruneError(f"--lm-eval {args.lm_eval!r} names no task: give local or lm-eval task names")
     if "local" in tasks and args.heldout is None:
         raise DlcpruneError("--lm-eval local builds its task from the held-out records: add --heldout FILE")
-    if not (math.isfinite(settings["lr"]) and settings["lr"] > 0):
-        raise DlcpruneError(f"--lr must be a finite number > 0, got {settings['lr']:g}")
+    check_lr(settings["lr"])  # before the slow loads
     out = files.check_output_dir(args.output, force=args.force,
                                  inputs=(args.data, args.heldout, model_folder(args.model)))
     data = load_instructions(args.data, split=args.hf_split)
@@ -187,12 +184,10 @@ def cmd_lora(args: argparse.Namespace) -> dict:
                           **settings, **fmt)
         metrics = {"train_loss": r.train_loss, "lora_s": r.seconds, "parameters": {**r.parameters, **fmt},
                    "model": lm.name, "data": {"source": data.source, "records": len(data)}}
-        for name in LORA_FILES:  # --force: an earlier run's files go first, so a stopped run mixes none of them
-            (out / name).unlink(missing_ok=True)
-        with files.output_dir(out, keep=lambda err: False):
+        with files.output_dir(out, keep=lambda err: False, replaces=(*ADAPTER_FILES, "metrics.json")):
             with tempfile.TemporaryDirectory(dir=out) as saved:  # PEFT also writes a model card: only the adapter moves
                 r.model.module.save_pretrained(saved)
-                for name in LORA_FILES[:2]:
+                for name in ADAPTER_FILES:
                     os.replace(Path(saved) / name, out / name)
             if heldout is not None:
                 metrics["heldout"] = {"source": heldout.source, **heldout_metrics(r.model, heldout, **fmt)}

@@ -233,7 +233,8 @@ def _finetune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default="pretrained", help="pretrained (default), random, or a weights file")
     p.add_argument("--data", required=True, help="the training set that was scored (indices refer to its order)")
     p.add_argument("--test-data", required=True, help="the test set: same classes as --data")
-    p.add_argument("--indices", default=None, help="keep_indices.npy from `dlcprune select` (default: all samples)")
+    p.add_argument("--indices", default=None, help="keep_indices.npy from `dlcprune select` (default: all samples): distinct positions, "
+                        "read in sorted order (dynamics.npz columns follow it)")
     p.add_argument("--trainer", choices=["probe", "full"], default="probe", help="probe: logistic regression on frozen features (default); full: fine-tune the whole encoder")
     p.add_argument("--record-dynamics", action="store_true",
                    help="with --trainer full: also write dynamics.npz (per-epoch records of every trained sample) "

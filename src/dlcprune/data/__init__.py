@@ -9,7 +9,7 @@ from .builtin import DATASETS
 from .splits import holdout_split, stratified_split
 from .images import ImageDataset, from_arrays, load_image_folder, load_npz
 from .instructions import InstructionSet, is_instructions, load_instructions, peek_columns
-from .text import TextDataset, from_texts, load_hf_folder, load_text_table
+from .text import TextDataset, from_texts, is_hf_folder, load_hf_folder, load_text_table
 
 Dataset = ImageDataset | TextDataset | InstructionSet
 
@@ -37,8 +37,7 @@ def load_dataset(spec, *, text_column: str = "text", label_column: str = "label"
         return from_object(spec, text_column=text_column, label_column=label_column, split=hf_split)
     spec = str(spec)
     path = Path(spec)
-    is_hf = path.is_dir() and any((path / f).is_file() for f in ("dataset_dict.json", "dataset_info.json", "state.json"))
-    if hf_split is not None and not is_hf:
+    if hf_split is not None and not is_hf_folder(path):
         raise DlcpruneError(f"hf_split (--hf-split) picks a split of a Hugging Face save_to_disk folder; {spec} is "
                             "not one: leave it out")
     if spec in DATASETS:
@@ -49,7 +48,7 @@ def load_dataset(spec, *, text_column: str = "text", label_column: str = "label"
         if info.exists() and is_instructions(files.read_json(info).get("features", {}), label_column=label_column):
             return load_instructions(path, split=hf_split)
         if info.exists() or is_dict:
-            return load_hf_folder(path, text_column=text_column, label_column=label_column, split=hf_split or "train")
+            return load_hf_folder(path, text_column=text_column, label_column=label_column, split=hf_split)
         return load_image_folder(path)
     if path.is_file() and path.suffix == ".npz":
         return load_npz(path)

@@ -21,6 +21,7 @@ from typing import Iterable
 import numpy as np
 
 from ..errors import DlcpruneError
+from .text import is_hf_folder, pick_split
 
 ALPACA = ("Below is an instruction that describes a task, paired with an input that provides further context. "
           "Write a response that appropriately completes the request.\n\n"
@@ -114,22 +115,17 @@ def load_instructions(path: str | Path, *, split: str | None = None) -> Instruct
         raise DlcpruneError(f"a split ({split!r}) is read from a Hugging Face save_to_disk folder; {p} is a file: "
                             "leave out --hf-split")
     if p.is_dir():
-        from datasets import DatasetDict, load_from_disk
+        from datasets import load_from_disk
 
-        if not any((p / name).is_file() for name in ("dataset_info.json", "dataset_dict.json", "state.json")):
+        if not is_hf_folder(p):
             raise DlcpruneError(f"{p} is a folder but no Hugging Face save_to_disk folder; instruction records "
                                 "come as a .jsonl or .json file (Alpaca or ShareGPT) or such a folder")
         try:
             ds = load_from_disk(str(p))
         except Exception as err:  # datasets raises several types for a folder it cannot read
             raise DlcpruneError(f"{p}: not a Hugging Face save_to_disk folder ({err})") from None
-        if isinstance(ds, DatasetDict):
-            split = split or "train"
-            if split not in ds:
-                raise DlcpruneError(f"{p} has the splits {sorted(ds)}, not {split!r}; pass --hf-split")
-            ds, source = ds[split], f"{p} [{split}]"
-        elif split is not None:
-            raise DlcpruneError(f"{p} is one dataset, not a DatasetDict of splits: leave out --hf-split")
+        ds, split = pick_split(ds, split, p)
+        source = f"{p} [{split}]" if split else source
         rows = list(ds)
         records = [(f"row {i}", r) for i, r in enumerate(rows)]
         raw = [json.dumps(r, ensure_ascii=False).encode() for _, r in records]

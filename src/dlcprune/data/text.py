@@ -100,11 +100,20 @@ def load_text_table(path: str | Path, *, text_column: str = "text", label_column
     return _from_rows(rows, text_column, label_column, str(path))
 
 
+HF_FOLDER_FILES = ("dataset_dict.json", "dataset_info.json", "state.json")  # what save_to_disk writes
+
+
+def is_hf_folder(path: str | Path) -> bool:
+    """Whether ``path`` is a folder that a Hugging Face ``save_to_disk`` wrote (a Dataset or a DatasetDict)."""
+    p = Path(path)
+    return p.is_dir() and any((p / name).is_file() for name in HF_FOLDER_FILES)
+
+
 def load_hf_folder(path: str | Path, *, text_column: str = "text", label_column: str = "label",
-                   split: str = "train") -> "TextDataset":
-    """A folder written by ``datasets``' ``save_to_disk`` (a Dataset, or a DatasetDict's ``split``),
-    of images (its first Image column) or texts (``text_column``)."""
-    from datasets import DatasetDict, load_from_disk
+                   split: str | None = None) -> "TextDataset":
+    """A folder written by ``datasets``' ``save_to_disk`` (a Dataset, or a DatasetDict's ``split``,
+    default train), of images (its first Image column) or texts (``text_column``)."""
+    from datasets import load_from_disk
 
     from .objects import from_object
 
@@ -113,12 +122,25 @@ def load_hf_folder(path: str | Path, *, text_column: str = "text", label_column:
     except (FileNotFoundError, ValueError) as err:
         raise DlcpruneError(f"{path} is no readable `save_to_disk` folder ({str(err).splitlines()[0]}); "
                             "save it again with Dataset.save_to_disk") from None
-    if isinstance(ds, DatasetDict) and split not in ds:
-        raise DlcpruneError(f"{path} has the splits {sorted(ds)}, not {split!r}; pass --hf-split")
-    data = from_object(ds[split] if isinstance(ds, DatasetDict) else ds, text_column=text_column,
-                       label_column=label_column)
-    data.source = f"hf dataset {path}" + (f" [{split}]" if isinstance(ds, DatasetDict) else "")
+    ds, split = pick_split(ds, split, path)
+    data = from_object(ds, text_column=text_column, label_column=label_column)
+    data.source = f"hf dataset {path}" + (f" [{split}]" if split else "")
     return data
+
+
+def pick_split(ds, split: str | None, path) -> tuple[object, str | None]:
+    """(the Dataset, its split name or None) of what ``load_from_disk`` returned: a DatasetDict's
+    ``split`` (default train); a split asked of a plain Dataset is refused (it would be ignored)."""
+    from datasets import DatasetDict
+
+    if not isinstance(ds, DatasetDict):
+        if split is not None:
+            raise DlcpruneError(f"{path} is one dataset, not a DatasetDict of splits: leave out --hf-split")
+        return ds, None
+    split = split or "train"
+    if split not in ds:
+        raise DlcpruneError(f"{path} has the splits {sorted(ds)}, not {split!r}; pass --hf-split")
+    return ds[split], split
 
 
 def _from_rows(rows: list, text_column: str, label_column: str, source: str) -> TextDataset:

@@ -195,8 +195,8 @@ def _keeps(keep: float | list[float] | None, target_drop: float | None) -> list[
     folders = [keep_folder_name(k) for k in keeps]
     clash = next((f for f in folders if folders.count(f) > 1), None)
     if clash:  # each fraction is written to keep_<fraction with 6 significant digits>/
-        raise DlcpruneError(f"keep {' and '.join(f'{k!r}' for k, f in zip(keeps, folders) if f == clash)} would both "
-                            f"be written to {clash}/; give fractions that differ in their first 6 digits")
+        raise DlcpruneError(f"the kept fractions {' and '.join(f'{k!r}' for k, f in zip(keeps, folders) if f == clash)} "
+                            f"would both be written to {clash}/; give fractions that differ in their first 6 digits")
     return keeps
 
 

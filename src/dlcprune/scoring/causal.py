@@ -30,11 +30,25 @@ from .dlc import DlcResult
 DEFAULT_SPARSITIES = (0.0, 0.1, 0.2, 0.3, 0.4)
 
 
+MAX_SPARSITY = 0.999  # past it nearly every weight is masked: a level measures nothing
+
+
+def check_sparsities(sparsities: Sequence[float]) -> list[float]:
+    """The sparsity of each level as floats: increasing strictly from >= 0 to at most MAX_SPARSITY."""
+    s = [float(v) for v in sparsities]
+    if not s or s[0] < 0 or s[-1] >= 1 or any(b <= a for a, b in zip(s, s[1:])):
+        raise DlcpruneError(f"sparsities (one per level) must increase strictly within [0, 1), got {s}")
+    if s[-1] > MAX_SPARSITY:
+        raise DlcpruneError(f"sparsities reach {s[-1]:g}: past {MAX_SPARSITY:g} nearly every weight is masked and the "
+                            f"level measures nothing; end the list at {MAX_SPARSITY:g} or below")
+    return s
+
+
 def level_sparsities(levels: int, step: float) -> list[float]:
     """The sparsity of each of K levels, s_k = 1 - (1 - step)^k, as for an encoder."""
     if levels < 1 or not 0 < step < 1:
         raise DlcpruneError(f"need levels >= 1 and 0 < step < 1, got {levels} and {step}")
-    if 1 - (1 - step) ** (levels - 1) > 0.999:
+    if 1 - (1 - step) ** (levels - 1) > MAX_SPARSITY:
         raise DlcpruneError(f"levels {levels} with step {step:g} pass a sparsity of 99.9%: nearly every weight "
                             "would be masked; use fewer levels or a smaller step")
     return [1 - (1 - step) ** k for k in range(levels)]
@@ -47,12 +61,7 @@ def score_instructions(lm: CausalLM, data: InstructionSet, *, sparsities: Sequen
     """DLC scores (N,) of the records, higher = harder; ``level_losses`` (K, N); ``sparsity`` (K,)
     measured after masking; ``features`` None. ``template`` / ``max_length``: how records become
     tokens (default: the model's own, ``lm.template`` / ``lm.max_length``)."""
-    s = [float(v) for v in sparsities]
-    if not s or s[0] < 0 or s[-1] >= 1 or any(b <= a for a, b in zip(s, s[1:])):
-        raise DlcpruneError(f"sparsities (one per level) must increase strictly within [0, 1), got {s}")
-    if s[-1] > 0.999:  # as for --levels K: past 99.9% nearly every weight is masked
-        raise DlcpruneError(f"sparsities reach {s[-1]:g}: past 0.999 nearly every weight is masked and the level "
-                            "measures nothing; end the list at 0.999 or below")
+    s = check_sparsities(sparsities)
     if scope not in ("global", "layer"):
         raise DlcpruneError(f"mask_scope must be global or layer, got {scope!r}")
     template = template or lm.template

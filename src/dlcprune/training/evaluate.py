@@ -21,6 +21,8 @@ def read_indices(path: str | Path, *, size: int) -> np.ndarray:
         idx = np.load(path)
     except (OSError, ValueError) as err:
         raise DlcpruneError(f"cannot read indices {path}: {err}") from None
+    if isinstance(idx, np.ndarray) and idx.dtype == bool:
+        raise DlcpruneError(f"{path} is a boolean mask; indices are positions: save np.flatnonzero(mask) instead")
     if not isinstance(idx, np.ndarray) or idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer) or len(idx) == 0 or idx.min() < 0 or idx.max() >= size:
         raise DlcpruneError(f"indices must be a non-empty 1-d array of positions in 0..{size - 1}")
     distinct = np.unique(idx).astype(np.int64)

@@ -34,6 +34,13 @@ class LoraResult:
     parameters: dict = field(default_factory=dict)
 
 
+def check_lr(lr: float) -> None:
+    """A learning rate is a finite number > 0 (AdamW refuses a negative one; inf makes every weight NaN)."""
+    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise DlcpruneError(f"lr must be a finite number > 0, got {lr:g}" if isinstance(lr, (int, float)) else
+                            f"lr must be a finite number > 0, got {lr!r}")
+
+
 def finetune_lora(lm: CausalLM, data: InstructionSet, *, indices: np.ndarray | None = None, epochs: int = 1,
                   lr: float = 1e-3, batch_size: int = 8, micro_batch_size: int = 8, r: int = 16, alpha: int = 32,
                   dropout: float = 0.05, warmup: float = 0.03, template: str = "alpaca", max_length: int | None = None, seed: int = 0,
@@ -52,8 +59,7 @@ def finetune_lora(lm: CausalLM, data: InstructionSet, *, indices: np.ndarray | N
         raise DlcpruneError("LoRA fine-tuning needs at least one epoch and one record")
     if batch_size < 1 or micro_batch_size < 1:
         raise DlcpruneError(f"batch sizes must be positive, got {batch_size} and micro {micro_batch_size}")
-    if not (math.isfinite(lr) and lr > 0):
-        raise DlcpruneError(f"the learning rate must be a finite number > 0, got {lr}")
+    check_lr(lr)
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
