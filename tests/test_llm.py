@@ -137,6 +137,8 @@ def test_cli_instruct_writes_the_kept_records_byte_identical(tiny_folder, alpaca
     assert m["parameters"]["sparsities"] == [0.0, 0.2] and m["score_direction"] == "higher = harder"
     sel = json.loads((out / "selection" / "manifest.json").read_text())
     assert sel["method"] == "flexrand" and sel["keeps"] == [0.4, 0.8] and sel["fractions"]["keep_0.4"]["kept"] == 2
+    assert sel["scores"]["folder"] == str(out.resolve())  # so `dlcprune report OUT/selection` finds them
+    assert main(["report", str(out / "selection"), "--output", str(tmp_path / "page"), "--quiet"]) == 0
     assert np.load(out / "levels.npy").shape == (2, 5)
     # --levels K --step S means what it means for `dlcprune score`: sparsity 1 - (1 - S)^k
     assert main(["instruct", "--data", str(data), "--model", str(folder), "--device", "cpu", "--levels", "3",

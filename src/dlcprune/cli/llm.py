@@ -115,7 +115,7 @@ def cmd_instruct(args: argparse.Namespace) -> dict:
     """Score instruction records (no classes: selection is global) and write the kept ones: the scores
     folder in OUT, the selection in OUT/selection (as `dlcprune prune`), the kept records of each keep
     fraction byte-identical in OUT/selection/keep_<fraction>/kept.jsonl."""
-    from ..artifacts import is_selection, keep_folder_name, write_scores, write_selection
+    from ..artifacts import is_selection, keep_folder_name, read_scores, write_scores, write_selection
     from ..data.instructions import load_instructions
     from ..methods.instructions import BASELINES, select_instructions
     from ..models.causal import load_causal_lm
@@ -144,7 +144,7 @@ def cmd_instruct(args: argparse.Namespace) -> dict:
         spec = {"data": str(Path(args.data).resolve()), **({"hf_split": args.hf_split} if args.hf_split else {})}
         write_scores(out, result, dataset=data, encoder=lm, total_s=result.timings["total_s"],
                      data_spec=spec, method="dlc" if not baseline else args.policy)
-        write_selection(out / "selection", selection)
+        write_selection(out / "selection", selection, scores=read_scores(out))  # the manifest names its scores
         for keep, kept in selection.kept.items():
             data.write_jsonl(out / "selection" / keep_folder_name(keep) / "kept.jsonl", kept)
     for keep, kept in selection.kept.items():
