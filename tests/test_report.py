@@ -91,3 +91,12 @@ def test_report_never_writes_into_a_folder_that_holds_something_else(bench_folde
     assert sorted(p.name for p in (data / "ant").iterdir()) == before
     assert main(["report", str(bench_folder), "--output", str(tmp_path / "page")]) == 0
     assert main(["report", str(bench_folder), "--output", str(tmp_path / "page")]) == 0  # an earlier report: redrawn
+
+
+def test_report_of_a_bench_stopped_before_its_scoring_says_so(bench_folder, tmp_path, capsys):
+    early = tmp_path / "early"  # what a bench killed while scoring holds: its settings, a checkpoint
+    (early / "scores" / ".partial").mkdir(parents=True)
+    shutil.copy(bench_folder / "bench.json", early / "bench.json")
+    assert main(["report", str(early), "--output", str(tmp_path / "page")]) == 2
+    assert "is a bench that stopped before its scoring finished" in capsys.readouterr().err
+    assert not (tmp_path / "page").exists()

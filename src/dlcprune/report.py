@@ -168,6 +168,9 @@ def build_report(folder: str | Path, *, data: Dataset | None = None, output: str
     selection = manifest if isinstance(manifest, dict) and ("fractions" in manifest or (folder / "verdict.json").exists()) \
         else None  # a selection folder; else the scores folder (its manifest is checked as it is read)
     scores_dir = folder / "scores" if (folder / "scores" / "scores.csv").exists() else folder
+    if (folder / "bench.json").is_file() and scores_dir == folder:
+        raise DlcpruneError(f"{folder} is a bench that stopped before its scoring finished (no scores/scores.csv yet); "
+                            "run the same bench command again to finish it, then report it")
     if selection is not None:
         scores_dir = Path(selection.get("scores", {}).get("folder", folder))
     scores = read_scores(scores_dir)
