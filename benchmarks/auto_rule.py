@@ -65,19 +65,22 @@ def rule(stat: dict[str, np.ndarray], *, alpha: float = 0.1, studentized: bool =
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--data", default="animal-mnist", choices=["animal-mnist", "mnist"])
-    p.add_argument("--train-per-class", type=int, default=1000)
+    p.add_argument("--train-per-class", type=int, default=None, help="default: 300 (the demo's) / 1000 (MNIST)")
+    p.add_argument("--test-per-class", type=int, default=200)
     p.add_argument("--levels", type=int, default=20)
+    p.add_argument("--image-size", type=int, default=64)
+    p.add_argument("--keep", default=",".join(f"{k:g}" for k in KEEP_GRID))
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--output", required=True)
     a = p.parse_args()
     out = Path(a.output)
     out.mkdir(parents=True, exist_ok=True)
     if a.data == "animal-mnist":
-        train, test = demo_split()
+        train, test = demo_split(train_per_class=a.train_per_class or 300, test_per_class=a.test_per_class)
     else:
         train, test, _ = bench_data(load_dataset("mnist"), load_dataset("mnist-test"),
-                                    train_per_class=a.train_per_class, test_per_class=200)
-    encoder = load_encoder("efficientnet_lite0", image_size=64)
+                                    train_per_class=a.train_per_class or 1000, test_per_class=a.test_per_class)
+    encoder = load_encoder("efficientnet_lite0", image_size=a.image_size)
     result = score_dlc(encoder, train, levels=a.levels, step=0.05, checkpoint_dir=out / "partial")
     test_z = extract_features(encoder, test, description="test features")
     pool, val = holdout_split(train.labels, fraction=0.2, seed=0)
@@ -88,7 +91,7 @@ def main() -> None:
     test_acc = lambda kept: train_linear_probe(inputs.features[kept], inputs.labels[kept],
                                                num_classes=c).accuracy(test_z, test.labels)
     rows = []
-    for keep in KEEP_GRID:
+    for keep in [float(k) for k in a.keep.split(",")]:
         correct, loglik, tested = {}, {}, {}
         for label in ["random", *auto._labels(keep)]:
             method = auto._candidate(label, "pool")

@@ -94,6 +94,14 @@ def test_auto_targets(tmp_path):
     assert "auto - random = " in out and "best single method" in out and "calibration: " in out
 
 
+def test_auto_rule(tmp_path):
+    out = bench("auto_rule.py", "--data", "animal-mnist", "--train-per-class", "10", "--test-per-class", "5",
+                "--levels", "2", "--image-size", "32", "--keep", "0.5", "--seeds", "1", "--output", str(tmp_path / "r"))
+    assert "accuracy_rule: test gain over random" in out and "studentized_loglik_rule" in out
+    rows = json.loads((tmp_path / "r" / "rule.json").read_text())
+    assert [r["keep"] for r in rows] == [0.5] and rows[0]["auto_now"] == rows[0]["accuracy_rule"]  # today's rule, replayed
+
+
 def test_judge_precision(tmp_path):
     from dlcprune.cli import main
     from tests.conftest import write_image_folder

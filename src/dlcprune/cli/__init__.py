@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import sys
+import threading
 
 from ..errors import DlcpruneError
 from .commands import COMMANDS
@@ -45,18 +46,24 @@ def _stop(signum, frame) -> None:
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
+STOPPED = threading.Event()  # set once main has handled a stop (read by the unraisable hook's timer)
+
+
 def _raising_stops_again(unraisable, pid: int):
     """An unraisablehook: Python ignores an exception raised while a weakref callback runs (an
     import lock's, for one); a stop swallowed there is signalled again instead of printed. From a
     thread, 50 ms later: raised at once it would land inside this hook, where it is lost for good."""
     import os
     import signal
-    import threading
+
+    def signal_again(sig) -> None:
+        if not STOPPED.is_set():  # the run has stopped meanwhile: a signal now would kill the process
+            os.kill(pid, sig)
 
     def hook(u) -> None:
         if isinstance(u.exc_value, KeyboardInterrupt) and os.getpid() == pid:  # not in a forked worker
             sig = signal.SIGTERM if isinstance(u.exc_value, Terminated) else signal.SIGINT
-            again = threading.Timer(0.05, os.kill, (pid, sig))
+            again = threading.Timer(0.05, signal_again, (sig,))
             again.daemon = True
             again.start()
         else:
@@ -72,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     import signal
 
     args, previous, unraisable = None, {}, sys.unraisablehook
+    STOPPED.clear()
     try:
         if _main_thread():  # signal handlers (and so this hook) belong to the main thread
             previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
@@ -96,6 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {flag_names(str(err))}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt as stop:
+        STOPPED.set()
         what = "terminated (SIGTERM)" if isinstance(stop, Terminated) else "interrupted"
         again = ("finished work is kept. Run the same command again to resume." if getattr(args, "command", None) in RESUMABLE else
                  "this command keeps no checkpoint: run it again to start over.")
@@ -139,8 +148,6 @@ def quiet_third_parties() -> None:
 
 
 def _main_thread() -> bool:
-    import threading
-
     return threading.current_thread() is threading.main_thread()
 
 

@@ -144,7 +144,8 @@ def cmd_instruct(args: argparse.Namespace) -> dict:
         spec = {"data": str(Path(args.data).resolve()), **({"hf_split": args.hf_split} if args.hf_split else {})}
         write_scores(out, result, dataset=data, encoder=lm, total_s=result.timings["total_s"],
                      data_spec=spec, method="dlc" if not baseline else args.policy)
-        write_selection(out / "selection", selection, scores=read_scores(out))  # the manifest names its scores
+        scored = read_scores(out) if (out / "scores.csv").is_file() else None  # embed-kcenter writes no scores
+        write_selection(out / "selection", selection, scores=scored)  # the manifest names its scores folder
         for keep, kept in selection.kept.items():
             data.write_jsonl(out / "selection" / keep_folder_name(keep) / "kept.jsonl", kept)
     for keep, kept in selection.kept.items():
