@@ -7,14 +7,27 @@
 # OUT/<dataset>/ (results.md, gap_to_random.png, learning_curve.png, time_to_accuracy.png/.json, ...)
 # and OUT/summary.md. A rerun resumes.
 #
-#   bash benchmarks/gpu_protocol.sh [--dry-run] [OUT]     (default OUT: gpu-protocol)
+#   bash benchmarks/gpu_protocol.sh [--dry-run] [--threads N] [OUT]     (default OUT: gpu-protocol)
 #
 # --dry-run: the same commands on the CPU with a few 32 px images and one epoch (the test suite runs it).
-# PYTHON names the interpreter that has dlcprune (default: python3).
+# --threads N: CPU threads of each bench (default: dlcprune's). PYTHON names the interpreter that has
+# dlcprune (default: python3).
 set -euo pipefail
-dry=0
-if [[ "${1:-}" == "--dry-run" ]]; then dry=1; shift; fi
-out=${1:-gpu-protocol}
+usage="usage: bash benchmarks/gpu_protocol.sh [--dry-run] [--threads N] [OUT]"
+dry=0 out="" threads=()
+while (( $# )); do
+  case "$1" in
+    --dry-run) dry=1 ;;
+    --threads) [[ $# -ge 2 ]] || { echo "error: --threads needs a number; $usage" >&2; exit 2; }
+               threads=(--threads "$2"); shift ;;
+    -h|--help) echo "$usage"; exit 0 ;;
+    -*) echo "error: unknown option $1; $usage" >&2; exit 2 ;;
+    *) [[ -z $out ]] || { echo "error: one output folder, got $out and $1; $usage" >&2; exit 2; }
+       out=$1 ;;
+  esac
+  shift
+done
+out=${out:-gpu-protocol}
 py=${PYTHON:-python3}
 methods=random,auto,flexrand,herding,forgetting,el2n
 if (( dry )); then
@@ -31,7 +44,7 @@ for data in animal-mnist mnist; do
   test_args=()
   [[ $data == mnist ]] && test_args=(--test-data mnist-test)
   "$py" -m dlcprune bench --data "$data" "${test_args[@]}" --trainer full --methods "$methods" "${run[@]}" \
-    --output "$out/$data"
+    "${threads[@]}" --output "$out/$data"
 done
 "$py" - "$out" "$(( $(date +%s) - start ))" <<'PY'
 import json, sys

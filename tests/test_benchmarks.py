@@ -53,8 +53,11 @@ def test_gpu_protocol_dry_run(tmp_path):
     """The GPU script's commands on the CPU: both datasets, every method, every figure, the summary."""
     import os
 
-    res = subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_protocol.sh"), "--dry-run", str(tmp_path / "g")],
-                         capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHON": sys.executable})
+    script = lambda *args: subprocess.run(["bash", str(ROOT / "benchmarks" / "gpu_protocol.sh"), *args],
+                                          capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHON": sys.executable})
+    bad = script("--dryrun", str(tmp_path / "g"))  # a typo is no output folder (nor a full run on a GPU machine)
+    assert bad.returncode == 2 and "unknown option --dryrun" in bad.stderr and not (tmp_path / "g").exists()
+    res = script(str(tmp_path / "g"), "--dry-run", "--threads", "1")  # options in any order
     assert res.returncode == 0, res.stderr[-3000:]
     for data in ("animal-mnist", "mnist"):
         for name in ("results.md", "learning_curve.png", "time_to_accuracy.png", "time_to_accuracy.json", "dynamics.npz"):

@@ -75,3 +75,12 @@ def test_a_bad_output_folder_stops_every_rank_with_one_message(tmp_path):
 @pytest.mark.parametrize("n,world", [(7, 2), (2, 3)])
 def test_more_ranks_than_samples_or_uneven_blocks(n, world):
     assert sum(b - a for a, b in shard_bounds(n, world)) == n
+
+
+def test_more_processes_than_samples_stop_every_rank_with_one_message(tmp_path):
+    data = write_image_folder(tmp_path / "data", {"a": 2, "b": 2}, size=32)
+    res = score("--data", str(data), "--levels", "2", "--device", "cpu", "--quiet", "--output", str(tmp_path / "out"),
+                processes=5)
+    assert res.returncode != 0 and "internal error" not in res.stderr
+    assert res.stderr.count("4 sample(s) for 5 processes: every process needs one") == 5
+    assert not (tmp_path / "out").exists()

@@ -282,3 +282,26 @@ def test_a_progress_record_without_its_losses_file_is_not_trusted(tmp_path, tiny
             score_dlc(tiny_encoder, data, levels=3, step=0.2, checkpoint_dir=tmp_path, progress=False)
     again = score_dlc(tiny_encoder, data, levels=3, step=0.2, checkpoint_dir=tmp_path, progress=False)
     assert np.array_equal(again.scores, full.scores) and np.array_equal(again.level_losses, full.level_losses)
+
+
+def test_a_checkpoint_resumes_only_on_as_many_cpu_threads(tmp_path, tiny_encoder, monkeypatch):
+    """Sums split over another number of threads differ in the last bits: a run killed on one thread
+    and resumed on two would mix two results, so the thread count is part of the checkpoint's key."""
+    images, labels = random_images(12, size=10)
+    data = from_arrays(images, labels)
+    real = dlc_module._level_losses
+    calls = []
+    monkeypatch.setattr(dlc_module, "_level_losses", lambda *a, where, **k: (calls.append(where), real(*a, where=where, **k))[1])
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        score_dlc(tiny_encoder, data, levels=3, step=0.2, checkpoint_dir=tmp_path, progress=False)
+        assert json.loads((tmp_path / "key.json").read_text())["cpu_threads"] == 1
+        calls.clear()
+        score_dlc(tiny_encoder, data, levels=3, step=0.2, checkpoint_dir=tmp_path, progress=False)
+        assert calls == []  # same threads: every level read back
+        torch.set_num_threads(2)
+        score_dlc(tiny_encoder, data, levels=3, step=0.2, checkpoint_dir=tmp_path, progress=False)
+        assert len(calls) == 2 and json.loads((tmp_path / "key.json").read_text())["cpu_threads"] == 2
+    finally:
+        torch.set_num_threads(before)

@@ -611,7 +611,7 @@ def _(tmp):
     return ["finetune", "--data", str(data), "--test-data", str(data), "--indices", str(tmp / "mask.npy")], [data], tmp / "o"
 
 
-@case("finetune-indices-as-a-boolean-mask", pattern=r"mask.npy is a boolean mask; indices are positions: save np.flatnonzero")
+@case("finetune-indices-as-a-boolean-mask", pattern=r"mask.npy: indices are positions, and these are a boolean mask: pass np.flatnonzero")
 def _(tmp):
     data = images(tmp)
     np.save(tmp / "mask.npy", np.arange(6) % 2 == 0)
@@ -622,6 +622,12 @@ def _(tmp):
 def _(tmp):
     s = scored(tmp)
     return ["select", "--scores", str(s), "--policy", "random", "--prune", "0.9,0.8999999"], [s], tmp / "o"
+
+
+@case("bench-a-method-named-twice", pattern=r"--methods names random more than once; name each method once")
+def _(tmp):
+    data = images(tmp)
+    return ["bench", "--data", str(data), "--methods", "random,herding,random", "--levels", "2"], [data], tmp / "o"
 
 
 @case("finetune-a-batch-of-one-for-batchnorm", pattern=r"a batch of 1 sample\(s\) at \(32, 32\) px leaves the encoder's BatchNorm")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from dlcprune import DlcpruneError
+from dlcprune import DlcpruneError, from_arrays
 from dlcprune.data.instructions import load_instructions
 from dlcprune.models.causal import encode, from_causal_module, response_losses
 from dlcprune.scoring.causal import score_instructions
@@ -500,3 +500,32 @@ def test_a_response_of_no_token_is_refused_with_or_without_an_end_of_text_token(
         with pytest.raises(DlcpruneError, match=r"1 record\(s\) \(line 2\) have a response that tiny's tokenizer turns"):
             encode(lm, data)
         assert len(encode(lm, data.subset([0]))) == 1
+
+
+def test_lora_and_baselines_check_their_options_and_read_the_models_template(tiny_lm, alpaca):
+    """One DlcpruneError per bad option (a mask is no positions: [True, False] would train on records
+    1 and 0); scoring, training and evaluation all read the model's own template and max_length."""
+    from dlcprune.methods.instructions import measure_records, select_instructions
+    from dlcprune.training.lora import finetune_lora, heldout_metrics
+
+    bad = [(dict(indices=np.array([True, False] * 2 + [True])), "boolean mask: pass np.flatnonzero"),
+           (dict(indices=[-1]), r"whole positions in 0\.\.4"), (dict(indices=[0.7, 1.9]), r"whole positions in 0\.\.4"),
+           (dict(indices=[0, 99]), r"whole positions in 0\.\.4"), (dict(epochs=1.5), "epochs must be a whole number"),
+           (dict(batch_size="2"), "batch_size must be a whole number"), (dict(r=0), "r must be a whole number"),
+           (dict(dropout=1.5), r"dropout must be a probability in \[0, 1\)"), (dict(warmup=-1), "warmup is the share"),
+           (dict(lr=float("inf")), "lr must be a finite number > 0, got inf"), (dict(template="Chat"), "template must be")]
+    for options, message in bad:
+        with pytest.raises(DlcpruneError, match=message):
+            finetune_lora(tiny_lm, alpaca, progress=False, **options)
+    with pytest.raises(DlcpruneError, match="batch_size must be a whole number >= 1, got 0"):
+        heldout_metrics(tiny_lm, alpaca, batch_size=0)
+    with pytest.raises(DlcpruneError, match="not a ImageDataset"):
+        heldout_metrics(tiny_lm, from_arrays(np.zeros((2, 8, 8, 3), np.uint8), np.array([0, 1])))
+    with pytest.raises(DlcpruneError, match="split set\\(s\\) DLC's masking or FlexRand's gamma; the baseline 'longest'"):
+        select_instructions(tiny_lm, alpaca, policy="longest", keep=0.4, split=0.9)
+    with pytest.raises(DlcpruneError, match="unknown instruction baseline 'bogus'"):
+        measure_records(tiny_lm, alpaca, "bogus")
+    short = from_causal_module(tiny_lm.module, tiny_lm.tokenizer, name="short", device="cpu")
+    short.max_length = 16
+    assert heldout_metrics(short, alpaca) == heldout_metrics(tiny_lm, alpaca, max_length=16)
+    assert heldout_metrics(short, alpaca) != heldout_metrics(tiny_lm, alpaca)

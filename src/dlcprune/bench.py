@@ -146,6 +146,9 @@ def _checked(config: BenchConfig, encoder: Encoder) -> BenchConfig:
     for m in config.methods:
         if m not in METHODS:
             raise DlcpruneError(unknown_name_message("method", m, METHODS.names()))
+    twice = sorted({m for m in config.methods if config.methods.count(m) > 1})
+    if twice:  # its cells would run twice and count twice in the table's spread
+        raise DlcpruneError(f"methods names {', '.join(twice)} more than once; name each method once")
     if config.candidates is not None:
         check_candidates(config.candidates)
     if config.dynamics not in ("head", "full"):

@@ -25,7 +25,7 @@ def flag_names(message: str) -> str:
     """A library message names parameters; on the command line, say the flags."""
     import re
 
-    message = re.sub(r"^(keep|dynamics|levels|sparsities|step|epochs|weights|device|dynamics_epochs|mask_scope|image_size|indices|lr|head_lr|batch_size)\b",
+    message = re.sub(r"^(keep|dynamics|levels|sparsities|methods|step|epochs|weights|device|dynamics_epochs|mask_scope|image_size|indices|lr|head_lr|batch_size)\b",
                      lambda m: "--" + m.group(1).replace("_", "-"), message)
     for param, flag in (("max_length", "--max-length"), ("target_drop", "--target-drop"), ("val_fraction", "--val-fraction"),
                         ("candidates", "--candidates"), ("split (FlexRand's gamma)", "--split"),

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from ..data.instructions import InstructionSet
+from ..errors import DlcpruneError
 from ..models.base import autocast_record
 from ..models.causal import CausalLM, encode, pad_batch, response_losses
 from ..scoring.causal import DEFAULT_SPARSITIES, score_instructions
@@ -47,9 +48,11 @@ class BaselineMeasure:
     seconds: float
 
 
-def measure_records(lm: CausalLM, data: InstructionSet, name: str, *, template: str = "alpaca",
+def measure_records(lm: CausalLM, data: InstructionSet, name: str, *, template: str | None = None,
                     max_length: int | None = None, batch_size: int = 8) -> BaselineMeasure:
     """The baseline ``name``'s measure of every record, in record order."""
+    if name not in BASELINES:
+        raise DlcpruneError(f"unknown instruction baseline {name!r}; the baselines are {', '.join(BASELINES)}")
     t0 = time.perf_counter()
     encoded = encode(lm, data, template=template, max_length=max_length)
     values, features = None, None
@@ -61,10 +64,8 @@ def measure_records(lm: CausalLM, data: InstructionSet, name: str, *, template: 
         ifd = response_losses(lm, encoded, batch_size=batch_size) / response_losses(
             lm, _response_alone(lm, encoded), batch_size=batch_size).clip(1e-12)
         values = np.where(ifd < 1, ifd, -ifd)  # "hard" keeps the highest: IFD >= 1 goes below every valid one
-    elif name == "embed-kcenter":
+    else:  # embed-kcenter
         features = mean_hidden_states(lm, encoded, batch_size=batch_size)
-    else:
-        raise ValueError(f"unknown baseline {name!r}")
     return BaselineMeasure(name=name, values=values, features=features, method=BASELINES[name][1],
                            seconds=time.perf_counter() - t0)
 
@@ -113,14 +114,22 @@ POLICIES = ("random", "easy", "hard", "flexrand", *BASELINES)
 
 def select_instructions(lm: CausalLM, data: InstructionSet, *, policy: str = "flexrand", keep: float | list[float],
                         seed: int = 0, split: float | None = None, sparsities=DEFAULT_SPARSITIES,
-                        scope: str = "global", template: str = "alpaca", max_length: int | None = None,
+                        scope: str = "global", template: str | None = None, max_length: int | None = None,
                         batch_size: int = 8, progress: bool = True) -> tuple[DlcResult, Selection]:
     """(what the scores folder holds, the selection) for ``policy``: random / easy / hard / flexrand
     over DLC scores (masking levels ``sparsities``), or a baseline of ``BASELINES`` (no masking; the
-    result's ``scores`` are its measure, None for embed-kcenter, whose ``features`` it uses)."""
+    result's ``scores`` are its measure, None for embed-kcenter, whose ``features`` it uses).
+    ``template`` / ``max_length``: default the model's own."""
     t0 = time.perf_counter()
     fmt = dict(template=template, max_length=max_length, batch_size=batch_size)
+    if policy not in POLICIES:
+        raise DlcpruneError(f"unknown policy {policy!r} for instruction records; choose one of {', '.join(POLICIES)}")
     if policy in BASELINES:
+        masking = [name for name, value, default in (("split", split, None), ("sparsities", list(sparsities),
+                   list(DEFAULT_SPARSITIES)), ("scope", scope, "global")) if value != default]
+        if masking:  # DLC's options: a baseline masks nothing and draws nothing
+            raise DlcpruneError(f"{', '.join(masking)} set(s) DLC's masking or FlexRand's gamma; the baseline "
+                                f"{policy!r} uses neither: leave {'it' if len(masking) == 1 else 'them'} out")
         m = measure_records(lm, data, policy, **fmt)
         result = DlcResult(scores=m.values, level_losses=None, features=m.features, sparsity=None,
                            parameters=dict(fmt, measure=BASELINES[policy][0],

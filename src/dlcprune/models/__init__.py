@@ -125,5 +125,7 @@ def check_model_for(model: "str | Encoder", dataset) -> None:
                             f"records in .jsonl/.json); {dataset.source} holds none: use an image or text encoder "
                             "(`dlcprune list`)")
     if records and not causal:
+        hint = "; load it with dlcprune.load_model(..., causal=True)" if str(name).startswith("hf:") else ""
         raise DlcpruneError(f"{dataset.source} holds instruction records: score them with a causal LM (smollm2, "
-                            f"hf:<folder>), not the {MODELS.entry(name).kind if isinstance(model, str) else 'encoder'} {name!r}")
+                            f"hf:<folder>), not the {MODELS.entry(name).kind if isinstance(model, str) else 'encoder'} "
+                            f"{name!r}{hint}")

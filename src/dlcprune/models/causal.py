@@ -115,6 +115,9 @@ class CausalLM:
         return state_dict_sha256(self.module)
 
 
+TEMPLATES = ("alpaca", "chat")  # how a record becomes a prompt: the Alpaca format, or the tokenizer's chat template
+
+
 def load_causal_lm(spec: str = SMOLLM2, *, device: str | None = None, template: str = "alpaca",
                    max_length: int | None = None, cpu_bf16: bool = False) -> CausalLM:
     """``smollm2`` (offline default), ``gemma3`` (offline), ``hf:<folder or hub name>``, or a local folder.
@@ -122,7 +125,7 @@ def load_causal_lm(spec: str = SMOLLM2, *, device: str | None = None, template: 
     ``cpu_bf16``: response losses (DLC levels, the perplexity and IFD baselines) under bf16 autocast
     on the CPU as well (benchmarks/RESULTS.md: 1.6x faster with SmolLM2 on a CPU with AVX-512 BF16,
     Spearman 0.9994 against float32; slower on a CPU without it). Training stays float32."""
-    if template not in ("alpaca", "chat"):
+    if template not in TEMPLATES:
         raise DlcpruneError(f"template must be alpaca or chat, got {template!r}")
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -166,11 +169,23 @@ MIN_LENGTH = 8  # tokens: a prompt and at least one response token to score
 DEFAULT_LENGTH = 512
 
 
-def encode(lm: CausalLM, data: InstructionSet, *, template: str = "alpaca", max_length: int | None = None) -> list[tuple[list[int], int]]:
+def encode(lm: CausalLM, data: InstructionSet, *, template: str | None = None,
+           max_length: int | None = None) -> list[tuple[list[int], int]]:
     """Per record: (token ids, number of prompt tokens). The response is tokenised alone (no
-    special tokens) and followed by the EOS token when the tokenizer has one. Over ``max_length``
-    (default: 512, or the model's context if shorter),
-    prompt tokens are dropped from the left; a response longer than that is cut at the right."""
+    special tokens) and followed by the EOS token when the tokenizer has one. ``template`` /
+    ``max_length``: default the model's own (``lm.template``, ``lm.max_length``: what scoring,
+    training and evaluation all read); over ``max_length`` (default: 512, or the model's context if
+    shorter), prompt tokens are dropped from the left; a response longer than that is cut at the right."""
+    if not isinstance(lm, CausalLM):
+        raise DlcpruneError(f"instruction records are read by a causal LM, not a {type(lm).__name__}: load one with "
+                            "dlcprune.load_model(..., causal=True) (or the name smollm2)")
+    if not isinstance(data, InstructionSet):
+        raise DlcpruneError(f"a causal LM reads instruction records (a .jsonl of Alpaca or ShareGPT records), not a "
+                            f"{type(data).__name__}")
+    template = template or lm.template
+    if template not in TEMPLATES:
+        raise DlcpruneError(f"template must be alpaca or chat, got {template!r}")
+    max_length = max_length if max_length is not None else lm.max_length
     context = getattr(lm.module.config, "max_position_embeddings", None)
     if max_length is None:
         max_length = min(DEFAULT_LENGTH, context or DEFAULT_LENGTH)

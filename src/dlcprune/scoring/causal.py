@@ -25,7 +25,7 @@ from ..models.base import autocast_record
 from ..models.causal import CausalLM, encode, response_losses
 from ..progress import bar
 from .checkpoint import Checkpoint
-from .dlc import DlcResult
+from .dlc import DlcResult, cpu_threads_key
 
 DEFAULT_SPARSITIES = (0.0, 0.1, 0.2, 0.3, 0.4)
 
@@ -72,7 +72,7 @@ def score_instructions(lm: CausalLM, data: InstructionSet, *, sparsities: Sequen
                   batch_size=batch_size, masked_tensors=len(weights), masked_weights=sum(w.numel() for w in weights),
                   **autocast_record(lm.device, on_cpu=lm.cpu_bf16))
     ckpt = Checkpoint(checkpoint_dir, key=dict(params, model=lm.name, weights_sha256=lm.weights_sha256,
-                                               dataset=data.fingerprint()))
+                                               **cpu_threads_key(lm.device), dataset=data.fingerprint()))
     groups = [weights] if scope == "global" else [[w] for w in weights]
     # random masks per layer: each group its own stream (a group's first tensor always has index 0)
     masks = [NestedMasks(g, sparsities=s, method=masking, seed=seed if len(groups) == 1 else seed * 1_000_003 + j)

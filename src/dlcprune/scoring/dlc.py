@@ -181,9 +181,13 @@ def _score_encoder(encoder: Encoder, dataset: Dataset, *, levels: int, step: flo
     params = dict(levels=levels, step=step, masking=masking, seed=seed, batch_size=batch_size,
                   **({"adaptive": True} if adaptive else {}), **encoder.preprocessing())
     shard = Shard(len(dataset))
+    if shard.world > len(dataset):  # a process without samples has nothing to share (every rank says so)
+        raise DlcpruneError(f"{len(dataset)} sample(s) for {shard.world} processes: every process needs one; run "
+                            f"with --nproc_per_node {len(dataset)} or fewer")
     progress = progress and shard.is_main
     ckpt = Checkpoint(checkpoint_dir if shard.is_main else None,
-                      key=dict(params, **_encoder_key(encoder), dataset=dataset.fingerprint()))
+                      key=dict(params, **_encoder_key(encoder), **cpu_threads_key(encoder.device),
+                               dataset=dataset.fingerprint()))
     labels = torch.from_numpy(dataset.labels)
     mine = dataset if shard.world == 1 else dataset.subset(np.arange(shard.start, shard.stop))
     timings = ckpt.timings
@@ -247,6 +251,12 @@ def _encoder_key(encoder: Encoder) -> dict:
                 pixel_mean=list(getattr(encoder, "pixel_mean", ())), pixel_std=list(getattr(encoder, "pixel_std", ())),
                 feature_fn=None if fn is None else [getattr(fn, "__qualname__", type(fn).__name__),
                                                     None if code is None else _code_digest(code)])
+
+
+def cpu_threads_key(device) -> dict:
+    """For a checkpoint's key on the CPU, the thread count: float sums split across another number of
+    threads differ in the last bits, so a run resumed with other threads would mix two results."""
+    return {"cpu_threads": torch.get_num_threads()} if torch.device(device).type == "cpu" else {}
 
 
 def _code_digest(code) -> str:

@@ -34,6 +34,17 @@ def check_keep(keep: float) -> float:
     return float(keep)
 
 
+def check_positions(indices, size: int) -> np.ndarray:
+    """(K,) int64 positions of samples, each in 0..size-1 (K >= 1): a boolean mask or fractional or
+    negative numbers (which numpy would read as positions from the end) are refused."""
+    arr = np.asarray(indices.detach().cpu().numpy() if hasattr(indices, "detach") else indices)
+    if arr.dtype == bool:
+        raise DlcpruneError("indices are positions, and these are a boolean mask: pass np.flatnonzero(mask)")
+    if arr.ndim != 1 or len(arr) == 0 or not np.issubdtype(arr.dtype, np.integer) or arr.min() < 0 or arr.max() >= size:
+        raise DlcpruneError(f"indices must be a non-empty 1-d array of whole positions in 0..{size - 1}")
+    return arr.astype(np.int64)
+
+
 def check_seed(seed: int) -> int:
     """A seed is a whole number >= 0 (None would make the draw irreproducible)."""
     if not (is_whole(seed) and seed >= 0):

@@ -9,6 +9,7 @@ import numpy as np
 from ..data import Dataset
 from ..errors import DlcpruneError
 from ..models import Encoder
+from ..selection import check_positions
 from .dynamics import DynamicsRecorder, Trajectory
 from .finetune import RECIPES, Recipe, finetune
 from .probe import train_linear_probe
@@ -21,13 +22,15 @@ def read_indices(path: str | Path, *, size: int) -> np.ndarray:
         idx = np.load(path)
     except (OSError, ValueError) as err:
         raise DlcpruneError(f"cannot read indices {path}: {err}") from None
-    if isinstance(idx, np.ndarray) and idx.dtype == bool:
-        raise DlcpruneError(f"{path} is a boolean mask; indices are positions: save np.flatnonzero(mask) instead")
-    if not isinstance(idx, np.ndarray) or idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer) or len(idx) == 0 or idx.min() < 0 or idx.max() >= size:
-        raise DlcpruneError(f"indices must be a non-empty 1-d array of positions in 0..{size - 1}")
-    distinct = np.unique(idx).astype(np.int64)
-    if len(distinct) < len(idx):
-        raise DlcpruneError(f"{path} repeats {len(idx) - len(distinct):,} of its {len(idx):,} positions" + (
+    if not isinstance(idx, np.ndarray):
+        raise DlcpruneError(f"{path} holds several arrays; indices are one .npy array of positions")
+    try:
+        positions = check_positions(idx, size)
+    except DlcpruneError as err:
+        raise DlcpruneError(f"{path}: {err}") from None
+    distinct = np.unique(positions)
+    if len(distinct) < len(positions):
+        raise DlcpruneError(f"{path} repeats {len(positions) - len(distinct):,} of its {len(positions):,} positions" + (
             " (it looks like a 0/1 mask: save np.flatnonzero(mask) instead)" if distinct.max() <= 1 else "")
             + "; indices name each kept sample once")
     return distinct

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import DlcpruneError
+from ..selection import check_positions, is_real, is_whole
 from ..progress import bar
 from ..data.instructions import InstructionSet
 from ..models.causal import CausalLM, encode, pad_batch, response_losses, response_token_nll
@@ -41,9 +42,21 @@ def check_lr(lr: float) -> None:
                             f"lr must be a finite number > 0, got {lr!r}")
 
 
+def _check_settings(*, lr: float, dropout: float, warmup: float, **counts: int) -> None:
+    """LoRA's settings in one line each: whole counts >= 1, dropout in [0, 1), warmup a share in [0, 1]."""
+    for name, value in counts.items():
+        if not (is_whole(value) and value >= 1):
+            raise DlcpruneError(f"{name} must be a whole number >= 1, got {value!r}")
+    check_lr(lr)
+    if not (is_real(dropout) and 0 <= dropout < 1):
+        raise DlcpruneError(f"dropout must be a probability in [0, 1), got {dropout!r}")
+    if not (is_real(warmup) and 0 <= warmup <= 1):
+        raise DlcpruneError(f"warmup is the share of the steps spent warming up, in [0, 1]; got {warmup!r}")
+
+
 def finetune_lora(lm: CausalLM, data: InstructionSet, *, indices: np.ndarray | None = None, epochs: int = 1,
                   lr: float = 1e-3, batch_size: int = 8, micro_batch_size: int = 8, r: int = 16, alpha: int = 32,
-                  dropout: float = 0.05, warmup: float = 0.03, template: str = "alpaca", max_length: int | None = None, seed: int = 0,
+                  dropout: float = 0.05, warmup: float = 0.03, template: str | None = None, max_length: int | None = None, seed: int = 0,
                   progress: bool = True) -> LoraResult:
     """LoRA on ``data[indices]`` (all when None); returns the adapted model (base weights unchanged).
 
@@ -54,12 +67,9 @@ def finetune_lora(lm: CausalLM, data: InstructionSet, *, indices: np.ndarray | N
     from peft import LoraConfig, get_peft_model
     from transformers import get_cosine_schedule_with_warmup
 
-    idx = np.arange(len(data)) if indices is None else np.asarray(indices, dtype=np.int64)
-    if epochs < 1 or len(idx) == 0:
-        raise DlcpruneError("LoRA fine-tuning needs at least one epoch and one record")
-    if batch_size < 1 or micro_batch_size < 1:
-        raise DlcpruneError(f"batch sizes must be positive, got {batch_size} and micro {micro_batch_size}")
-    check_lr(lr)
+    _check_settings(epochs=epochs, batch_size=batch_size, micro_batch_size=micro_batch_size, r=r, alpha=alpha,
+                    dropout=dropout, warmup=warmup, lr=lr)
+    idx = np.arange(len(data)) if indices is None else check_positions(indices, len(data))
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -106,9 +116,11 @@ def finetune_lora(lm: CausalLM, data: InstructionSet, *, indices: np.ndarray | N
                                       kept=int(len(idx))))
 
 
-def heldout_metrics(lm: CausalLM, data: InstructionSet, *, template: str = "alpaca", max_length: int | None = None,
+def heldout_metrics(lm: CausalLM, data: InstructionSet, *, template: str | None = None, max_length: int | None = None,
                     batch_size: int = 8) -> dict:
     """Mean response NLL per record and token-weighted perplexity on held-out records."""
+    if not (is_whole(batch_size) and batch_size >= 1):
+        raise DlcpruneError(f"batch_size must be a whole number >= 1, got {batch_size!r}")
     encoded = encode(lm, data, template=template, max_length=max_length)
     per_record = response_losses(lm, encoded, batch_size=batch_size)
     tokens = np.array([len(t) - n for t, n in encoded])
