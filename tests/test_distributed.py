@@ -28,11 +28,11 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def score(*args, processes=1):
+def score(*args, processes=1, command="score"):
     env = dict(os.environ, OMP_NUM_THREADS="1")  # torchrun's per-rank default; the same for both runs
     launcher = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={processes}",
                 "--master_addr=127.0.0.1", f"--master_port={free_port()}"] if processes > 1 else [sys.executable]
-    return subprocess.run([*launcher, "-m", "dlcprune", "score", *args], capture_output=True, text=True, env=env)
+    return subprocess.run([*launcher, "-m", "dlcprune", command, *args], capture_output=True, text=True, env=env)
 
 
 def test_two_gloo_processes_equal_one_process(tmp_path):
@@ -84,3 +84,12 @@ def test_more_processes_than_samples_stop_every_rank_with_one_message(tmp_path):
     assert res.returncode != 0 and "internal error" not in res.stderr
     assert res.stderr.count("4 sample(s) for 5 processes: every process needs one") == 5
     assert not (tmp_path / "out").exists()
+
+
+def test_a_one_process_command_under_torchrun_stops_every_rank_with_one_message(tmp_path):
+    data = write_image_folder(tmp_path / "data", {"a": 3, "b": 3}, size=32)
+    assert score("--data", str(data), "--levels", "2", "--quiet", "--output", str(tmp_path / "s")).returncode == 0
+    res = score("--scores", str(tmp_path / "s"), "--policy", "random", "--keep", "0.5", "--quiet",
+                "--output", str(tmp_path / "sel"), processes=2, command="select")
+    assert res.returncode != 0 and res.stderr.count("select runs in one process") == 2
+    assert not (tmp_path / "sel").exists()

@@ -19,6 +19,7 @@ from .parser import EXIT_BAD_INPUT, build_parser
 
 EXIT_BUG, EXIT_INTERRUPTED, EXIT_TERMINATED = 1, 130, 143
 RESUMABLE = {"score", "prune", "bench", "demo"}  # the commands that checkpoint their slow work
+DISTRIBUTED = {"score", "prune"}  # the commands that torchrun's processes share
 
 
 def flag_names(message: str) -> str:
@@ -85,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
             previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
             sys.unraisablehook = _raising_stops_again(unraisable, os.getpid())
         args = build_parser().parse_args(argv)
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and args.command not in DISTRIBUTED:
+            raise DlcpruneError(f"{args.command} runs in one process (every rank would write the same folder); "
+                                "torchrun splits score and prune only: run it without torchrun")
         from ..threads import set_threads
 
         set_threads(args.threads)  # before torch is imported, so its thread pool starts at this size
