@@ -79,10 +79,11 @@ def export_subset(data: str | Path, indices: np.ndarray, out: Path, *, format: s
             os.symlink(source, dest) if link else shutil.copy2(source, dest)
         return target
     if format == "hf":
-        from datasets import DatasetDict, load_from_disk
+        from datasets import load_from_disk
 
-        ds = load_from_disk(str(path))
-        ds = ds[hf_split or "train"] if isinstance(ds, DatasetDict) else ds
+        from .data.text import pick_split
+
+        ds, _ = pick_split(load_from_disk(str(path)), hf_split, path)
         target = out / "kept"
         shutil.rmtree(target, ignore_errors=True)
         ds.select(indices.tolist()).save_to_disk(str(target))

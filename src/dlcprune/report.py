@@ -270,7 +270,8 @@ def _kept_section(scores: Scores, names: list[str], selection: dict | None, fold
                      + "".join(f"<td>{cc.get(c, 0)}</td>" for cc in counts) + "</tr>")
     parts.append("</table>")
     if selection is not None and not keeps:  # --target-drop found no fraction: nothing was kept
-        parts.append(f"<p>{html.escape(str((selection.get('advice') or {}).get('advice') or 'no keep fraction was written'))}</p>")
+        advice = (selection.get("advice") or {}).get("advice") or "no keep fraction was written"
+        parts.append(f"<p>{html.escape(str(advice))}</p>")
     elif selection is not None:
         pngs["kept_vs_pruned.png"] = kept_vs_pruned(scores, folder, keeps)
         parts += ["<h2>Scores of the kept and the pruned samples</h2>",

@@ -139,7 +139,6 @@ def main(argv: list[str] | None = None) -> int:
 def quiet_third_parties() -> None:
     """Silence the progress bars and notices of transformers, datasets, huggingface_hub and tqdm."""
     import os
-
     import warnings
 
     warnings.filterwarnings("ignore", category=FutureWarning)  # libraries' deprecation notices, not the user's to act on

@@ -109,7 +109,7 @@ def cmd_score(args: argparse.Namespace) -> dict:
     levels, adaptive = level_plan(args.levels)
     if levels < 1 or not 0.0 < args.step < 1.0:
         raise DlcpruneError(f"need --levels >= 1 and 0 < --step < 1, got {levels} and {args.step:g}")
-    from ..scoring.causal import MAX_SPARSITY
+    from ..scoring.dlc import MAX_SPARSITY
 
     if not adaptive and 1 - (1 - args.step) ** (levels - 1) > MAX_SPARSITY:
         raise DlcpruneError(f"--levels {levels} with --step {args.step:g} reach a sparsity of "

@@ -25,12 +25,9 @@ from ..models.base import autocast_record
 from ..models.causal import CausalLM, encode, response_losses
 from ..progress import bar
 from .checkpoint import Checkpoint
-from .dlc import DlcResult, cpu_threads_key
+from .dlc import MAX_SPARSITY, DlcResult, cpu_threads_key
 
 DEFAULT_SPARSITIES = (0.0, 0.1, 0.2, 0.3, 0.4)
-
-
-MAX_SPARSITY = 0.999  # past it nearly every weight is masked: a level measures nothing
 
 
 def check_sparsities(sparsities: Sequence[float]) -> list[float]:

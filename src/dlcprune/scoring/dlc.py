@@ -253,6 +253,9 @@ def _encoder_key(encoder: Encoder) -> dict:
                                                     None if code is None else _code_digest(code)])
 
 
+MAX_SPARSITY = 0.999  # past it nearly every weight is masked: a level measures nothing
+
+
 def cpu_threads_key(device) -> dict:
     """For a checkpoint's key on the CPU, the thread count: float sums split across another number of
     threads differ in the last bits, so a run resumed with other threads would mix two results."""

@@ -37,9 +37,8 @@ class LoraResult:
 
 def check_lr(lr: float) -> None:
     """A learning rate is a finite number > 0 (AdamW refuses a negative one; inf makes every weight NaN)."""
-    if not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
-        raise DlcpruneError(f"lr must be a finite number > 0, got {lr:g}" if isinstance(lr, (int, float)) else
-                            f"lr must be a finite number > 0, got {lr!r}")
+    if not (is_real(lr) and math.isfinite(lr) and lr > 0):
+        raise DlcpruneError(f"lr must be a finite number > 0, got {f'{lr:g}' if is_real(lr) else repr(lr)}")
 
 
 def _check_settings(*, lr: float, dropout: float, warmup: float, **counts: int) -> None:
