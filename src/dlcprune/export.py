@@ -3,7 +3,8 @@
 - ``imagefolder``: the kept image files under the same class sub-folders (copies, or symlinks with
   ``link=True``); ``filelist``: their absolute paths, one per line, in sample order;
 - ``csv`` / ``jsonl``: the header (csv) and the kept rows of the original file, byte-identical, in
-  their original order (blank lines are not rows, as when the file was read);
+  their original order (blank lines are not rows, as when the file was read); ``json``: the kept
+  elements of a JSON array file, in their original order, as a JSON array (``kept.json``);
 - ``hf``: the Hugging Face ``save_to_disk`` folder filtered with ``Dataset.select``.
 
 ``check_fingerprint`` refuses indices that were made on another dataset, and ``subset`` hands the
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import os
 import shutil
 from pathlib import Path
@@ -23,7 +25,7 @@ import numpy as np
 from . import files
 from .errors import DlcpruneError
 
-FORMATS = ("imagefolder", "filelist", "csv", "jsonl", "hf")
+FORMATS = ("imagefolder", "filelist", "csv", "jsonl", "json", "hf")
 
 
 def check_fingerprint(dataset, expected: str | None, *, what: str) -> None:
@@ -49,7 +51,9 @@ def check_export(data: str | Path, format: str) -> None:
             hint = "; for an image folder use imagefolder or filelist" if path.is_dir() else ""
             raise DlcpruneError(f"export hf filters a Hugging Face save_to_disk folder, and {data} is not one{hint}")
     elif path.suffix != f".{format}":
-        raise DlcpruneError(f"export {format} writes rows of a .{format} file, and {data} is not one")
+        own = path.suffix[1:] if path.suffix[1:] in FORMATS else None
+        raise DlcpruneError(f"export {format} writes rows of a .{format} file, and {data} is not one"
+                            + (f"; use --export {own}" if own else ""))
 
 
 def export_subset(data: str | Path, indices: np.ndarray, out: Path, *, format: str, link: bool = False,
@@ -88,14 +92,25 @@ def export_subset(data: str | Path, indices: np.ndarray, out: Path, *, format: s
         shutil.rmtree(target, ignore_errors=True)
         ds.select(indices.tolist()).save_to_disk(str(target))
         return target
-    rows = csv_rows(path) if format == "csv" else jsonl_rows(path)
-    header, body = (rows[0], rows[1:]) if format == "csv" else ("", rows)
+    body = {"csv": csv_rows, "jsonl": jsonl_rows, "json": json_elements}[format](path)
+    header, body = (body[0], body[1:]) if format == "csv" else ("", body)
     if len(indices) and indices[-1] >= len(body):
         raise DlcpruneError(f"{data} has {len(body)} rows; index {indices[-1]} is not one of them")
-    kept = [body[i] if body[i].endswith(("\n", "\r")) else body[i] + "\n" for i in indices]
     target = out / f"kept.{format}"
+    if format == "json":  # a JSON array in, a JSON array out (its elements re-serialised, not its bytes)
+        files.write_text(target, json.dumps([body[i] for i in indices], ensure_ascii=False, indent=2) + "\n")
+        return target
+    kept = [body[i] if body[i].endswith(("\n", "\r")) else body[i] + "\n" for i in indices]
     files.write_bytes(target, (header + "".join(kept)).encode("utf-8"))
     return target
+
+
+def json_elements(path: Path) -> list:
+    """The elements of a JSON array file, as the loaders read them (their positions are the indices)."""
+    rows = json.loads(path.read_bytes().decode("utf-8"))
+    if not isinstance(rows, list):
+        raise DlcpruneError(f"{path}: expected a JSON array of records")
+    return rows
 
 
 def jsonl_rows(path: Path) -> list[str]:

@@ -16,7 +16,7 @@ from ..errors import DlcpruneError
 
 def add_parsers(sub, *, fractions) -> None:
     p = sub.add_parser("instruct", help="DLC on instruction data with a causal LM; writes the kept records as JSONL")
-    p.add_argument("--data", required=True, help="Alpaca or ShareGPT records: .jsonl, .json, or a save_to_disk folder")
+    p.add_argument("--data", required=True, help="Alpaca, ShareGPT or chat-messages records: .jsonl, .json, or a save_to_disk folder")
     _model_args(p)
     p.add_argument("--levels", type=_levels, default=None,
                    help="masking levels K, level 0 unmasked, as for `dlcprune score` (sparsity 1 - (1 - step)^k); "
@@ -193,7 +193,8 @@ def cmd_lora(args: argparse.Namespace) -> dict:
             if heldout is not None:
                 metrics["heldout"] = {"source": heldout.source, **heldout_metrics(r.model, heldout, **fmt)}
             if tasks:
-                metrics["lm_eval"] = {t: lm_eval_scores(r.model, task_dir, name) for t, name in zip(tasks, names)}
+                metrics["lm_eval"] = {t: lm_eval_scores(r.model, task_dir, name, progress=not args.quiet)
+                                     for t, name in zip(tasks, names)}
             files.write_json(out / "metrics.json", {**metrics, "versions": files.versions(), "command": sys.argv,
                                                  "created": files.now_iso()})
     summary = f"trained on {len(data):,} records in {r.seconds:.0f} s"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..export import FORMATS
 from ..options import decimal_number, device, image_size, natural_int, number, positive_int, thread_count, whole_number
 from . import llm
 
@@ -45,7 +46,7 @@ def add_score_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights", default="pretrained", help="pretrained (default), random, or a weights file")
     p.add_argument("--data", required=True,
                    help="image folder (one sub-folder per class), .npz, .csv/.jsonl of texts, .jsonl/.json of instruction "
-                        "records (Alpaca/ShareGPT), HF dataset folder, or a built-in")
+                        "records (Alpaca/ShareGPT/messages), HF dataset folder, or a built-in")
     p.add_argument("--text-column", default="text", help="text datasets: the column holding the text")
     p.add_argument("--label-column", default="label", help="text datasets: the column holding the label")
     p.add_argument("--hf-split", default=None,
@@ -124,9 +125,10 @@ def add_select_args(p: argparse.ArgumentParser, *, seed: bool) -> None:
                         "drawn from the whole set")
     p.add_argument("--keep", type=fractions, default=None, help="fractions KEPT, e.g. 0.1,0.2,0.3")
     p.add_argument("--prune", type=fractions, default=None, help="fractions REMOVED (keep = 1 - prune)")
-    p.add_argument("--export", choices=["imagefolder", "filelist", "csv", "jsonl", "hf"], default=None,
+    p.add_argument("--export", choices=FORMATS, default=None,
                    help="also write the kept samples into OUT/keep_<fraction>/: imagefolder (class sub-folders), "
-                        "filelist (kept.txt), csv / jsonl (the original rows, byte-identical), hf (save_to_disk)")
+                        "filelist (kept.txt), csv / jsonl (the original rows, byte-identical), json (the kept "
+                        "elements of a JSON array), hf (save_to_disk)")
     p.add_argument("--link", action="store_true", help="with --export imagefolder: symlinks instead of copies")
     if seed:
         p.add_argument("--seed", type=natural_int, default=0, help="seed of every random step (default 0)")

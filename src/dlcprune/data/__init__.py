@@ -26,7 +26,7 @@ def load_dataset(spec, *, text_column: str = "text", label_column: str = "label"
                  hf_split: str | None = None) -> Dataset:
     """A built-in name (``dlcprune list``), an image folder, an ``.npz`` of images, a ``.csv`` /
     ``.jsonl`` / ``.json`` file of texts or of instruction records (Alpaca ``instruction``/``output``
-    or ShareGPT ``conversations``, and no ``label_column``: an :class:`InstructionSet`), a Hugging
+    or ShareGPT ``conversations`` or chat ``messages``, and no ``label_column``: an :class:`InstructionSet`), a Hugging
     Face ``save_to_disk`` folder (images, texts or instruction records;
     ``hf_split`` picks a split of a DatasetDict, default ``train``), or an object you hold: a
     torchvision ``ImageFolder``, a Hugging Face ``Dataset`` / ``DatasetDict`` or a map-style torch

@@ -1,4 +1,4 @@
-"""Instruction data: Alpaca and ShareGPT records from JSONL / JSON / a ``save_to_disk`` folder.
+"""Instruction data: Alpaca, ShareGPT and chat-``messages`` records from JSONL / JSON / a ``save_to_disk`` folder.
 
 A record's identity is its position. JSONL records keep their exact bytes, so the kept records
 are written back byte-identical, in their original order; records from a JSON array or a
@@ -8,7 +8,8 @@ naming the line, before anything is written.
 Prompt and response: Alpaca records (``instruction``, optional ``input``, ``output``) use the
 Alpaca template by default; ShareGPT records (``conversations``: [{from, value}, ...]) answer
 with their last assistant turn (from ``gpt`` / ``assistant``), conditioned on the turns before
-it. ``template="chat"`` renders the prompt with the tokenizer's chat template instead.
+it; so do chat records in the OpenAI / TRL form (``messages``: [{role, content}, ...], text content).
+``template="chat"`` renders the prompt with the tokenizer's chat template instead.
 """
 from __future__ import annotations
 
@@ -30,11 +31,12 @@ ALPACA_NO_INPUT = ("Below is an instruction that describes a task. "
                    "Write a response that appropriately completes the request.\n\n"
                    "### Instruction:\n{instruction}\n\n### Response:\n")
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
+TURNS = {"sharegpt": ("conversations", "from", "value"), "messages": ("messages", "role", "content")}  # form: key, role, text
 
 
 @dataclass
 class InstructionSet:
-    """records: parsed dicts; raw: each record's bytes as written back (no newline); form: alpaca | sharegpt;
+    """records: parsed dicts; raw: each record's bytes as written back (no newline); form: alpaca | sharegpt | messages;
     ids: where each record was ("line 3", "record 0", "row 0").
 
     A dataset like the others, with no classes: every record has label 0 of the one class
@@ -79,7 +81,8 @@ class InstructionSet:
         r = self.records[i]
         if self.form == "alpaca":
             return [{"role": "user", "content": r["instruction"], "input": r.get("input") or ""}], r["output"]
-        turns = [{"role": ROLES[t["from"]], "content": t["value"]} for t in r["conversations"]]
+        key, role, text = TURNS[self.form]
+        turns = [{"role": ROLES[t[role]], "content": t[text]} for t in r[key]]
         last = max(k for k, t in enumerate(turns) if t["role"] == "assistant")
         return turns[:last], turns[last]["content"]
 
@@ -157,7 +160,8 @@ def load_instructions(path: str | Path, *, split: str | None = None) -> Instruct
         raise DlcpruneError(f"{p}: expected a .jsonl or .json file or a save_to_disk folder")
     if not records:
         raise DlcpruneError(f"{p} holds no records")
-    form = "sharegpt" if isinstance(records[0][1], dict) and "conversations" in records[0][1] else "alpaca"
+    first = records[0][1] if isinstance(records[0][1], dict) else {}
+    form = next((f for f, (key, _, _) in TURNS.items() if key in first), "alpaca")
     for where, rec in records:
         _check(rec, form, f"{p}, {where}")
     data = InstructionSet(records=[r for _, r in records], raw=raw, source=source, form=form,
@@ -171,10 +175,11 @@ def load_instructions(path: str | Path, *, split: str | None = None) -> Instruct
 
 
 def is_instructions(columns: Iterable[str], *, label_column: str = "label") -> bool:
-    """Whether records with these keys are instruction data (Alpaca or ShareGPT) rather than a
-    labelled text table: a label column makes them a table."""
+    """Whether records with these keys are instruction data (Alpaca, ShareGPT or chat messages) rather
+    than a labelled text table: a label column makes them a table."""
     keys = set(columns)
-    return label_column not in keys and ("conversations" in keys or {"instruction", "output"} <= keys)
+    return label_column not in keys and ("conversations" in keys or "messages" in keys
+                                         or {"instruction", "output"} <= keys)
 
 
 def peek_columns(path: Path) -> list[str]:
@@ -207,9 +212,13 @@ def _check(rec, form: str, where: str) -> None:
             if not isinstance(rec.get(key), str):
                 raise DlcpruneError(f"{where}: an Alpaca record needs a string {key!r} (and optionally 'input')")
         return
-    turns = rec.get("conversations")
-    if not isinstance(turns, list) or not all(isinstance(t, dict) and t.get("from") in ROLES
-                                              and isinstance(t.get("value"), str) for t in turns):
-        raise DlcpruneError(f"{where}: a ShareGPT record needs 'conversations': [{{'from': human|gpt|..., 'value': str}}]")
-    if not any(ROLES[t["from"]] == "assistant" for t in turns):
-        raise DlcpruneError(f"{where}: the conversation has no assistant ('gpt') turn to score")
+    key, role, text = TURNS[form]
+    turns = rec.get(key)
+    if not isinstance(turns, list) or not all(isinstance(t, dict) and t.get(role) in ROLES for t in turns):
+        shape = "{'from': human|gpt|..., 'value': str}" if form == "sharegpt" else "{'role': user|assistant|system, 'content': str}"
+        raise DlcpruneError(f"{where}: a {'ShareGPT' if form == 'sharegpt' else 'chat'} record needs {key!r}: [{shape}]")
+    if not all(isinstance(t.get(text), str) for t in turns):
+        raise DlcpruneError(f"{where}: every turn's {text!r} must be text (a string); multimodal or tool content "
+                            "is not scored: keep the text turns in a copy of the file")
+    if not any(ROLES[t[role]] == "assistant" for t in turns):
+        raise DlcpruneError(f"{where}: the conversation has no assistant turn to score")

@@ -121,8 +121,8 @@ def check_model_for(model: "str | Encoder", dataset) -> None:
     else:
         name, causal = model.name, isinstance(model, CausalLM)
     if causal and not records:
-        raise DlcpruneError(f"{name!r} is a causal language model: it scores instruction records (Alpaca or ShareGPT "
-                            f"records in .jsonl/.json); {dataset.source} holds none: use an image or text encoder "
+        raise DlcpruneError(f"{name!r} is a causal language model: it scores instruction records (Alpaca, "
+                            f"ShareGPT or chat messages in .jsonl/.json); {dataset.source} holds none: use an image or text encoder "
                             "(`dlcprune list`)")
     if records and not causal:
         hint = "; load it with dlcprune.load_model(..., causal=True)" if str(name).startswith("hf:") else ""

@@ -96,7 +96,7 @@ def gguf_folder(name: str) -> Path:
 
 @dataclass
 class CausalLM:
-    """A causal LM, its tokenizer, and the Linear weights DLC masks (decoder layers; not lm_head,
+    """A causal LM, its tokenizer, and the Linear / Conv1D weights DLC masks (decoder layers; not lm_head,
     which is usually tied to the embeddings). ``template`` / ``max_length``: how records become
     tokens when it scores a dataset (:func:`encode`)."""
 
@@ -157,11 +157,13 @@ def from_causal_module(module: nn.Module, tokenizer, *, name: str = "custom", de
     module.eval().requires_grad_(False).to(dev)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    from transformers.pytorch_utils import Conv1D  # GPT-2's Linear, its weight stored transposed
+
     head = module.get_output_embeddings()
     maskable = [(f"{n}.weight", m.weight) for n, m in module.named_modules()
-                if isinstance(m, nn.Linear) and m is not head]
+                if isinstance(m, (nn.Linear, Conv1D)) and m is not head]
     if not maskable:
-        raise DlcpruneError(f"{name}: found no Linear layers to mask")
+        raise DlcpruneError(f"{name}: found no Linear (or Conv1D) layers to mask")
     return CausalLM(name=name, module=module, tokenizer=tokenizer, maskable=maskable, device=dev)
 
 
@@ -180,8 +182,8 @@ def encode(lm: CausalLM, data: InstructionSet, *, template: str | None = None,
         raise DlcpruneError(f"instruction records are read by a causal LM, not a {type(lm).__name__}: load one with "
                             "dlcprune.load_model(..., causal=True) (or the name smollm2)")
     if not isinstance(data, InstructionSet):
-        raise DlcpruneError(f"a causal LM reads instruction records (a .jsonl of Alpaca or ShareGPT records), not a "
-                            f"{type(data).__name__}")
+        raise DlcpruneError("a causal LM reads instruction records (a .jsonl of Alpaca, ShareGPT or chat-messages "
+                            f"records), not a {type(data).__name__}")
     template = template or lm.template
     if template not in TEMPLATES:
         raise DlcpruneError(f"template must be alpaca or chat, got {template!r}")

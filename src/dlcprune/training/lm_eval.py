@@ -9,7 +9,10 @@ choice after the prompt and reports accuracy (``acc``) and length-normalised acc
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sys
 from pathlib import Path
 
 from .. import files
@@ -70,17 +73,37 @@ def check_tasks(task_folder: str | Path, tasks: list[str]) -> None:
         raise DlcpruneError(f"unknown lm-eval task(s) {', '.join(missing)}; use 'local' or a name from `lm-eval ls tasks`")
 
 
-def lm_eval_scores(lm: CausalLM, task_folder: str | Path, task: str, *, batch_size: int = 8) -> dict:
+def lm_eval_scores(lm: CausalLM, task_folder: str | Path, task: str, *, batch_size: int = 8,
+                   progress: bool = True) -> dict:
     """Run lm-eval's ``simple_evaluate`` on the task (a local one from ``task_folder``, or any
     registered name); returns {metric: value}. A PEFT model is evaluated as it is (the adapter is
-    not merged, so the model is left untouched)."""
+    not merged, so the model is left untouched). ``progress=False``: lm-eval's own bars and notices
+    are muted too."""
     from lm_eval import simple_evaluate
     from lm_eval.models.huggingface import HFLM
     tok = lm.tokenizer
     prefix = next((t for t in (tok.bos_token_id, tok.eos_token_id, tok.cls_token_id, tok.pad_token_id) if t is not None), None)
-    model = HFLM(pretrained=lm.module, tokenizer=tok, batch_size=batch_size, device=str(lm.device), prefix_token_id=prefix)
-    out = simple_evaluate(model=model, tasks=[task], task_manager=task_manager(task_folder, [task]),
-                          log_samples=False, verbosity="ERROR")
+    with contextlib.nullcontext() if progress else _stderr_muted():
+        model = HFLM(pretrained=lm.module, tokenizer=tok, batch_size=batch_size, device=str(lm.device),
+                     prefix_token_id=prefix)
+        out = simple_evaluate(model=model, tasks=[task], task_manager=task_manager(task_folder, [task]),
+                              log_samples=False, verbosity="ERROR")
     metrics = out["results"][task]
     return {k.split(",")[0]: float(v) for k, v in metrics.items()
             if isinstance(v, (int, float)) and "stderr" not in k}
+
+
+@contextlib.contextmanager
+def _stderr_muted():
+    """lm-eval's bars (tqdm with an explicit ``disable=False``), its notices and the ``git describe``
+    it runs for its provenance record all write to stderr, whatever TQDM_DISABLE or verbosity say:
+    mute stderr, Python's and file descriptor 2, for the call. An error still propagates."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)

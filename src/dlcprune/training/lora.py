@@ -1,7 +1,7 @@
 """LoRA fine-tuning of a causal LM on kept instruction records (PEFT), and held-out evaluation.
 
-Defaults: r 16, alpha 32, dropout 0.05 on the attention and MLP projections (q, k, v, o, gate,
-up, down), AdamW, cosine schedule with linear warm-up over the first 3% of the steps, loss = the
+Defaults: r 16, alpha 32, dropout 0.05 on every Linear (or GPT-2 Conv1D) layer of the decoder but
+the output head (PEFT's ``all-linear``: q, k, v, o, gate, up, down in Llama-like models), AdamW, cosine schedule with linear warm-up over the first 3% of the steps, loss = the
 response tokens' cross-entropy only (the prompt is context, as in scoring). ``PRESETS["paper"]``
 records the usual instruction-tuning settings for 7-9B models on a GPU (3 epochs, lr 2e-4, batch
 128 by gradient accumulation over micro-batches); ``PRESETS["cpu"]``, the default, suits a small
@@ -23,7 +23,6 @@ from ..progress import bar
 from ..data.instructions import InstructionSet
 from ..models.causal import CausalLM, encode, pad_batch, response_losses, response_token_nll
 
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 PRESETS = {"cpu": dict(epochs=1, lr=1e-3, batch_size=8), "paper": dict(epochs=3, lr=2e-4, batch_size=128)}
 
 
@@ -65,6 +64,7 @@ def finetune_lora(lm: CausalLM, data: InstructionSet, *, indices: np.ndarray | N
     same dropout draws)."""
     from peft import LoraConfig, get_peft_model
     from transformers import get_cosine_schedule_with_warmup
+    from transformers.pytorch_utils import Conv1D
 
     _check_settings(epochs=epochs, batch_size=batch_size, micro_batch_size=micro_batch_size, r=r, alpha=alpha,
                     dropout=dropout, warmup=warmup, lr=lr)
@@ -72,9 +72,11 @@ def finetune_lora(lm: CausalLM, data: InstructionSet, *, indices: np.ndarray | N
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    targets = [t for t in TARGETS if any(n.endswith(t) for n, _ in lm.module.named_modules())]
+    transposed = any(isinstance(m, Conv1D) for m in lm.module.modules())  # GPT-2's x @ W, stored in x out
     model = get_peft_model(copy.deepcopy(lm.module), LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout,
-                                                                 target_modules=targets, task_type="CAUSAL_LM"))
+                                                                 target_modules="all-linear", fan_in_fan_out=transposed,
+                                                                 task_type="CAUSAL_LM"))
+    targets = sorted({n.split(".")[-1] for n in model.peft_config["default"].target_modules})  # all-linear, resolved
     encoded = encode(lm, data, template=template, max_length=max_length)
     steps = epochs * math.ceil(len(idx) / batch_size)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
