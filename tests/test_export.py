@@ -141,11 +141,13 @@ def test_a_file_list_refuses_a_name_with_a_line_break(tmp_path):
     assert export_subset(data, np.array([2, 3]), tmp_path / "out", format="filelist").read_text().count("\n") == 2
 
 
-def test_json_array_export_holds_the_kept_elements_in_order(tmp_path, capsys):
-    """A JSON array in, a JSON array out: the kept elements (unicode, extra keys) in their order."""
+@pytest.mark.parametrize("bom", [b"", b"\xef\xbb\xbf"])
+def test_json_array_export_holds_the_kept_elements_in_order(tmp_path, capsys, bom):
+    """A JSON array in, a JSON array out: the kept elements (unicode, extra keys) in their order;
+    a UTF-8 BOM (as Windows editors write) read alike by the loader and the export."""
     rows = [{"text": f"r\u00e9view {i} {'good' if i % 2 else 'bad'}", "label": i % 2, "meta": {"i": i}} for i in range(8)]
     path = tmp_path / "reviews.json"
-    path.write_text(json.dumps(rows), encoding="utf-8")
+    path.write_bytes(bom + json.dumps(rows).encode())
     assert main(["score", "--model", "minilm", "--data", str(path), "--levels", "2", "--step", "0.1",
                  "--output", str(tmp_path / "s"), "--quiet"]) == 0
     assert main(["select", "--scores", str(tmp_path / "s"), "--policy", "easy", "--keep", "0.5", "--export", "json",
@@ -159,3 +161,6 @@ def test_json_array_export_holds_the_kept_elements_in_order(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "export jsonl writes rows of a .jsonl file, and " in err and err.rstrip().endswith("; use --export json")
     assert not (tmp_path / "other").exists()
+    (tmp_path / "one.json").write_text(json.dumps(rows[0]))
+    assert main(["score", "--model", "minilm", "--data", str(tmp_path / "one.json"), "--output", str(tmp_path / "o")]) == 2
+    assert "one.json: expected a JSON array of records ([{...}, ...]), not a single object" in capsys.readouterr().err

@@ -183,19 +183,50 @@ def test_cli_instruct_keeps_chat_records_byte_identical(tiny_lm, tiny_folder, tm
     assert (out / "selection" / "keep_0.5" / "kept.jsonl").read_text() == "".join(lines[i] + "\n" for i in kept)
 
 
-@pytest.mark.parametrize("record, pattern", [
-    ({"messages": [{"role": "user", "content": "x"}]}, r"line 1: the conversation has no assistant turn"),
-    ({"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}, {"role": "assistant", "content": "y"}]},
-     r"line 1: every turn's 'content' must be text"),
-    ({"messages": [{"role": "tool", "content": "x"}, {"role": "assistant", "content": "y"}]},
-     r"line 1: a chat record needs 'messages': \[\{'role': user\|assistant\|system"),
-    ({"messages": "hello"}, r"a chat record needs 'messages'"),
+USER, ANSWER = {"role": "user", "content": "x"}, {"role": "assistant", "content": "y"}
+ALPACA_RECORD = {"instruction": "a", "output": "b"}
+
+
+@pytest.mark.parametrize("records, pattern", [
+    ([{"messages": [USER]}], r"line 1: the conversation has no assistant turn"),
+    ([{"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}, ANSWER]}],
+     r"line 1: turn 1's 'content' is not text \(a string\); multimodal or tool content"),
+    ([{"messages": [USER, {"role": "assistant", "content": None, "tool_calls": []}, ANSWER]}],
+     r"line 1: turn 2's 'content' is not text"),
+    ([{"messages": [USER, {"role": "tool", "content": "x"}, ANSWER]}],
+     r"line 1: turn 2 has role 'tool'; only assistant, system, user turns are read"),
+    ([{"messages": [{"role": "human", "content": "x"}, ANSWER]}], r"turn 1 has role 'human'"),  # ShareGPT's names
+    ([{"messages": [USER, "hello", ANSWER]}], r"line 1: turn 2 is not an object"),
+    ([{"messages": "hello"}], r"line 1: a chat \('messages'\) record needs 'messages': a list of turns"),
+    ([{"messages": [USER, ANSWER], "conversations": []}], r"line 1: the record holds both 'messages' and 'conversations'"),
+    ([ALPACA_RECORD, {"messages": [USER, ANSWER]}],
+     r"line 2: written as chat \('messages'\) while the file's first record is Alpaca; one form per file"),
+    ([{"messages": [USER, ANSWER]}, ALPACA_RECORD], r"line 2: written as Alpaca while the file's first record is chat"),
 ])
-def test_malformed_chat_records_are_named(tmp_path, record, pattern):
+def test_malformed_chat_records_are_named(tmp_path, records, pattern):
     path = tmp_path / "bad.jsonl"
-    path.write_text(json.dumps(record) + "\n")
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
     with pytest.raises(DlcpruneError, match=pattern):
         load_instructions(path)
+
+
+def test_a_chat_template_that_refuses_a_conversation_is_named_in_one_line(tiny_lm, tmp_path):
+    import copy
+
+    tok = copy.deepcopy(tiny_lm.tokenizer)
+    tok.chat_template = ("{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not "
+                         "supported') }}{% endif %}{{ m['content'] }}\n{% endfor %}")
+    path = tmp_path / "chat.jsonl"
+    path.write_text("".join(json.dumps({"messages": turns}) + "\n" for turns in (
+        [USER, ANSWER], [{"role": "system", "content": "s"}, USER, ANSWER], [ANSWER, USER])))
+    data = load_instructions(path)
+    assert data.prompt(0, template="chat", tokenizer=tok) == "x\n"
+    with pytest.raises(DlcpruneError, match=r"line 2: the tokenizer's chat template refuses this conversation \(System "
+                                            r"role not supported\); edit it in a copy of the file or use --template alpaca"):
+        data.prompt(1, template="chat", tokenizer=tok)
+    with pytest.raises(DlcpruneError, match=r"line 3: the assistant's turn comes first"):
+        data.prompt(2, template="chat", tokenizer=tok)
+    assert data.prompt(2).endswith("### Instruction:\n\n\n### Response:\n")  # alpaca: an empty instruction
 
 
 @pytest.mark.parametrize("lines, pattern", [
@@ -629,3 +660,31 @@ def test_lora_and_baselines_check_their_options_and_read_the_models_template(tin
     short.max_length = 16
     assert heldout_metrics(short, alpaca) == heldout_metrics(tiny_lm, alpaca, max_length=16)
     assert heldout_metrics(short, alpaca) != heldout_metrics(tiny_lm, alpaca)
+
+
+def test_an_output_folder_that_holds_the_data_is_refused_force_or_not(tiny_folder, alpaca_path, tmp_path, capsys):
+    """Scoring a kept.jsonl again into the run that wrote it, or a data file named like an output
+    file: a --force run would have written over the data it reads."""
+    from dlcprune.cli import main
+
+    run = tmp_path / "run"
+    args = ["--model", str(tiny_folder), "--device", "cpu", "--sparsities", "0,0.2", "--policy", "hard", "--quiet"]
+    assert main(["instruct", "--data", str(alpaca_path), *args, "--keep", "0.6", "--output", str(run)]) == 0
+    kept = run / "selection" / "keep_0.6" / "kept.jsonl"
+    before = kept.read_bytes()
+    capsys.readouterr()
+    assert main(["instruct", "--data", str(kept), *args, "--keep", "0.5", "--output", str(run), "--force"]) == 2
+    assert f"output {run} holds the input {kept}; dlcprune never writes over the data it reads" in capsys.readouterr().err
+    folder = tmp_path / "d"
+    folder.mkdir()
+    data = folder / "manifest.json"
+    data.write_text(json.dumps([json.loads(line) for line in ALPACA_LINES]))
+    assert main(["score", "--data", str(data), "--model", f"hf:{tiny_folder}", "--levels", "2", "--output", str(folder),
+                 "--force", "--quiet"]) == 2
+    assert main(["score", "--data", str(data), "--model", f"hf:{tiny_folder}", "--levels", "2",
+                 "--output", str(tmp_path / "s"), "--quiet"]) == 0
+    assert main(["select", "--scores", str(tmp_path / "s"), "--policy", "easy", "--keep", "0.4", "--export", "json",
+                 "--output", str(folder), "--force", "--quiet"]) == 2  # the recorded data lies in the output
+    assert "holds the input" in capsys.readouterr().err
+    assert kept.read_bytes() == before and json.loads(data.read_text())[0]["output"] == "positive"
+    assert sorted(p.name for p in folder.iterdir()) == ["manifest.json"]

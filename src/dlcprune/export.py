@@ -107,7 +107,7 @@ def export_subset(data: str | Path, indices: np.ndarray, out: Path, *, format: s
 
 def json_elements(path: Path) -> list:
     """The elements of a JSON array file, as the loaders read them (their positions are the indices)."""
-    rows = json.loads(path.read_bytes().decode("utf-8"))
+    rows = json.loads(path.read_bytes())  # bytes: a UTF-8 BOM is read as the loaders read it
     if not isinstance(rows, list):
         raise DlcpruneError(f"{path}: expected a JSON array of records")
     return rows

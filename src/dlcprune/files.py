@@ -199,7 +199,8 @@ def check_output_dir(path: str | Path, *, force: bool | None, resumable: Callabl
     """Check, without creating anything, that ``path`` can take a run's outputs.
 
     Refuses a folder that another live run is writing (its lock), a folder that is or lies inside
-    one of ``inputs`` (the folders the command reads: never written, ``--force`` or not), a folder
+    one of ``inputs`` (the files and folders the command reads: never written, ``--force`` or not)
+    or that holds one of them, a folder
     that exists and is not empty unless ``force`` is set or ``resumable(path)`` says it holds an
     interrupted run of the same job, and a path whose nearest existing parent is not writable.
     ``force=None``: the command has no --force (the message does not offer it).
@@ -207,10 +208,13 @@ def check_output_dir(path: str | Path, *, force: bool | None, resumable: Callabl
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise DlcpruneError(f"output {out} exists and is not a folder; choose another --output")
-    for source in inputs:
-        if source is not None and Path(source).is_dir() and is_within(out, Path(source)):
+    for source in (Path(s) for s in inputs if s is not None):
+        if source.is_dir() and is_within(out, source):
             raise DlcpruneError(f"output {out} is inside the input folder {source}; dlcprune never writes into "
                                 "the data it reads: choose an --output outside it")
+        if source.exists() and is_within(source, out):  # a --force run would write over it (a kept.jsonl scored again)
+            raise DlcpruneError(f"output {out} holds the input {source}; dlcprune never writes over the data it "
+                                "reads: choose an --output that does not contain it")
     check_unlocked(out)
     entries = {p.name for p in out.iterdir()} - {LOCK} if out.is_dir() else set()
     if entries and not force and not resumable(out):

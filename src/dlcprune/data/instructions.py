@@ -92,7 +92,14 @@ class InstructionSet:
             if getattr(tokenizer, "chat_template", None) is None:
                 raise DlcpruneError("--template chat needs a tokenizer with a chat template; use --template alpaca")
             plain = [{"role": m["role"], "content": _with_input(m)} for m in history]
-            return tokenizer.apply_chat_template(plain, add_generation_prompt=True, tokenize=False)
+            if not plain:
+                raise DlcpruneError(f"{self.source}, {self.ids[i]}: the assistant's turn comes first, and a chat "
+                                    "template needs a turn before it; add the user's turn or use --template alpaca")
+            try:
+                return tokenizer.apply_chat_template(plain, add_generation_prompt=True, tokenize=False)
+            except Exception as err:  # jinja2's TemplateError (a template's raise_exception) or transformers' ValueError
+                raise DlcpruneError(f"{self.source}, {self.ids[i]}: the tokenizer's chat template refuses this "
+                                    f"conversation ({err}); edit it in a copy of the file or use --template alpaca") from None
         if self.form == "alpaca":
             m = history[0]
             return (ALPACA if m["input"] else ALPACA_NO_INPUT).format(instruction=m["content"], input=m["input"])
@@ -160,9 +167,11 @@ def load_instructions(path: str | Path, *, split: str | None = None) -> Instruct
         raise DlcpruneError(f"{p}: expected a .jsonl or .json file or a save_to_disk folder")
     if not records:
         raise DlcpruneError(f"{p} holds no records")
-    first = records[0][1] if isinstance(records[0][1], dict) else {}
-    form = next((f for f, (key, _, _) in TURNS.items() if key in first), "alpaca")
+    form = _form(records[0][1])
     for where, rec in records:
+        if _form(rec) != form:
+            raise DlcpruneError(f"{p}, {where}: written as {NAMES[_form(rec)]} while the file's first record is "
+                                f"{NAMES[form]}; one form per file: convert the records or split the file")
         _check(rec, form, f"{p}, {where}")
     data = InstructionSet(records=[r for _, r in records], raw=raw, source=source, form=form,
                           ids=[where for where, _ in records])
@@ -204,6 +213,15 @@ def _read(p: Path) -> bytes:
         raise DlcpruneError(f"cannot read {p}: {err.strerror}") from None
 
 
+NAMES = {"alpaca": "Alpaca", "sharegpt": "ShareGPT", "messages": "chat ('messages')"}
+
+
+def _form(rec) -> str:
+    """alpaca, sharegpt or messages: which of the forms a record is written in (by its keys)."""
+    keys = set(rec) if isinstance(rec, dict) else set()
+    return next((f for f, (key, _, _) in TURNS.items() if key in keys), "alpaca")
+
+
 def _check(rec, form: str, where: str) -> None:
     if not isinstance(rec, dict):
         raise DlcpruneError(f"{where}: expected a JSON object")
@@ -212,13 +230,23 @@ def _check(rec, form: str, where: str) -> None:
             if not isinstance(rec.get(key), str):
                 raise DlcpruneError(f"{where}: an Alpaca record needs a string {key!r} (and optionally 'input')")
         return
+    if {"messages", "conversations"} <= set(rec):
+        raise DlcpruneError(f"{where}: the record holds both 'messages' and 'conversations': keep one of them "
+                            "(in a copy of the file)")
     key, role, text = TURNS[form]
     turns = rec.get(key)
-    if not isinstance(turns, list) or not all(isinstance(t, dict) and t.get(role) in ROLES for t in turns):
-        shape = "{'from': human|gpt|..., 'value': str}" if form == "sharegpt" else "{'role': user|assistant|system, 'content': str}"
-        raise DlcpruneError(f"{where}: a {'ShareGPT' if form == 'sharegpt' else 'chat'} record needs {key!r}: [{shape}]")
-    if not all(isinstance(t.get(text), str) for t in turns):
-        raise DlcpruneError(f"{where}: every turn's {text!r} must be text (a string); multimodal or tool content "
-                            "is not scored: keep the text turns in a copy of the file")
+    shape = "{'from': human|gpt|system, 'value': str}" if form == "sharegpt" else "{'role': system|user|assistant, 'content': str}"
+    if not isinstance(turns, list):
+        raise DlcpruneError(f"{where}: a {NAMES[form]} record needs {key!r}: a list of turns {shape}")
+    roles = set(ROLES) if form == "sharegpt" else {"system", "user", "assistant"}
+    for k, t in enumerate(turns, start=1):
+        if not isinstance(t, dict):
+            raise DlcpruneError(f"{where}: turn {k} is not an object; each turn is {shape}")
+        if t.get(role) not in roles:
+            raise DlcpruneError(f"{where}: turn {k} has {role} {t.get(role)!r}; only {', '.join(sorted(roles))} "
+                                "turns are read: drop the others (tool calls, ...) from a copy of the file")
+        if not isinstance(t.get(text), str):
+            raise DlcpruneError(f"{where}: turn {k}'s {text!r} is not text (a string); multimodal or tool content "
+                                "is not scored: keep the text turns in a copy of the file")
     if not any(ROLES[t[role]] == "assistant" for t in turns):
         raise DlcpruneError(f"{where}: the conversation has no assistant turn to score")

@@ -91,7 +91,10 @@ def load_text_table(path: str | Path, *, text_column: str = "text", label_column
                     except json.JSONDecodeError as err:
                         raise DlcpruneError(f"{path}:{n}: not valid JSON ({err.msg})") from None
         else:
-            rows = json.loads(path.read_text(encoding="utf-8"))
+            rows = json.loads(path.read_bytes())  # bytes: a UTF-8 BOM is skipped, as for instruction records
+            if not isinstance(rows, list):
+                raise DlcpruneError(f"{path}: expected a JSON array of records ([{{...}}, ...]), not a single "
+                                    f"{'object' if isinstance(rows, dict) else 'value'}")
     except UnicodeDecodeError as err:
         line = path.read_bytes()[:err.start].count(b"\n") + 1
         raise DlcpruneError(f"{path}, line {line}, byte {err.start}: not UTF-8 text; save the file as UTF-8") from None
@@ -152,8 +155,13 @@ def _from_rows(rows: list, text_column: str, label_column: str, source: str) -> 
                             f"{text_column!r} and {label_column!r}")
     for col in (text_column, label_column):
         if col not in rows[0]:
+            from .instructions import is_instructions
+
+            records = is_instructions(set(rows[0]) - {label_column}, label_column=label_column)
+            hint = (f"; these look like instruction records, read as a text table for their {label_column!r} column: "
+                    "pass --label-column with a name they do not have to read them as records") if records else ""
             raise DlcpruneError(f"{source} has no column {col!r} (columns: {', '.join(rows[0])}); "
-                                "pass --text-column / --label-column")
+                                f"pass --text-column / --label-column{hint}")
     missing = next((i for i, r in enumerate(rows) if text_column not in r or label_column not in r), None)
     if missing is not None:
         raise DlcpruneError(f"{source}: row {missing} lacks {text_column!r} or {label_column!r}")

@@ -131,6 +131,8 @@ def load_causal_lm(spec: str = SMOLLM2, *, device: str | None = None, template: 
 
     target = spec[3:] if spec.startswith("hf:") else spec
     path = gguf_folder(spec) if spec in GGUF_MODELS else target
+    if Path(str(path)).is_dir():  # absolute: an adapter's base_model_name_or_path must not read as a hub name
+        path = Path(str(path)).resolve()
     if spec not in GGUF_MODELS and not Path(target).is_dir() and not spec.startswith("hf:"):
         raise DlcpruneError(f"model {spec!r}: not a folder; use {', '.join(GGUF_MODELS)}, hf:<folder or hub name>, "
                             "or a model folder")

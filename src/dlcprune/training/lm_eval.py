@@ -90,7 +90,7 @@ def lm_eval_scores(lm: CausalLM, task_folder: str | Path, task: str, *, batch_si
                               log_samples=False, verbosity="ERROR")
     metrics = out["results"][task]
     return {k.split(",")[0]: float(v) for k, v in metrics.items()
-            if isinstance(v, (int, float)) and "stderr" not in k}
+            if isinstance(v, (int, float)) and "stderr" not in k and k != "sample_len"}  # a count, no metric
 
 
 @contextlib.contextmanager
