@@ -202,6 +202,8 @@ ALPACA_RECORD = {"instruction": "a", "output": "b"}
     ([ALPACA_RECORD, {"messages": [USER, ANSWER]}],
      r"line 2: written as chat \('messages'\) while the file's first record is Alpaca; one form per file"),
     ([{"messages": [USER, ANSWER]}, ALPACA_RECORD], r"line 2: written as Alpaca while the file's first record is chat"),
+    ([{"messages": [USER, ANSWER]}, "hi"], r"line 2: expected a JSON object"),
+    ([{"messages": [USER, ANSWER]}, {"messages": [USER, ANSWER], "conversations": []}], r"line 2: the record holds both"),
 ])
 def test_malformed_chat_records_are_named(tmp_path, records, pattern):
     path = tmp_path / "bad.jsonl"
@@ -681,10 +683,12 @@ def test_an_output_folder_that_holds_the_data_is_refused_force_or_not(tiny_folde
     data.write_text(json.dumps([json.loads(line) for line in ALPACA_LINES]))
     assert main(["score", "--data", str(data), "--model", f"hf:{tiny_folder}", "--levels", "2", "--output", str(folder),
                  "--force", "--quiet"]) == 2
+    assert f"output {folder} holds the input {data}" in capsys.readouterr().err
     assert main(["score", "--data", str(data), "--model", f"hf:{tiny_folder}", "--levels", "2",
                  "--output", str(tmp_path / "s"), "--quiet"]) == 0
+    capsys.readouterr()
     assert main(["select", "--scores", str(tmp_path / "s"), "--policy", "easy", "--keep", "0.4", "--export", "json",
                  "--output", str(folder), "--force", "--quiet"]) == 2  # the recorded data lies in the output
-    assert "holds the input" in capsys.readouterr().err
+    assert f"output {folder} holds the input {data.resolve()}" in capsys.readouterr().err
     assert kept.read_bytes() == before and json.loads(data.read_text())[0]["output"] == "positive"
     assert sorted(p.name for p in folder.iterdir()) == ["manifest.json"]

@@ -68,3 +68,13 @@ def test_scores_are_the_same_bytes_whichever_way_threads_wait(tmp_path):
         assert (outs["ACTIVE"] / name).read_bytes() == (outs["PASSIVE"] / name).read_bytes(), name
     manifest = json.loads((outs["PASSIVE"] / "manifest.json").read_text())
     assert manifest["runtime"] == {"threads": 2, "omp_wait_policy": "passive"}
+
+
+def test_the_command_line_loads_no_numpy_or_torch_before_it_sets_the_threads():
+    """numpy's BLAS and torch size their thread pools when first imported: `--threads` reaches them
+    only if parsing the command line imported neither (an import at the top of a module the parser
+    reads broke this once)."""
+    code = ("import sys, dlcprune.cli; from dlcprune.cli.parser import build_parser; build_parser(); "
+            "print(sorted(m for m in ('numpy', 'torch') if m in sys.modules))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert res.stdout.strip() == "[]"

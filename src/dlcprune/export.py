@@ -24,8 +24,8 @@ import numpy as np
 
 from . import files
 from .errors import DlcpruneError
+from .options import EXPORT_FORMATS
 
-FORMATS = ("imagefolder", "filelist", "csv", "jsonl", "json", "hf")
 
 
 def check_fingerprint(dataset, expected: str | None, *, what: str) -> None:
@@ -38,8 +38,8 @@ def check_fingerprint(dataset, expected: str | None, *, what: str) -> None:
 def check_export(data: str | Path, format: str) -> None:
     """Refuse, from the path alone, a ``format`` that the data at ``data`` cannot be exported in
     (before any slow work: ``prune --export`` checks it before scoring)."""
-    if format not in FORMATS:
-        raise DlcpruneError(f"unknown export format {format!r}; use one of {', '.join(FORMATS)}")
+    if format not in EXPORT_FORMATS:
+        raise DlcpruneError(f"unknown export format {format!r}; use one of {', '.join(EXPORT_FORMATS)}")
     path = Path(data)
     if format in ("imagefolder", "filelist"):
         if not path.is_dir():
@@ -51,7 +51,7 @@ def check_export(data: str | Path, format: str) -> None:
             hint = "; for an image folder use imagefolder or filelist" if path.is_dir() else ""
             raise DlcpruneError(f"export hf filters a Hugging Face save_to_disk folder, and {data} is not one{hint}")
     elif path.suffix != f".{format}":
-        own = path.suffix[1:] if path.suffix[1:] in FORMATS else None
+        own = path.suffix[1:] if path.suffix[1:] in EXPORT_FORMATS else None
         raise DlcpruneError(f"export {format} writes rows of a .{format} file, and {data} is not one"
                             + (f"; use --export {own}" if own else ""))
 
@@ -92,8 +92,8 @@ def export_subset(data: str | Path, indices: np.ndarray, out: Path, *, format: s
         shutil.rmtree(target, ignore_errors=True)
         ds.select(indices.tolist()).save_to_disk(str(target))
         return target
-    body = {"csv": csv_rows, "jsonl": jsonl_rows, "json": json_elements}[format](path)
-    header, body = (body[0], body[1:]) if format == "csv" else ("", body)
+    rows = {"csv": csv_rows, "jsonl": jsonl_rows, "json": json_elements}[format](path)
+    header, body = (rows[0], rows[1:]) if format == "csv" else ("", rows)
     if len(indices) and indices[-1] >= len(body):
         raise DlcpruneError(f"{data} has {len(body)} rows; index {indices[-1]} is not one of them")
     target = out / f"kept.{format}"

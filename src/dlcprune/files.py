@@ -198,11 +198,11 @@ def check_output_dir(path: str | Path, *, force: bool | None, resumable: Callabl
                      inputs: tuple[str | Path | None, ...] = ()) -> Path:
     """Check, without creating anything, that ``path`` can take a run's outputs.
 
-    Refuses a folder that another live run is writing (its lock), a folder that is or lies inside
-    one of ``inputs`` (the files and folders the command reads: never written, ``--force`` or not)
-    or that holds one of them, a folder
-    that exists and is not empty unless ``force`` is set or ``resumable(path)`` says it holds an
-    interrupted run of the same job, and a path whose nearest existing parent is not writable.
+    Refuses a folder that another live run is writing (its lock); a folder that is, lies inside or
+    holds one of ``inputs`` (the data, model and scores the command reads: never written, ``--force``
+    or not); a folder that exists and is not empty unless ``force`` is set or ``resumable(path)``
+    says it holds an interrupted run of the same job; and a path whose nearest existing parent is
+    not writable.
     ``force=None``: the command has no --force (the message does not offer it).
     """
     out = Path(path)

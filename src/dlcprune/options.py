@@ -6,6 +6,8 @@ import argparse
 import os
 import re
 
+EXPORT_FORMATS = ("imagefolder", "filelist", "csv", "jsonl", "json", "hf")  # select / prune --export (dlcprune.export)
+
 
 def whole_number(text: str) -> int | None:
     """The ASCII digits of ``text`` (spaces around allowed) as an int, else None: Python's int()

@@ -98,7 +98,7 @@ def _run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=natural_int, default=0, help="seed of every random step (default 0)")
     p.add_argument("--device", type=device, default=None, help="cpu, cuda, cuda:N or mps (default: cuda when present)")
     p.add_argument("--output", required=True, help="the folder to write (created; see the README for its files)")
-    p.add_argument("--force", action="store_true", help="write into a non-empty output folder (never into an input folder)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty output folder (never into or over an input)")
 
 
 def model_folder(spec: str | None):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..export import FORMATS
-from ..options import decimal_number, device, image_size, natural_int, number, positive_int, thread_count, whole_number
+from ..options import (EXPORT_FORMATS, decimal_number, device, image_size, natural_int, number, positive_int,
+                       thread_count, whole_number)
 from . import llm
 
 EXIT_BAD_INPUT = 2
@@ -125,7 +125,7 @@ def add_select_args(p: argparse.ArgumentParser, *, seed: bool) -> None:
                         "drawn from the whole set")
     p.add_argument("--keep", type=fractions, default=None, help="fractions KEPT, e.g. 0.1,0.2,0.3")
     p.add_argument("--prune", type=fractions, default=None, help="fractions REMOVED (keep = 1 - prune)")
-    p.add_argument("--export", choices=FORMATS, default=None,
+    p.add_argument("--export", choices=EXPORT_FORMATS, default=None,
                    help="also write the kept samples into OUT/keep_<fraction>/: imagefolder (class sub-folders), "
                         "filelist (kept.txt), csv / jsonl (the original rows, byte-identical), json (the kept "
                         "elements of a JSON array), hf (save_to_disk)")
@@ -180,13 +180,13 @@ def build_parser() -> Parser:
                    help="with --export: the scored data (default: the path the scores folder records)")
     add_select_args(p, seed=True)
     p.add_argument("--output", required=True, help="the folder to write (created; see the README for its files)")
-    p.add_argument("--force", action="store_true", help="write into a non-empty output folder (never into an input folder)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty output folder (never into or over an input)")
 
     p = sub.add_parser("prune", help="score, then select (selection in OUTPUT/selection)")
     add_score_args(p)
     add_select_args(p, seed=False)
     p.add_argument("--output", required=True, help="the folder to write (created; see the README for its files)")
-    p.add_argument("--force", action="store_true", help="write into a non-empty output folder (never into an input folder)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty output folder (never into or over an input)")
 
     _bench_args(sub.add_parser("bench", help="methods x keep fractions x seeds, linear probe or full fine-tuning (resumable)"))
     _finetune_args(sub.add_parser("finetune", help="train on kept indices (linear probe or full fine-tuning), evaluate on a test set"))
@@ -248,7 +248,7 @@ def _finetune_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=natural_int, default=0, help="seed of every random step (default 0)")
     p.add_argument("--device", type=device, default=None, help="cpu, cuda, cuda:N or mps (default: cuda when present)")
     p.add_argument("--output", required=True, help="folder for metrics.json")
-    p.add_argument("--force", action="store_true", help="write into a non-empty output folder (never into an input folder)")
+    p.add_argument("--force", action="store_true", help="write into a non-empty output folder (never into or over an input)")
 
     
 

@@ -32,6 +32,7 @@ ALPACA_NO_INPUT = ("Below is an instruction that describes a task. "
                    "### Instruction:\n{instruction}\n\n### Response:\n")
 ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant", "system": "system"}
 TURNS = {"sharegpt": ("conversations", "from", "value"), "messages": ("messages", "role", "content")}  # form: key, role, text
+NAMES = {"alpaca": "Alpaca", "sharegpt": "ShareGPT", "messages": "chat ('messages')"}
 
 
 @dataclass
@@ -98,8 +99,9 @@ class InstructionSet:
             try:
                 return tokenizer.apply_chat_template(plain, add_generation_prompt=True, tokenize=False)
             except Exception as err:  # jinja2's TemplateError (a template's raise_exception) or transformers' ValueError
+                reason = " ".join(str(err).split())[:300] or type(err).__name__  # one line, whatever jinja wrote
                 raise DlcpruneError(f"{self.source}, {self.ids[i]}: the tokenizer's chat template refuses this "
-                                    f"conversation ({err}); edit it in a copy of the file or use --template alpaca") from None
+                                    f"conversation ({reason}); edit it in a copy of the file or use --template alpaca") from None
         if self.form == "alpaca":
             m = history[0]
             return (ALPACA if m["input"] else ALPACA_NO_INPUT).format(instruction=m["content"], input=m["input"])
@@ -129,7 +131,7 @@ def load_instructions(path: str | Path, *, split: str | None = None) -> Instruct
 
         if not is_hf_folder(p):
             raise DlcpruneError(f"{p} is a folder but no Hugging Face save_to_disk folder; instruction records "
-                                "come as a .jsonl or .json file (Alpaca or ShareGPT) or such a folder")
+                                "come as a .jsonl or .json file (Alpaca, ShareGPT or chat messages) or such a folder")
         try:
             ds = load_from_disk(str(p))
         except Exception as err:  # datasets raises several types for a folder it cannot read
@@ -169,9 +171,6 @@ def load_instructions(path: str | Path, *, split: str | None = None) -> Instruct
         raise DlcpruneError(f"{p} holds no records")
     form = _form(records[0][1])
     for where, rec in records:
-        if _form(rec) != form:
-            raise DlcpruneError(f"{p}, {where}: written as {NAMES[_form(rec)]} while the file's first record is "
-                                f"{NAMES[form]}; one form per file: convert the records or split the file")
         _check(rec, form, f"{p}, {where}")
     data = InstructionSet(records=[r for _, r in records], raw=raw, source=source, form=form,
                           ids=[where for where, _ in records])
@@ -213,9 +212,6 @@ def _read(p: Path) -> bytes:
         raise DlcpruneError(f"cannot read {p}: {err.strerror}") from None
 
 
-NAMES = {"alpaca": "Alpaca", "sharegpt": "ShareGPT", "messages": "chat ('messages')"}
-
-
 def _form(rec) -> str:
     """alpaca, sharegpt or messages: which of the forms a record is written in (by its keys)."""
     keys = set(rec) if isinstance(rec, dict) else set()
@@ -223,16 +219,20 @@ def _form(rec) -> str:
 
 
 def _check(rec, form: str, where: str) -> None:
+    """One line naming what is wrong with a record of a file whose first record is in ``form``."""
     if not isinstance(rec, dict):
         raise DlcpruneError(f"{where}: expected a JSON object")
+    if {"messages", "conversations"} <= set(rec):
+        raise DlcpruneError(f"{where}: the record holds both 'messages' and 'conversations': keep one of them "
+                            "(in a copy of the file)")
+    if _form(rec) != form:
+        raise DlcpruneError(f"{where}: written as {NAMES[_form(rec)]} while the file's first record is "
+                            f"{NAMES[form]}; one form per file: convert the records or split the file")
     if form == "alpaca":
         for key in ("instruction", "output"):
             if not isinstance(rec.get(key), str):
                 raise DlcpruneError(f"{where}: an Alpaca record needs a string {key!r} (and optionally 'input')")
         return
-    if {"messages", "conversations"} <= set(rec):
-        raise DlcpruneError(f"{where}: the record holds both 'messages' and 'conversations': keep one of them "
-                            "(in a copy of the file)")
     key, role, text = TURNS[form]
     turns = rec.get(key)
     shape = "{'from': human|gpt|system, 'value': str}" if form == "sharegpt" else "{'role': system|user|assistant, 'content': str}"

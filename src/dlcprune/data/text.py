@@ -153,10 +153,10 @@ def _from_rows(rows: list, text_column: str, label_column: str, source: str) -> 
     if odd is not None:
         raise DlcpruneError(f"{source}: row {odd} is a {type(rows[odd]).__name__}, not an object with "
                             f"{text_column!r} and {label_column!r}")
+    from .instructions import is_instructions  # here: instructions imports this module
+
     for col in (text_column, label_column):
         if col not in rows[0]:
-            from .instructions import is_instructions
-
             records = is_instructions(set(rows[0]) - {label_column}, label_column=label_column)
             hint = (f"; these look like instruction records, read as a text table for their {label_column!r} column: "
                     "pass --label-column with a name they do not have to read them as records") if records else ""

@@ -130,13 +130,13 @@ def load_causal_lm(spec: str = SMOLLM2, *, device: str | None = None, template: 
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     target = spec[3:] if spec.startswith("hf:") else spec
-    path = gguf_folder(spec) if spec in GGUF_MODELS else target
-    if Path(str(path)).is_dir():  # absolute: an adapter's base_model_name_or_path must not read as a hub name
-        path = Path(str(path)).resolve()
-    if spec not in GGUF_MODELS and not Path(target).is_dir() and not spec.startswith("hf:"):
+    folder = Path(gguf_folder(spec) if spec in GGUF_MODELS else target)
+    if spec not in GGUF_MODELS and not folder.is_dir() and not spec.startswith("hf:"):
         raise DlcpruneError(f"model {spec!r}: not a folder; use {', '.join(GGUF_MODELS)}, hf:<folder or hub name>, "
                             "or a model folder")
-    if Path(str(path)).is_dir() and not (Path(str(path)) / "config.json").is_file():
+    # a folder by its absolute path (an adapter's base_model_name_or_path must not read as a hub name); else a hub name
+    path = folder.resolve() if folder.is_dir() else target
+    if folder.is_dir() and not (folder / "config.json").is_file():
         raise DlcpruneError(f"cannot load causal LM {spec!r}: {path} holds no config.json; a causal LM folder is "
                             "what save_pretrained writes (config.json, weights, tokenizer files)")
     try:

@@ -105,5 +105,6 @@ def _stderr_muted():
             os.dup2(null.fileno(), 2)
             yield
     finally:
+        sys.stderr.flush()  # what a handler buffered meanwhile goes to the null device too
         os.dup2(saved, 2)
         os.close(saved)

@@ -1,7 +1,8 @@
 """LoRA fine-tuning of a causal LM on kept instruction records (PEFT), and held-out evaluation.
 
-Defaults: r 16, alpha 32, dropout 0.05 on every Linear (or GPT-2 Conv1D) layer of the decoder but
-the output head (PEFT's ``all-linear``: q, k, v, o, gate, up, down in Llama-like models), AdamW, cosine schedule with linear warm-up over the first 3% of the steps, loss = the
+Defaults: r 16, alpha 32, dropout 0.05 on the layers DLC masks (``CausalLM.maskable``: every
+Linear or GPT-2 Conv1D of the decoder but the output head; q, k, v, o, gate, up, down in
+Llama-like models), AdamW, cosine schedule with linear warm-up over the first 3% of the steps, loss = the
 response tokens' cross-entropy only (the prompt is context, as in scoring). ``PRESETS["paper"]``
 records the usual instruction-tuning settings for 7-9B models on a GPU (3 epochs, lr 2e-4, batch
 128 by gradient accumulation over micro-batches); ``PRESETS["cpu"]``, the default, suits a small
@@ -73,10 +74,11 @@ def finetune_lora(lm: CausalLM, data: InstructionSet, *, indices: np.ndarray | N
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     transposed = any(isinstance(m, Conv1D) for m in lm.module.modules())  # GPT-2's x @ W, stored in x out
+    layers = [name.removesuffix(".weight") for name, _ in lm.maskable]  # the layers DLC masks, by full name
     model = get_peft_model(copy.deepcopy(lm.module), LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout,
-                                                                 target_modules="all-linear", fan_in_fan_out=transposed,
+                                                                 target_modules=layers, fan_in_fan_out=transposed,
                                                                  task_type="CAUSAL_LM"))
-    targets = sorted({n.split(".")[-1] for n in model.peft_config["default"].target_modules})  # all-linear, resolved
+    targets = sorted({name.split(".")[-1] for name in layers})
     encoded = encode(lm, data, template=template, max_length=max_length)
     steps = epochs * math.ceil(len(idx) / batch_size)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
