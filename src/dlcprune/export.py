@@ -92,7 +92,9 @@ def export_subset(data: str | Path, indices: np.ndarray, out: Path, *, format: s
         shutil.rmtree(target, ignore_errors=True)
         ds.select(indices.tolist()).save_to_disk(str(target))
         return target
-    rows = {"csv": csv_rows, "jsonl": jsonl_rows, "json": json_elements}[format](path)
+    from .data.text import read_json_array
+
+    rows = {"csv": csv_rows, "jsonl": jsonl_rows, "json": read_json_array}[format](path)
     header, body = (rows[0], rows[1:]) if format == "csv" else ("", rows)
     if len(indices) and indices[-1] >= len(body):
         raise DlcpruneError(f"{data} has {len(body)} rows; index {indices[-1]} is not one of them")
@@ -103,14 +105,6 @@ def export_subset(data: str | Path, indices: np.ndarray, out: Path, *, format: s
     kept = [body[i] if body[i].endswith(("\n", "\r")) else body[i] + "\n" for i in indices]
     files.write_bytes(target, (header + "".join(kept)).encode("utf-8"))
     return target
-
-
-def json_elements(path: Path) -> list:
-    """The elements of a JSON array file, as the loaders read them (their positions are the indices)."""
-    rows = json.loads(path.read_bytes())  # bytes: a UTF-8 BOM is read as the loaders read it
-    if not isinstance(rows, list):
-        raise DlcpruneError(f"{path}: expected a JSON array of records")
-    return rows
 
 
 def jsonl_rows(path: Path) -> list[str]:

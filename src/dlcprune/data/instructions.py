@@ -22,7 +22,7 @@ from typing import Iterable
 import numpy as np
 
 from ..errors import DlcpruneError
-from .text import is_hf_folder, pick_split
+from .text import is_hf_folder, pick_split, read_json_array
 
 ALPACA = ("Below is an instruction that describes a task, paired with an input that provides further context. "
           "Write a response that appropriately completes the request.\n\n"
@@ -155,15 +155,7 @@ def load_instructions(path: str | Path, *, split: str | None = None) -> Instruct
             records.append((f"line {n}", rec))
             raw.append(line)  # with its "\r" in a CRLF file: kept records come out byte-identical
     elif p.suffix == ".json":
-        try:
-            rows = json.loads(_read(p))
-        except UnicodeDecodeError as err:
-            raise DlcpruneError(f"{p}, byte {err.start}: not UTF-8 text; save the file as UTF-8") from None
-        except json.JSONDecodeError as err:
-            raise DlcpruneError(f"{p}, line {err.lineno}: not valid JSON ({err.msg})") from None
-        if not isinstance(rows, list):
-            raise DlcpruneError(f"{p}: expected a JSON array of records")
-        records = [(f"record {i}", r) for i, r in enumerate(rows)]
+        records = [(f"record {i}", r) for i, r in enumerate(read_json_array(p))]
         raw = [json.dumps(r, ensure_ascii=False).encode() for _, r in records]
     else:
         raise DlcpruneError(f"{p}: expected a .jsonl or .json file or a save_to_disk folder")

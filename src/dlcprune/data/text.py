@@ -75,6 +75,25 @@ def from_texts(texts: Sequence[str], labels: Sequence, *, source: str = "texts")
                        class_names=[str(v) for v in values], source=source, texts=texts)
 
 
+def read_json_array(path: Path) -> list:
+    """The elements of a JSON array file, in order (their positions are the samples' indices); a
+    UTF-8 BOM is skipped. One line for a file that is not UTF-8, not JSON, or not an array."""
+    try:
+        data = path.read_bytes()
+        rows = json.loads(data)  # bytes: json detects UTF-8 and skips a BOM
+    except OSError as err:
+        raise DlcpruneError(f"cannot read {path}: {err.strerror}") from None
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b"\n") + 1
+        raise DlcpruneError(f"{path}, line {line}, byte {err.start}: not UTF-8 text; save the file as UTF-8") from None
+    except json.JSONDecodeError as err:
+        raise DlcpruneError(f"{path}, line {err.lineno}: not valid JSON ({err.msg})") from None
+    if not isinstance(rows, list):
+        raise DlcpruneError(f"{path}: expected a JSON array of records ([{{...}}, ...]), not a single "
+                            f"{'object' if isinstance(rows, dict) else 'value'}")
+    return rows
+
+
 def load_text_table(path: str | Path, *, text_column: str = "text", label_column: str = "label") -> TextDataset:
     """A ``.csv`` (header row) or ``.jsonl`` / ``.json`` file with a text and a label column."""
     path = Path(path)
@@ -91,10 +110,7 @@ def load_text_table(path: str | Path, *, text_column: str = "text", label_column
                     except json.JSONDecodeError as err:
                         raise DlcpruneError(f"{path}:{n}: not valid JSON ({err.msg})") from None
         else:
-            rows = json.loads(path.read_bytes())  # bytes: a UTF-8 BOM is skipped, as for instruction records
-            if not isinstance(rows, list):
-                raise DlcpruneError(f"{path}: expected a JSON array of records ([{{...}}, ...]), not a single "
-                                    f"{'object' if isinstance(rows, dict) else 'value'}")
+            rows = read_json_array(path)
     except UnicodeDecodeError as err:
         line = path.read_bytes()[:err.start].count(b"\n") + 1
         raise DlcpruneError(f"{path}, line {line}, byte {err.start}: not UTF-8 text; save the file as UTF-8") from None
