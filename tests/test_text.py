@@ -32,6 +32,16 @@ def test_csv_and_jsonl_with_string_labels(tmp_path):
     assert b.class_names == ["0", "1"] and b.items([1]) == [TEXTS[1]] and len(b) == 6
 
 
+def test_upper_case_suffixes_are_read_as_their_kind(tmp_path):
+    (tmp_path / "T.CSV").write_text("text,label\n" + "".join(f"\"{t}\",{y}\n" for t, y in zip(TEXTS, LABELS)))
+    (tmp_path / "T.JSON").write_text(json.dumps([{"text": t, "label": y} for t, y in zip(TEXTS, LABELS)]))
+    (tmp_path / "I.JSONL").write_text(json.dumps({"instruction": "Say hi", "output": "hi"}) + "\n")
+    for name in ("T.CSV", "T.JSON"):
+        data = load_dataset(str(tmp_path / name))
+        assert data.class_names == ["neg", "pos"] and data.items([0]) == [TEXTS[0]], name
+    assert load_dataset(str(tmp_path / "I.JSONL")).form == "alpaca"
+
+
 def test_missing_text_column_and_bad_json_line(tmp_path):
     (tmp_path / "d.jsonl").write_text('{"body": "x", "label": 1}\n')
     with pytest.raises(DlcpruneError, match="no column 'text'.*--text-column"):

@@ -50,8 +50,8 @@ def check_export(data: str | Path, format: str) -> None:
         if not is_hf_folder(path):
             hint = "; for an image folder use imagefolder or filelist" if path.is_dir() else ""
             raise DlcpruneError(f"export hf filters a Hugging Face save_to_disk folder, and {data} is not one{hint}")
-    elif path.suffix != f".{format}":
-        own = path.suffix[1:] if path.suffix[1:] in EXPORT_FORMATS else None
+    elif (kind := files.file_kind(path)[1:]) != format:
+        own = kind if kind in EXPORT_FORMATS else None
         raise DlcpruneError(f"export {format} writes rows of a .{format} file, and {data} is not one"
                             + (f"; use --export {own}" if own else ""))
 

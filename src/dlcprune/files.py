@@ -29,6 +29,11 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
+def file_kind(path: str | Path) -> str:
+    """A data file's suffix, lower-cased: ``data.JSON`` is read as ``.json`` (Windows tools write upper case)."""
+    return Path(path).suffix.lower()
+
+
 @contextlib.contextmanager
 def atomic_file(path: str | Path, mode: str) -> Iterator[Any]:
     """An open file that appears at ``path`` only when the block ends without an error."""

@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(summary, default=str))
         else:
             COMMANDS[args.command](args)
+        _wait_for_other_ranks()
     except SystemExit as done:  # --help, or a usage error already printed as one line
         return int(done.code or 0)
     except DlcpruneError as err:  # library messages name parameters; here they become flags
@@ -134,6 +135,14 @@ def main(argv: list[str] | None = None) -> int:
         if dist is not None and dist.is_available() and dist.is_initialized():  # launched by torchrun
             dist.destroy_process_group()
     return 0
+
+
+def _wait_for_other_ranks() -> None:
+    """Under torchrun, leave only when every rank has finished: rank 0 still writes the outputs after the
+    last gather, and a gloo peer that tears its connections down meanwhile can abort rank 0 at exit."""
+    dist = sys.modules.get("torch.distributed")
+    if dist is not None and dist.is_available() and dist.is_initialized():
+        dist.barrier()
 
 
 def quiet_third_parties() -> None:

@@ -50,11 +50,11 @@ def load_dataset(spec, *, text_column: str = "text", label_column: str = "label"
         if info.exists() or is_dict:
             return load_hf_folder(path, text_column=text_column, label_column=label_column, split=hf_split)
         return load_image_folder(path)
-    if path.is_file() and path.suffix == ".npz":
+    if path.is_file() and files.file_kind(path) == ".npz":
         return load_npz(path)
-    if path.is_file() and path.suffix in (".jsonl", ".json") and is_instructions(peek_columns(path), label_column=label_column):
+    if path.is_file() and files.file_kind(path) in (".jsonl", ".json") and is_instructions(peek_columns(path), label_column=label_column):
         return load_instructions(path)
-    if path.is_file() and path.suffix in (".csv", ".jsonl", ".json"):
+    if path.is_file() and files.file_kind(path) in (".csv", ".jsonl", ".json"):
         return load_text_table(path, text_column=text_column, label_column=label_column)
     if path.exists():
         raise DlcpruneError(f"{spec}: expected an image folder, an .npz, a .csv/.jsonl/.json of texts "

@@ -22,6 +22,7 @@ from typing import Iterable
 import numpy as np
 
 from ..errors import DlcpruneError
+from ..files import file_kind
 from .text import is_hf_folder, pick_split, read_json_array
 
 ALPACA = ("Below is an instruction that describes a task, paired with an input that provides further context. "
@@ -141,7 +142,7 @@ def load_instructions(path: str | Path, *, split: str | None = None) -> Instruct
         rows = list(ds)
         records = [(f"row {i}", r) for i, r in enumerate(rows)]
         raw = [json.dumps(r, ensure_ascii=False).encode() for _, r in records]
-    elif p.suffix == ".jsonl":
+    elif file_kind(p) == ".jsonl":
         records, raw = [], []
         for n, line in enumerate(_read(p).split(b"\n"), start=1):
             if not line.strip():
@@ -154,7 +155,7 @@ def load_instructions(path: str | Path, *, split: str | None = None) -> Instruct
                 raise DlcpruneError(f"{p}, line {n}: not valid JSON ({err.msg}); fix or remove the line") from None
             records.append((f"line {n}", rec))
             raw.append(line)  # with its "\r" in a CRLF file: kept records come out byte-identical
-    elif p.suffix == ".json":
+    elif file_kind(p) == ".json":
         records = [(f"record {i}", r) for i, r in enumerate(read_json_array(p))]
         raw = [json.dumps(r, ensure_ascii=False).encode() for _, r in records]
     else:
@@ -185,7 +186,7 @@ def is_instructions(columns: Iterable[str], *, label_column: str = "label") -> b
 def peek_columns(path: Path) -> list[str]:
     """The keys of the first record of a .jsonl / .json file ([] when it cannot tell)."""
     try:
-        if path.suffix == ".jsonl":
+        if file_kind(path) == ".jsonl":
             with open(path, "rb") as f:
                 first = next((line for line in f if line.strip()), b"")
             rec = json.loads(first) if first else {}

@@ -18,6 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import DlcpruneError
+from ..files import file_kind
 
 
 @dataclass
@@ -98,10 +99,10 @@ def load_text_table(path: str | Path, *, text_column: str = "text", label_column
     """A ``.csv`` (header row) or ``.jsonl`` / ``.json`` file with a text and a label column."""
     path = Path(path)
     try:
-        if path.suffix == ".csv":
+        if file_kind(path) == ".csv":
             with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a BOM, as Excel writes, is no header
                 rows = list(csv.DictReader(f))
-        elif path.suffix == ".jsonl":
+        elif file_kind(path) == ".jsonl":
             rows = []
             for n, line in enumerate(path.read_bytes().decode("utf-8").split("\n"), start=1):  # "\n" only
                 if line.strip():
