@@ -123,43 +123,10 @@ def load_instructions(path: str | Path, *, split: str | None = None) -> Instruct
     """JSONL (one record per line; blank lines skipped), a JSON array, or a ``save_to_disk`` folder
     (of a DatasetDict: its ``split``, default train)."""
     p = Path(path)
-    source = str(p)
     if split is not None and not p.is_dir():
         raise DlcpruneError(f"a split ({split!r}) is read from a Hugging Face save_to_disk folder; {p} is a file: "
                             "leave out --hf-split")
-    if p.is_dir():
-        from datasets import load_from_disk
-
-        if not is_hf_folder(p):
-            raise DlcpruneError(f"{p} is a folder but no Hugging Face save_to_disk folder; instruction records "
-                                "come as a .jsonl or .json file (Alpaca, ShareGPT or chat messages) or such a folder")
-        try:
-            ds = load_from_disk(str(p))
-        except Exception as err:  # datasets raises several types for a folder it cannot read
-            raise DlcpruneError(f"{p}: not a Hugging Face save_to_disk folder ({err})") from None
-        ds, split = pick_split(ds, split, p)
-        source = f"{p} [{split}]" if split else source
-        rows = list(ds)
-        records = [(f"row {i}", r) for i, r in enumerate(rows)]
-        raw = [json.dumps(r, ensure_ascii=False).encode() for _, r in records]
-    elif file_kind(p) == ".jsonl":
-        records, raw = [], []
-        for n, line in enumerate(_read(p).split(b"\n"), start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except UnicodeDecodeError as err:
-                raise DlcpruneError(f"{p}, line {n}, byte {err.start}: not UTF-8 text; save the file as UTF-8") from None
-            except json.JSONDecodeError as err:
-                raise DlcpruneError(f"{p}, line {n}: not valid JSON ({err.msg}); fix or remove the line") from None
-            records.append((f"line {n}", rec))
-            raw.append(line)  # with its "\r" in a CRLF file: kept records come out byte-identical
-    elif file_kind(p) == ".json":
-        records = [(f"record {i}", r) for i, r in enumerate(read_json_array(p))]
-        raw = [json.dumps(r, ensure_ascii=False).encode() for _, r in records]
-    else:
-        raise DlcpruneError(f"{p}: expected a .jsonl or .json file or a save_to_disk folder")
+    records, raw, source = _read_records(p, split)
     if not records:
         raise DlcpruneError(f"{p} holds no records")
     form = _form(records[0][1])
@@ -173,6 +140,42 @@ def load_instructions(path: str | Path, *, split: str | None = None) -> Instruct
         raise DlcpruneError(f"{p}: {len(empty)} record(s) have an empty response ({shown}): nothing to score; "
                             "fill them in or remove them from a copy of the file")
     return data
+
+
+def _read_records(p: Path, split: str | None) -> tuple[list[tuple[str, object]], list[bytes], str]:
+    """(where, record) pairs, each record's bytes as ``write_jsonl`` writes it back, and the source's name."""
+    if p.is_dir():
+        from datasets import load_from_disk
+
+        if not is_hf_folder(p):
+            raise DlcpruneError(f"{p} is a folder but no Hugging Face save_to_disk folder; instruction records "
+                                "come as a .jsonl or .json file (Alpaca, ShareGPT or chat messages) or such a folder")
+        try:
+            ds = load_from_disk(str(p))
+        except Exception as err:  # datasets raises several types for a folder it cannot read
+            raise DlcpruneError(f"{p}: not a Hugging Face save_to_disk folder ({err})") from None
+        ds, split = pick_split(ds, split, p)
+        records = [(f"row {i}", r) for i, r in enumerate(ds)]
+        source = f"{p} [{split}]" if split else str(p)
+        return records, [json.dumps(r, ensure_ascii=False).encode() for _, r in records], source
+    if file_kind(p) == ".jsonl":
+        records, raw = [], []
+        for n, line in enumerate(_read(p).split(b"\n"), start=1):
+            if not line.strip():
+                continue
+            try:
+                rec = json.loads(line)
+            except UnicodeDecodeError as err:
+                raise DlcpruneError(f"{p}, line {n}, byte {err.start}: not UTF-8 text; save the file as UTF-8") from None
+            except json.JSONDecodeError as err:
+                raise DlcpruneError(f"{p}, line {n}: not valid JSON ({err.msg}); fix or remove the line") from None
+            records.append((f"line {n}", rec))
+            raw.append(line)  # with its "\r" in a CRLF file: kept records come out byte-identical
+        return records, raw, str(p)
+    if file_kind(p) == ".json":
+        records = [(f"record {i}", r) for i, r in enumerate(read_json_array(p))]
+        return records, [json.dumps(r, ensure_ascii=False).encode() for _, r in records], str(p)
+    raise DlcpruneError(f"{p}: expected a .jsonl or .json file or a save_to_disk folder")
 
 
 def is_instructions(columns: Iterable[str], *, label_column: str = "label") -> bool:

@@ -63,9 +63,7 @@ def finetune_lora(lm: CausalLM, data: InstructionSet, *, indices: np.ndarray | N
     a time with the gradients accumulated; the loss is the mean over the whole batch's response
     tokens, so the step does not depend on the micro-batch size (up to float rounding, and given the
     same dropout draws)."""
-    from peft import LoraConfig, get_peft_model
     from transformers import get_cosine_schedule_with_warmup
-    from transformers.pytorch_utils import Conv1D
 
     _check_settings(epochs=epochs, batch_size=batch_size, micro_batch_size=micro_batch_size, r=r, alpha=alpha,
                     dropout=dropout, warmup=warmup, lr=lr)
@@ -73,39 +71,22 @@ def finetune_lora(lm: CausalLM, data: InstructionSet, *, indices: np.ndarray | N
     t0 = time.perf_counter()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    transposed = any(isinstance(m, Conv1D) for m in lm.module.modules())  # GPT-2's x @ W, stored in x out
-    layers = [name.removesuffix(".weight") for name, _ in lm.maskable]  # the layers DLC masks, by full name
-    model = get_peft_model(copy.deepcopy(lm.module), LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout,
-                                                                 target_modules=layers, fan_in_fan_out=transposed,
-                                                                 task_type="CAUSAL_LM"))
-    targets = sorted({name.split(".")[-1] for name in layers})
+    model, targets = _with_adapter(lm, r=r, alpha=alpha, dropout=dropout)
     encoded = encode(lm, data, template=template, max_length=max_length)
     steps = epochs * math.ceil(len(idx) / batch_size)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     sched = get_cosine_schedule_with_warmup(opt, num_warmup_steps=round(warmup * steps), num_training_steps=steps)
-    pad = lm.tokenizer.pad_token_id or 0
     losses = []
     model.train()
     with bar("LoRA fine-tuning", steps, enabled=progress) as advance:
-        for _ in range(epochs):
+        for epoch in range(1, epochs + 1):
             order, total = rng.permutation(idx), 0.0
             for start in range(0, len(order), batch_size):
                 rows = [encoded[i] for i in order[start:start + batch_size]]
-                n_tokens = sum(len(tokens) - n_prompt for tokens, n_prompt in rows)  # response tokens in the batch
                 opt.zero_grad()
-                batch_loss = 0.0
-                for micro in range(0, len(rows), micro_batch_size):
-                    ids, attn, response = pad_batch(rows[micro:micro + micro_batch_size], pad_id=pad)
-                    nll = response_token_nll(model, ids.to(lm.device), attn.to(lm.device), response.to(lm.device))
-                    loss = (nll.sum() / n_tokens).float()  # token-weighted over the whole batch
-                    if not torch.isfinite(loss):  # diverged: every later step and the adapter would be NaN
-                        raise DlcpruneError(f"LoRA training diverged (loss {loss.item()} in epoch {len(losses) + 1}); "
-                                            f"lower the learning rate (it is {lr:g})")
-                    loss.backward()
-                    batch_loss += loss.item()
+                total += _accumulate_gradients(model, lm, rows, micro_batch_size, lr=lr, epoch=epoch) * len(rows)
                 opt.step()
                 sched.step()
-                total += batch_loss * len(rows)
                 advance()
             losses.append(total / len(idx))
     if not all(bool(torch.isfinite(p).all()) for p in model.parameters() if p.requires_grad):
@@ -117,6 +98,36 @@ def finetune_lora(lm: CausalLM, data: InstructionSet, *, indices: np.ndarray | N
                       parameters=dict(epochs=epochs, lr=lr, batch_size=batch_size, micro_batch_size=micro_batch_size,
                                       r=r, alpha=alpha, dropout=dropout, warmup=warmup, targets=targets, seed=seed,
                                       kept=int(len(idx))))
+
+
+def _with_adapter(lm: CausalLM, *, r: int, alpha: int, dropout: float) -> tuple[torch.nn.Module, list[str]]:
+    """A copy of the model with LoRA on the layers DLC masks (by full name), and their sorted suffixes."""
+    from peft import LoraConfig, get_peft_model
+    from transformers.pytorch_utils import Conv1D
+
+    transposed = any(isinstance(m, Conv1D) for m in lm.module.modules())  # GPT-2's x @ W, stored in x out
+    layers = [name.removesuffix(".weight") for name, _ in lm.maskable]
+    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=layers,
+                        fan_in_fan_out=transposed, task_type="CAUSAL_LM")
+    return get_peft_model(copy.deepcopy(lm.module), config), sorted({name.split(".")[-1] for name in layers})
+
+
+def _accumulate_gradients(model: torch.nn.Module, lm: CausalLM, rows: list, micro_batch_size: int, *,
+                          lr: float, epoch: int) -> float:
+    """Backward the batch's loss (mean over all its response tokens) a micro-batch at a time; returns it."""
+    n_tokens = sum(len(tokens) - n_prompt for tokens, n_prompt in rows)
+    pad = lm.tokenizer.pad_token_id or 0
+    batch_loss = 0.0
+    for micro in range(0, len(rows), micro_batch_size):
+        ids, attn, response = pad_batch(rows[micro:micro + micro_batch_size], pad_id=pad)
+        nll = response_token_nll(model, ids.to(lm.device), attn.to(lm.device), response.to(lm.device))
+        loss = (nll.sum() / n_tokens).float()  # token-weighted over the whole batch
+        if not torch.isfinite(loss):  # diverged: every later step and the adapter would be NaN
+            raise DlcpruneError(f"LoRA training diverged (loss {loss.item()} in epoch {epoch}); "
+                                f"lower the learning rate (it is {lr:g})")
+        loss.backward()
+        batch_loss += loss.item()
+    return batch_loss
 
 
 def heldout_metrics(lm: CausalLM, data: InstructionSet, *, template: str | None = None, max_length: int | None = None,
