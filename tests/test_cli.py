@@ -165,13 +165,13 @@ def test_list_shows_every_registry():
 
 def test_interrupted_score_resumes_in_the_same_folder(tmp_path, monkeypatch, capsys):
     """Ctrl-C midway leaves only the checkpoint (exit 130); the same command then finishes the job."""
-    from dlcprune.scoring import dlc
+    from dlcprune.scoring import level_loop
 
     data = write_image_folder(tmp_path / "data", {"a": 3, "b": 3}, size=32)
     args = lambda out: ["score", "--data", str(data), "--levels", "4", "--step", "0.1", "--output", str(out), "--quiet"]
     assert main(args(tmp_path / "fresh")) == 0
 
-    real, calls = dlc._level_losses, []
+    real, calls = level_loop.level_losses, []
 
     def interrupted_at_level_3(*a, **k):
         calls.append(1)
@@ -179,11 +179,11 @@ def test_interrupted_score_resumes_in_the_same_folder(tmp_path, monkeypatch, cap
             raise KeyboardInterrupt
         return real(*a, **k)
 
-    monkeypatch.setattr(dlc, "_level_losses", interrupted_at_level_3)
+    monkeypatch.setattr(level_loop, "level_losses", interrupted_at_level_3)
     assert main(args(tmp_path / "out")) == 130
     assert "Run the same command again to resume" in capsys.readouterr().err
     assert [p.name for p in (tmp_path / "out").iterdir()] == [".partial"]
-    monkeypatch.setattr(dlc, "_level_losses", real)
+    monkeypatch.setattr(level_loop, "level_losses", real)
     assert main(args(tmp_path / "out")) == 0
     assert not (tmp_path / "out" / ".partial").exists()
     assert (tmp_path / "out" / "scores.csv").read_text() == (tmp_path / "fresh" / "scores.csv").read_text()

@@ -12,6 +12,7 @@ from torch.nn.utils import prune
 
 from dlcprune import DlcpruneError, from_arrays, from_module, score_dlc
 from dlcprune.scoring import dlc as dlc_module
+from dlcprune.scoring import level_loop
 from dlcprune.data.images import ArrayReader, ImageDataset
 from dlcprune.scoring import class_prototypes, prototype_losses
 from tests.conftest import random_images, tiny_cnn
@@ -88,7 +89,7 @@ def test_interrupted_run_resumes_to_identical_scores(tmp_path, tiny_encoder, mon
     data = from_arrays(images, labels)
     full = score_dlc(tiny_encoder, data, levels=7, step=0.15, progress=False)
 
-    real = dlc_module._level_losses
+    real = level_loop.level_losses
     calls = []
 
     def dies_at_level_4(*args, where, **kwargs):
@@ -97,13 +98,13 @@ def test_interrupted_run_resumes_to_identical_scores(tmp_path, tiny_encoder, mon
             raise KeyboardInterrupt
         return real(*args, where=where, **kwargs)
 
-    monkeypatch.setattr(dlc_module, "_level_losses", dies_at_level_4)
+    monkeypatch.setattr(level_loop, "level_losses", dies_at_level_4)
     with pytest.raises(KeyboardInterrupt):
         score_dlc(tiny_encoder, data, levels=7, step=0.15, checkpoint_dir=tmp_path, progress=False)
     assert json.loads((tmp_path / "progress.json").read_text()) == {"0": 18, "1": 18, "2": 18, "3": 18}
 
     calls.clear()
-    monkeypatch.setattr(dlc_module, "_level_losses", lambda *a, where, **k: (calls.append(where), real(*a, where=where, **k))[1])
+    monkeypatch.setattr(level_loop, "level_losses", lambda *a, where, **k: (calls.append(where), real(*a, where=where, **k))[1])
     resumed = score_dlc(tiny_encoder, data, levels=7, step=0.15, checkpoint_dir=tmp_path, progress=False)
     assert len(calls) == 3  # only levels 4, 5, 6 were computed again
     assert np.array_equal(resumed.scores, full.scores)
@@ -185,7 +186,7 @@ def test_killed_in_a_later_block_resumes_from_the_finished_blocks(tmp_path, tiny
     data = from_arrays(images, labels)
     run = dict(levels=4, step=0.15, batch_size=4, block_bytes=1, progress=False)  # 5 blocks of 4, 4, 4, 4, 2
     full = score_dlc(tiny_encoder, data, **run)
-    real, calls = dlc_module._level_losses, []
+    real, calls = level_loop.level_losses, []
 
     def dies_in_block_3(*args, **kwargs):
         calls.append(1)
@@ -193,13 +194,13 @@ def test_killed_in_a_later_block_resumes_from_the_finished_blocks(tmp_path, tiny
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(dlc_module, "_level_losses", dies_in_block_3)
+    monkeypatch.setattr(level_loop, "level_losses", dies_in_block_3)
     with pytest.raises(KeyboardInterrupt):
         score_dlc(tiny_encoder, data, checkpoint_dir=tmp_path, **run)
     # level 1 holds blocks 1-3 (samples 0-11), levels 2 and 3 blocks 1-2
     assert json.loads((tmp_path / "progress.json").read_text()) == {"0": 18, "1": 12, "2": 8, "3": 8}
     calls.clear()
-    monkeypatch.setattr(dlc_module, "_level_losses", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    monkeypatch.setattr(level_loop, "level_losses", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
     resumed = score_dlc(tiny_encoder, data, checkpoint_dir=tmp_path, **run)
     assert len(calls) == 2 + 3 + 3  # block 3 at levels 2 and 3, blocks 4 and 5 at all three
     assert np.array_equal(resumed.scores, full.scores) and np.array_equal(resumed.level_losses, full.level_losses)
@@ -289,9 +290,9 @@ def test_a_checkpoint_resumes_only_on_as_many_cpu_threads(tmp_path, tiny_encoder
     and resumed on two would mix two results, so the thread count is part of the checkpoint's key."""
     images, labels = random_images(12, size=10)
     data = from_arrays(images, labels)
-    real = dlc_module._level_losses
+    real = level_loop.level_losses
     calls = []
-    monkeypatch.setattr(dlc_module, "_level_losses", lambda *a, where, **k: (calls.append(where), real(*a, where=where, **k))[1])
+    monkeypatch.setattr(level_loop, "level_losses", lambda *a, where, **k: (calls.append(where), real(*a, where=where, **k))[1])
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)

@@ -789,8 +789,8 @@ def test_interrupts_end_in_one_line(tmp_path, sig, status, word):
 
 KILL_POINTS = {  # where `score` is killed with SIGKILL: the function and which call of it
     "plain-feature-pass": ("dlcprune.scoring.dlc", "extract_features", 1),
-    "middle-level": ("dlcprune.scoring.dlc", "_level_losses", 2),
-    "last-level": ("dlcprune.scoring.dlc", "_level_losses", 3),
+    "middle-level": ("dlcprune.scoring.level_loop", "level_losses", 2),
+    "last-level": ("dlcprune.scoring.level_loop", "level_losses", 3),
     "writing-levels": ("dlcprune.files", "save_npy", "levels.npy"),
     "writing-scores": ("dlcprune.files", "write_text", "scores.csv"),
 }

@@ -24,39 +24,13 @@ from ..data import Dataset, ImageDataset, InstructionSet, TextDataset
 from ..errors import DlcpruneError
 from ..masking import NestedMasks
 from ..models import Encoder, TextEncoder, check_model_for
-from ..progress import bar
 from ..selection import is_real, is_whole
 from .adaptive import AdaptiveLevels, interpolated_mean, planning_subsample
-from .checkpoint import Checkpoint, LevelRows
-from .passes import BLOCK_BYTES, check_finite, check_kinds, extract_features, prepared_blocks
+from .checkpoint import Checkpoint
+from .level_loop import LevelLoop
+from .passes import BLOCK_BYTES, check_kinds, extract_features
+from .prototypes import class_prototypes, prototype_losses
 from .shard import Shard
-
-MIN_DISTANCE = 1e-12  # a feature exactly on its prototype would give an infinite logit
-
-
-def class_prototypes(features: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor,
-                     num_classes: int) -> torch.Tensor:
-    """Mean feature of each class: (N, D), (N,) -> (C, D) float64. Summed in float64 in sample
-    order, a chunk of rows at a time (a memory-mapped array is never read whole)."""
-    z = features.numpy() if isinstance(features, torch.Tensor) else features
-    y = torch.as_tensor(labels)
-    sums = torch.zeros(num_classes, z.shape[1], dtype=torch.float64)
-    for start, chunk in files.row_chunks(z):
-        sums.index_add_(0, y[start:start + len(chunk)], torch.from_numpy(np.asarray(chunk)).double())
-    counts = torch.bincount(y, minlength=num_classes).double()
-    return sums / counts[:, None]
-
-
-def prototype_losses(features: torch.Tensor, labels: torch.Tensor, prototypes: torch.Tensor) -> torch.Tensor:
-    """Per-sample cross-entropy over inverse distances to the prototypes: (N,) float64.
-
-    logits[i, c] = 1 / max(||z_i - mu_c||_2, 1e-12); loss_i = CE(logits[i], y_i). Higher = harder.
-    """
-    z, mu = features.double(), prototypes.double()
-    sq = (z * z).sum(1, keepdim=True) - 2.0 * z @ mu.T + (mu * mu).sum(1)[None, :]
-    logits = 1.0 / sq.clamp_min(0.0).sqrt().clamp_min(MIN_DISTANCE)
-    return torch.nn.functional.cross_entropy(logits, labels, reduction="none")
-
 
 ENCODER_DEFAULTS = {"levels": 50, "step": 0.02, "batch_size": 64}
 RECORD_DEFAULTS = {"levels": 5, "step": 0.1, "batch_size": 8}  # each level is a pass of the LM; its batches hold long records
@@ -205,7 +179,7 @@ def _score_encoder(encoder: Encoder, dataset: Dataset, *, levels: int, step: flo
     masks = NestedMasks([w for _, w in encoder.maskable], levels=levels, step=step, method=masking, seed=seed)
     timings["thresholds_s"] = time.perf_counter() - t
     loop_options = dict(batch_size=batch_size, workers=workers, block_bytes=block_bytes, progress=progress)
-    loop = _LevelLoop(encoder, mine, prototypes, labels[shard.start:shard.stop], masks=masks, shard=shard, ckpt=ckpt,
+    loop = LevelLoop(encoder, mine, prototypes, labels[shard.start:shard.stop], masks=masks, shard=shard, ckpt=ckpt,
                       rows=rows, **loop_options)
 
     def compute(wanted: list[int]) -> None:
@@ -218,9 +192,9 @@ def _score_encoder(encoder: Encoder, dataset: Dataset, *, levels: int, step: flo
         computed.update(todo if shard.is_main else ())
 
     if adaptive:
-        def planning_loop(sub: np.ndarray) -> _LevelLoop:  # the rounds on a subsample: nothing checkpointed
+        def planning_loop(sub: np.ndarray) -> LevelLoop:  # the rounds on a subsample: nothing checkpointed
             kept = Checkpoint(None, key={})
-            return _LevelLoop(encoder, dataset.subset(sub), prototypes, labels[torch.from_numpy(sub)], masks=masks,
+            return LevelLoop(encoder, dataset.subset(sub), prototypes, labels[torch.from_numpy(sub)], masks=masks,
                               shard=Shard(len(sub), local=True), ckpt=kept, rows=kept.level_rows(levels, len(sub)),
                               label="planning levels", **loop_options)
 
@@ -335,7 +309,7 @@ def _score_records(lm, data: InstructionSet, *, levels: int, step: float, adapti
     return result
 
 
-def _plan_on(plan: AdaptiveLevels, loop: _LevelLoop) -> list[int]:
+def _plan_on(plan: AdaptiveLevels, loop: LevelLoop) -> list[int]:
     """The masked levels ``plan`` chooses from its rounds over ``loop``'s samples only (level 0
     included, so that every rank can plan without the features; nothing is checkpointed)."""
     seen: dict[int, np.ndarray] = {}
@@ -353,77 +327,3 @@ def _unmasked_losses(z0: np.ndarray, labels: torch.Tensor, prototypes: torch.Ten
     parts = [prototype_losses(torch.from_numpy(np.asarray(chunk)), labels[start:start + len(chunk)], prototypes)
              for start, chunk in files.row_chunks(z0)]
     return torch.cat(parts).numpy()
-
-
-class _LevelLoop:
-    """Per-sample losses at masked levels: blocks of preprocessed batches, every level over a block
-    (its mask switched in place, then all weights restored) before the next block is read. Each
-    block's losses go to ``rows`` (rank 0's per-level losses; None on the other ranks) as it ends."""
-
-    def __init__(self, encoder: Encoder, dataset: Dataset, prototypes: torch.Tensor, labels: torch.Tensor, *,
-                 masks: NestedMasks, shard: Shard, ckpt: Checkpoint, rows: LevelRows | None, batch_size: int,
-                 workers: int, block_bytes: int, progress: bool, label: str = "masked levels") -> None:
-        self.encoder, self.dataset, self.prototypes, self.labels = encoder, dataset, prototypes, labels
-        self.masks, self.shard, self.ckpt, self.rows, self.progress, self.label = masks, shard, ckpt, rows, progress, label
-        self.reading = dict(batch_size=batch_size, workers=workers, block_bytes=block_bytes)
-
-    def run(self, todo: list[int]) -> None:
-        """Fill the rows of the levels in ``todo``. One process resumes each level where its row
-        ends (a block a level finished is not computed again); ranks write their shard at the end."""
-        if not todo:
-            return
-        timings = self.ckpt.timings.setdefault("level_s", {})
-        n = len(self.dataset)
-        alone = self.shard.world == 1
-        done = {k: self.ckpt.done(k) if alone else 0 for k in todo}
-        mine = None if alone else np.empty((len(todo), n))  # a rank's own samples, joined at the end
-        with self.masks.applied() as set_level, \
-                bar(self.label, len(todo) * n, enabled=self.progress) as advance:
-            first = min(done.values())
-            advance(sum(done.values()))
-            blocks = prepared_blocks(self.encoder, self.dataset, start=first, **self.reading)
-            while True:
-                t = time.perf_counter()  # reading + preprocessing a block, and the reset after it
-                block = next(blocks, None)
-                read_s = time.perf_counter() - t
-                if block is None:
-                    break
-                start, stop = block[0][0].start, block[-1][0].stop
-                for j, k in enumerate(todo):
-                    if done[k] >= stop:
-                        continue
-                    t = time.perf_counter()
-                    set_level(k)
-                    losses = _level_losses(self.encoder, block, self.prototypes, self.labels, advance=advance,
-                                           where=f"level {k}, sparsity {self.masks.sparsity_[k]:.3f}")
-                    timings[str(k)] = timings.get(str(k), 0.0) + time.perf_counter() - t
-                    if alone:
-                        self.rows.write(k, start, losses)
-                        self.ckpt.record(k, stop)  # with the timings so far
-                    else:
-                        mine[j, start:stop] = losses
-                t = time.perf_counter()
-                set_level.reset()
-                del block  # before the next one is read: one block in memory at a time
-                read_s += time.perf_counter() - t
-                self.ckpt.timings["level_loop_read_s"] = self.ckpt.timings.get("level_loop_read_s", 0.0) + read_s
-        if alone:
-            return
-        for j, k in enumerate(todo):
-            joined = self.shard.gather(torch.from_numpy(mine[j]))
-            if self.shard.is_main:
-                self.rows.write(k, 0, joined.numpy())
-                self.ckpt.record(k, len(joined))
-
-
-def _level_losses(encoder: Encoder, block: list[tuple[range, object]], prototypes: torch.Tensor,
-                  labels: torch.Tensor, *, where: str, advance) -> np.ndarray:
-    """Losses (n,) float64 of one block's samples under the weights as they are now."""
-    first = block[0][0].start
-    out = np.empty(block[-1][0].stop - first)
-    for span, inputs in block:
-        z = encoder.encode(inputs)
-        check_finite(z, where, offset=span.start)
-        out[span.start - first:span.stop - first] = prototype_losses(z, labels[span.start:span.stop], prototypes).numpy()
-        advance(len(span))
-    return out
