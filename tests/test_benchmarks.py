@@ -249,3 +249,12 @@ def test_length_batching(tmp_path):
                 "--model", str(tmp_path / "lm"), "--batch-size", "4", "--repeats", "1")
     assert "| length-sorted |" in out and "speed-up" in out
     assert float(out.split("largest loss difference ")[1].split()[0]) < 1e-4
+
+
+def test_level_subsets(tmp_path):
+    from tests.conftest import save_tiny_llama
+
+    bench("make_instruction_pool.py", "--pool", "24", "--heldout", "2", "--output", str(tmp_path / "pool"))
+    save_tiny_llama(tmp_path / "lm")
+    out = bench("level_subsets.py", "--pool", str(tmp_path / "pool" / "pool.jsonl"), "--model", f"hf:{tmp_path / 'lm'}")
+    assert "| 0, 1, 2, 3, 4 | 1.0000 | 1.000 | 1.000 |" in out and "one LoRA run on the kept 30%" in out
