@@ -131,17 +131,22 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(sig, handler)
         if previous:
             sys.unraisablehook = unraisable
-        dist = sys.modules.get("torch.distributed")  # only a run that imported torch can have a process group
-        if dist is not None and dist.is_available() and dist.is_initialized():  # launched by torchrun
+        if (dist := _process_group()) is not None:  # launched by torchrun
             dist.destroy_process_group()
     return 0
+
+
+def _process_group():
+    """``torch.distributed`` when a process group is up (torchrun), else None; only a run that imported
+    torch can have one, so this never imports it."""
+    dist = sys.modules.get("torch.distributed")
+    return dist if dist is not None and dist.is_available() and dist.is_initialized() else None
 
 
 def _wait_for_other_ranks() -> None:
     """Under torchrun, leave only when every rank has finished: rank 0 still writes the outputs after the
     last gather, and a gloo peer that tears its connections down meanwhile can abort rank 0 at exit."""
-    dist = sys.modules.get("torch.distributed")
-    if dist is not None and dist.is_available() and dist.is_initialized():
+    if (dist := _process_group()) is not None:
         dist.barrier()
 
 

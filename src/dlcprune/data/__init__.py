@@ -50,11 +50,12 @@ def load_dataset(spec, *, text_column: str = "text", label_column: str = "label"
         if info.exists() or is_dict:
             return load_hf_folder(path, text_column=text_column, label_column=label_column, split=hf_split)
         return load_image_folder(path)
-    if path.is_file() and files.file_kind(path) == ".npz":
+    kind = files.file_kind(path) if path.is_file() else None
+    if kind == ".npz":
         return load_npz(path)
-    if path.is_file() and files.file_kind(path) in (".jsonl", ".json") and is_instructions(peek_columns(path), label_column=label_column):
+    if kind in (".jsonl", ".json") and is_instructions(peek_columns(path), label_column=label_column):
         return load_instructions(path)
-    if path.is_file() and files.file_kind(path) in (".csv", ".jsonl", ".json"):
+    if kind in (".csv", ".jsonl", ".json"):
         return load_text_table(path, text_column=text_column, label_column=label_column)
     if path.exists():
         raise DlcpruneError(f"{spec}: expected an image folder, an .npz, a .csv/.jsonl/.json of texts "

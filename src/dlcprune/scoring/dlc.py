@@ -180,7 +180,7 @@ def _score_encoder(encoder: Encoder, dataset: Dataset, *, levels: int, step: flo
     timings["thresholds_s"] = time.perf_counter() - t
     loop_options = dict(batch_size=batch_size, workers=workers, block_bytes=block_bytes, progress=progress)
     loop = LevelLoop(encoder, mine, prototypes, labels[shard.start:shard.stop], masks=masks, shard=shard, ckpt=ckpt,
-                      rows=rows, **loop_options)
+                     rows=rows, **loop_options)
 
     def compute(wanted: list[int]) -> None:
         """The rows of the levels in ``wanted`` not computed yet (masks only grow: in increasing order).
@@ -195,8 +195,8 @@ def _score_encoder(encoder: Encoder, dataset: Dataset, *, levels: int, step: flo
         def planning_loop(sub: np.ndarray) -> LevelLoop:  # the rounds on a subsample: nothing checkpointed
             kept = Checkpoint(None, key={})
             return LevelLoop(encoder, dataset.subset(sub), prototypes, labels[torch.from_numpy(sub)], masks=masks,
-                              shard=Shard(len(sub), local=True), ckpt=kept, rows=kept.level_rows(levels, len(sub)),
-                              label="planning levels", **loop_options)
+                             shard=Shard(len(sub), local=True), ckpt=kept, rows=kept.level_rows(levels, len(sub)),
+                             label="planning levels", **loop_options)
 
         ks = _adaptive_levels(AdaptiveLevels(levels, dataset.num_classes), dataset, compute=compute, computed=computed,
                               rows=rows, shard=shard, planning_loop=planning_loop, seed=seed, params=params,
