@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             sys.unraisablehook = _raising_stops_again(unraisable, os.getpid())
         args = build_parser().parse_args(argv)
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and args.command not in DISTRIBUTED:
-            raise DlcpruneError(f"{args.command} runs in one process (every rank would write the same folder); "
+            _every_rank_refuses(f"{args.command} runs in one process (every rank would write the same folder); "
                                 "torchrun splits score and prune only: run it without torchrun")
         from ..threads import set_threads
 
@@ -141,6 +141,17 @@ def _process_group():
     torch can have one, so this never imports it."""
     dist = sys.modules.get("torch.distributed")
     return dist if dist is not None and dist.is_available() and dist.is_initialized() else None
+
+
+def _every_rank_refuses(message: str) -> None:
+    """Print ``error: message`` on every rank and exit 2. torchrun stops the other ranks as soon as one
+    exits, so the ranks first join a (gloo) group and leave only once every one has printed."""
+    from ..scoring.shard import init_from_environment
+
+    init_from_environment("cpu")
+    print(f"error: {message}", file=sys.stderr)
+    _wait_for_other_ranks()
+    raise SystemExit(EXIT_BAD_INPUT)
 
 
 def _wait_for_other_ranks() -> None:
