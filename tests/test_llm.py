@@ -377,6 +377,29 @@ def test_cli_lora_quiet_mutes_lm_evals_own_output(tiny_folder, alpaca_path, tmp_
     assert "acc" in json.loads((tmp_path / "a" / "metrics.json").read_text())["lm_eval"]["local"]
 
 
+def test_muted_lm_eval_replays_its_last_output_when_it_fails(capfd):
+    """The muting keeps lm-eval's noise out of a run that works; when the call fails, what lm-eval
+    wrote (at the file descriptor and through Python) comes back, only its last lines, and the error
+    propagates."""
+    import os
+    import sys
+
+    from dlcprune.training.lm_eval import _stderr_muted
+
+    with _stderr_muted():
+        os.write(2, b"a bar at fd 2\n")
+        print("a notice", file=sys.stderr)
+    assert capfd.readouterr().err == ""
+    with pytest.raises(RuntimeError, match="boom"), _stderr_muted(tail_lines=2):
+        print("line 1", file=sys.stderr)
+        os.write(2, b"line 2\n")
+        print("line 3", file=sys.stderr)
+        raise RuntimeError("boom")
+    assert capfd.readouterr().err == "lm-eval's last output:\nline 2\nline 3\n"
+    print("stderr is back", file=sys.stderr)
+    assert capfd.readouterr().err == "stderr is back\n"
+
+
 def test_instruction_baselines_measure_what_they_say(tiny_lm, alpaca):
     from dlcprune.methods.instructions import measure_records
     from dlcprune.methods.instructions import select_instructions

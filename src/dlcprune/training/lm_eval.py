@@ -13,6 +13,7 @@ import contextlib
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 from .. import files
@@ -94,17 +95,31 @@ def lm_eval_scores(lm: CausalLM, task_folder: str | Path, task: str, *, batch_si
 
 
 @contextlib.contextmanager
-def _stderr_muted():
+def _stderr_muted(*, tail_lines: int = 20):
     """lm-eval's bars (tqdm with an explicit ``disable=False``), its notices and the ``git describe``
     it runs for its provenance record all write to stderr, whatever TQDM_DISABLE or verbosity say:
-    mute stderr, Python's and file descriptor 2, for the call. An error still propagates."""
+    capture stderr, Python's and file descriptor 2, for the call. If the call fails, the last
+    ``tail_lines`` lines it wrote are replayed to stderr (lm-eval's own account of the failure),
+    and the error propagates."""
     sys.stderr.flush()
     saved = os.dup(2)
-    try:
-        with open(os.devnull, "w") as null, contextlib.redirect_stderr(null):
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        sys.stderr.flush()  # what a handler buffered meanwhile goes to the null device too
-        os.dup2(saved, 2)
-        os.close(saved)
+    with tempfile.TemporaryFile() as log, open(log.fileno(), "w", encoding="utf-8", errors="replace",
+                                                buffering=1, closefd=False) as text:
+        try:
+            with contextlib.redirect_stderr(text):
+                os.dup2(log.fileno(), 2)
+                yield
+        except BaseException:
+            _restore_stderr(saved)
+            log.seek(0)
+            lines = log.read().decode("utf-8", "replace").splitlines()[-tail_lines:]
+            if lines:
+                print("lm-eval's last output:", *lines, sep="\n", file=sys.stderr, flush=True)
+            raise
+        _restore_stderr(saved)
+
+
+def _restore_stderr(saved: int) -> None:
+    sys.stderr.flush()  # what a handler buffered meanwhile goes to the captured log too
+    os.dup2(saved, 2)
+    os.close(saved)
