@@ -8,7 +8,11 @@ evaluated on the pool's held-out records (response NLL).
     python benchmarks/proxy_scoring.py --pool /tmp/pool --records 200 --score-model smollm2 --model gemma3 \
         --levels 5 --step 0.1 --keep 0.3 --output /tmp/pool/proxy.json
 
-Subsets: FlexRand (γ = 0.5) on each model's scores with the same seed, and random; one LoRA run each.
+A cheaper proxy: ``--score-levels 3 --score-step 0.2`` scores with the small model at sparsities
+0, 0.2, 0.4 only (levels 0, 2, 4 of the target's 0.1 grid).
+
+Subsets: FlexRand (γ = 0.5) on each model's scores, and random; per seed in ``--seeds`` the same
+draw seed for the three and the same LoRA seed, so the spread over seeds covers both.
 """
 from __future__ import annotations
 
@@ -32,8 +36,11 @@ def main() -> None:
     ap.add_argument("--records", type=int, default=200, help="the first N pool records (0: all)")
     ap.add_argument("--score-model", default="smollm2", help="the small model that scores")
     ap.add_argument("--model", default="gemma3", help="the model to fine-tune (and to score, for self-selection)")
-    ap.add_argument("--levels", type=int, default=5)
+    ap.add_argument("--levels", type=int, default=5, help="masking levels of the target model's scoring")
     ap.add_argument("--step", type=float, default=0.1)
+    ap.add_argument("--score-levels", type=int, help="masking levels of the proxy (default: --levels)")
+    ap.add_argument("--score-step", type=float, help="sparsity step of the proxy (default: --step)")
+    ap.add_argument("--seeds", type=int, default=1, help="draw + LoRA seeds 0..N-1")
     ap.add_argument("--keep", type=float, default=0.3)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -50,32 +57,39 @@ def main() -> None:
     (folder / "heldout_all.jsonl").write_bytes(b"".join(line + b"\n" for line in held))
     heldout = load_instructions(folder / "heldout_all.jsonl")
 
-    def dlc(name: str):
+    def dlc(name: str, levels: int, step: float):
         lm = load_causal_lm(name, device="cpu")
         t = time.perf_counter()
-        result = dlcprune.score(lm, pool, levels=args.levels, step=args.step, progress=False)
+        result = dlcprune.score(lm, pool, levels=levels, step=step, progress=False)
         return lm, result.scores, time.perf_counter() - t
 
-    _, proxy_scores, proxy_s = dlc(args.score_model)
-    target, self_scores, self_s = dlc(args.model)
+    proxy_levels = args.score_levels or args.levels
+    proxy_step = args.step if args.score_step is None else args.score_step
+    _, proxy_scores, proxy_s = dlc(args.score_model, proxy_levels, proxy_step)
+    target, self_scores, self_s = dlc(args.model, args.levels, args.step)
     rank = lambda v: np.argsort(np.argsort(v))
     spearman = float(np.corrcoef(rank(proxy_scores), rank(self_scores))[0, 1])
-    print(f"{len(pool)} records; DLC {args.levels} levels, step {args.step}: {args.score_model} {proxy_s:.0f} s, "
-          f"{args.model} {self_s:.0f} s ({self_s / proxy_s:.2f}x); Spearman {spearman:.4f}", flush=True)
+    print(f"{len(pool)} records; {args.score_model} (DLC {proxy_levels} levels, step {proxy_step:g}) {proxy_s:.0f} s, "
+          f"{args.model} (DLC {args.levels} levels, step {args.step:g}) {self_s:.0f} s ({self_s / proxy_s:.2f}x); "
+          f"Spearman {spearman:.4f}", flush=True)
 
     subsets = {"proxy-selected": (proxy_scores, "flexrand"), "self-selected": (self_scores, "flexrand"),
                "random": (self_scores, "random")}
     base = heldout_metrics(target, heldout)
-    runs = {"no fine-tuning": {**base, "kept": 0}}
-    for label, (scores, method) in subsets.items():
-        kept = dlcprune.select(scores, method=method, keep=args.keep, seed=0).kept[args.keep]
-        r = finetune_lora(target, pool, indices=kept, epochs=args.epochs, lr=args.lr, seed=0, progress=False)
-        runs[label] = {**heldout_metrics(r.model, heldout), "lora_s": r.seconds, "kept": int(len(kept))}
-        print(label, runs[label], flush=True)
+    runs = {"no fine-tuning": [{**base, "kept": 0}]}
+    for seed in range(args.seeds):
+        for label, (scores, method) in subsets.items():
+            kept = dlcprune.select(scores, method=method, keep=args.keep, seed=seed).kept[args.keep]
+            r = finetune_lora(target, pool, indices=kept, epochs=args.epochs, lr=args.lr, seed=seed, progress=False)
+            run = {**heldout_metrics(r.model, heldout), "lora_s": r.seconds, "kept": int(len(kept)), "seed": seed}
+            runs.setdefault(label, []).append(run)
+            print(label, run, flush=True)
     print(f"\n| subset of {len(pool)} (keep {args.keep:g}) | kept | held-out response NLL | perplexity |")
     print("|---|---:|---:|---:|")
-    for label, m in runs.items():
-        print(f"| {label} | {m['kept']} | {m['response_nll']:.4f} | {m['perplexity']:.3f} |")
+    spread = lambda v: f"{np.mean(v):.4f}" + (f" ± {np.std(v, ddof=1):.4f}" if len(v) > 1 else "")
+    for label, seeded in runs.items():
+        nll, ppl = [m["response_nll"] for m in seeded], [m["perplexity"] for m in seeded]
+        print(f"| {label} | {seeded[0]['kept']} | {spread(nll)} | {spread(ppl)} |")
     if args.output:
         files.write_json(args.output, {"args": vars(args), "spearman": spearman, "score_s": {args.score_model: proxy_s,
                                        args.model: self_s}, "runs": runs})

@@ -87,7 +87,8 @@ def class_codes(labels, *, samples: int | None = None) -> np.ndarray:
 
 def class_counts(labels: np.ndarray, keep: float) -> dict[int, int]:
     """How many samples each class keeps: {label: max(1, round(n_c * keep))}. At least one, since
-    a fine-tune on a subset missing a class cannot learn it, whatever its accuracy elsewhere."""
+    a fine-tune on a subset missing a class cannot learn it, whatever its accuracy elsewhere.
+    Python's ``round`` halves to even: n_c * keep = 2.5 keeps 2, 3.5 keeps 4."""
     keep = check_keep(keep)
     values, sizes = np.unique(labels, return_counts=True)
     return {int(c): max(1, round(int(n) * keep)) for c, n in zip(values, sizes)}
