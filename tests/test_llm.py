@@ -398,6 +398,36 @@ def test_muted_lm_eval_replays_its_last_output_when_it_fails(capfd):
     assert capfd.readouterr().err == "lm-eval's last output:\nline 2\nline 3\n"
     print("stderr is back", file=sys.stderr)
     assert capfd.readouterr().err == "stderr is back\n"
+    with pytest.raises(KeyboardInterrupt), _stderr_muted(tail_lines=3):  # a bar's redraws count once
+        print("a notice", file=sys.stderr)
+        sys.stderr.write("bar 1/3\rbar 2/3\rbar 3/3\n")
+        print("line 2", file=sys.stderr)
+        sys.stderr.write("no newline")
+        raise KeyboardInterrupt
+    assert capfd.readouterr().err == "lm-eval's last output:\nbar 3/3\nline 2\nno newline\n"
+    with pytest.raises(RuntimeError), _stderr_muted(tail_lines=0):
+        print("not replayed", file=sys.stderr)
+        raise RuntimeError
+    assert capfd.readouterr().err == ""
+
+
+def test_lm_eval_logs_to_the_real_stderr_after_a_muted_call(capfd, monkeypatch):
+    """lm-eval binds its log handler once per process, to sys.stderr: it must not be bound to the
+    capture, closed when the mute ends (every later record would fail with 'I/O operation on closed
+    file'). lm-eval is made to configure its logging afresh, inside the mute, as in a first call."""
+    import logging
+
+    import lm_eval.utils
+
+    from dlcprune.training.lm_eval import _stderr_muted
+
+    monkeypatch.setattr(lm_eval.utils, "_LOGGING_CONFIGURED", False)
+    monkeypatch.setattr(logging.getLogger("lm_eval"), "handlers", [])
+    with _stderr_muted():
+        pass
+    logging.getLogger("lm_eval").error("after the mute")
+    err = capfd.readouterr().err
+    assert "after the mute" in err and "Logging error" not in err
 
 
 def test_instruction_baselines_measure_what_they_say(tiny_lm, alpaca):

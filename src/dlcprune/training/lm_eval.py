@@ -99,24 +99,36 @@ def _stderr_muted(*, tail_lines: int = 20):
     """lm-eval's bars (tqdm with an explicit ``disable=False``), its notices and the ``git describe``
     it runs for its provenance record all write to stderr, whatever TQDM_DISABLE or verbosity say:
     capture stderr, Python's and file descriptor 2, for the call. If the call fails, the last
-    ``tail_lines`` lines it wrote are replayed to stderr (lm-eval's own account of the failure),
-    and the error propagates."""
+    ``tail_lines`` lines it wrote (a bar's redraws count once) are replayed to stderr (lm-eval's own
+    account of the failure), and the error propagates."""
+    from lm_eval.utils import setup_logging
+
+    setup_logging("ERROR")  # lm-eval binds its log handler once, to sys.stderr: the real one, not our capture
     sys.stderr.flush()
-    saved = os.dup(2)
     with tempfile.TemporaryFile() as log, open(log.fileno(), "w", encoding="utf-8", errors="replace",
                                                 buffering=1, closefd=False) as text:
+        saved = os.dup(2)
         try:
             with contextlib.redirect_stderr(text):
                 os.dup2(log.fileno(), 2)
                 yield
         except BaseException:
+            text.flush()  # a last line without its newline
             _restore_stderr(saved)
             log.seek(0)
-            lines = log.read().decode("utf-8", "replace").splitlines()[-tail_lines:]
+            lines = _last_lines(log.read().decode("utf-8", "replace"), tail_lines)
             if lines:
                 print("lm-eval's last output:", *lines, sep="\n", file=sys.stderr, flush=True)
             raise
         _restore_stderr(saved)
+
+
+def _last_lines(output: str, count: int) -> list[str]:
+    """The last ``count`` non-empty lines of ``output``; of a line redrawn with carriage returns (a
+    progress bar), its last state."""
+    lines = [line.rsplit("\r", 1)[-1] for line in output.split("\n")]
+    lines = [line for line in lines if line.strip()]
+    return lines[len(lines) - count:] if count > 0 else []
 
 
 def _restore_stderr(saved: int) -> None:
