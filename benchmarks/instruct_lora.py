@@ -43,7 +43,8 @@ def main() -> None:
     scores = read_scores(args.scores).scores  # DLC of the train records, higher = harder
     manifest = json.loads((Path(args.scores) / "manifest.json").read_text())
     lm = load_causal_lm(args.model, device="cpu")
-    task_dir = Path(tempfile.mkdtemp())
+    tasks_tmp = tempfile.TemporaryDirectory(prefix="dlcprune-tasks-")  # removed at exit, by its finalizer
+    task_dir = Path(tasks_tmp.name)
     task = write_choice_task(test, task_dir)
 
     def evaluate(model) -> dict:

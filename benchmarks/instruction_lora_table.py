@@ -97,7 +97,8 @@ def main() -> None:
                          for (m, k, s), idx in plan.items()]
         state["scoring_s"] = {"dlc": dlc_s, **measure_s}
         files.write_json(out, state)
-    task_dir = Path(tempfile.mkdtemp(prefix="dlcprune-tasks-"))
+    tasks_tmp = tempfile.TemporaryDirectory(prefix="dlcprune-tasks-")  # removed at exit, by its finalizer
+    task_dir = Path(tasks_tmp.name)
     choice_tasks = {t: write_choice_task(heldout[t], task_dir, name=f"heldout_{t.replace('-', '_')}") for t in SENTIMENT
                     if t in heldout}
 

@@ -140,7 +140,13 @@ def test_busy_machine():
 
 def test_decode_once():
     out = bench("decode_once.py", "--images", "20", "--levels", "3", "--source-size", "48", "--image-size", "32")
-    assert "scores identical: True" in out
+    assert "scores identical: True" in out and "by efficientnet_lite0 (pretrained)" in out
+
+
+def test_decode_once_with_a_stand_in_encoder():
+    out = bench("decode_once.py", "--images", "20", "--levels", "3", "--source-size", "48", "--image-size", "32",
+                "--encoder", "timm:mobilenetv3_small_050", "--weights", "random")
+    assert "scores identical: True" in out and "by timm:mobilenetv3_small_050 (random)" in out
 
 
 def test_scale():
@@ -186,7 +192,7 @@ def test_proxy_scoring(tmp_path):
     """Score with one model, train another: two tiny Llamas (the same random weights: Spearman 1)."""
     from tests.conftest import save_tiny_llama
 
-    bench("make_instruction_pool.py", "--pool", "24", "--heldout", "2", "--output", str(tmp_path / "pool"))
+    bench("make_instruction_pool.py", "--pool", "24", "--heldout", "4", "--output", str(tmp_path / "pool"))
     save_tiny_llama(tmp_path / "small")
     save_tiny_llama(tmp_path / "large")
     out = bench("proxy_scoring.py", "--pool", str(tmp_path / "pool"), "--records", "12", "--score-model",
@@ -195,6 +201,9 @@ def test_proxy_scoring(tmp_path):
     figures = json.loads((tmp_path / "proxy.json").read_text())
     assert figures["spearman"] == pytest.approx(1.0) and "| proxy-selected | 6 |" in out
     assert set(figures["runs"]) == {"no fine-tuning", "proxy-selected", "self-selected", "random"}
+    accuracy = figures["runs"]["random"][0]["acc"]  # lm-eval on both sentiment tasks' 4 held-out records
+    assert set(accuracy) == {"heldout_sentiment_short", "heldout_sentiment_long"}
+    assert all(a in (0.0, 0.25, 0.5, 0.75, 1.0) for a in accuracy.values())
 
 
 def test_instruction_lora_table_runs_and_resumes(tmp_path):
