@@ -2,7 +2,8 @@
 model that will be fine-tuned (--model), on records of an instruction pool
 (``benchmarks/make_instruction_pool.py``): Spearman between the two, each model's scoring time,
 and LoRA on the target model with the proxy-selected, the self-selected and a random subset,
-evaluated on the pool's held-out records (response NLL).
+evaluated on the pool's held-out records: response NLL (the first --heldout-per-task of each task) and
+lm-eval multiple-choice accuracy on the sentiment tasks (the first --choice-heldout of each).
 
     python benchmarks/make_instruction_pool.py --pool 1000 --output /tmp/pool
     python benchmarks/proxy_scoring.py --pool /tmp/pool --records 200 --score-model smollm2 --model gemma3 \
@@ -18,10 +19,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+SENTIMENT = ("sentiment-short", "sentiment-long")  # the pool's tasks with a fixed set of responses
 
 
 def main() -> None:
@@ -29,6 +33,7 @@ def main() -> None:
     from dlcprune import files
     from dlcprune.data.instructions import load_instructions
     from dlcprune.models.causal import load_causal_lm
+    from dlcprune.training.lm_eval import lm_eval_scores, write_choice_task
     from dlcprune.training.lora import finetune_lora, heldout_metrics
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -44,7 +49,8 @@ def main() -> None:
     ap.add_argument("--keep", type=float, default=0.3)
     ap.add_argument("--epochs", type=int, default=1)
     ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--heldout-per-task", type=int, default=25)
+    ap.add_argument("--heldout-per-task", type=int, default=25, help="held-out records per task for the NLL")
+    ap.add_argument("--choice-heldout", type=int, default=50, help="held-out records per sentiment task for accuracy")
     ap.add_argument("--output", help="write the figures as JSON here")
     args = ap.parse_args()
     if args.score_model == args.model:
@@ -56,6 +62,15 @@ def main() -> None:
     held = [line for t in tasks for line in (folder / f"heldout_{t}.jsonl").read_bytes().splitlines()[:args.heldout_per_task]]
     (folder / "heldout_all.jsonl").write_bytes(b"".join(line + b"\n" for line in held))
     heldout = load_instructions(folder / "heldout_all.jsonl")
+    tasks_tmp = tempfile.TemporaryDirectory(prefix="dlcprune-tasks-")  # removed at exit, by its finalizer
+    task_dir = Path(tasks_tmp.name)
+    choice_sets = {t: load_instructions(folder / f"heldout_{t}.jsonl") for t in SENTIMENT if t in tasks}
+    choice_tasks = [write_choice_task(h.subset(range(min(args.choice_heldout, len(h)))), task_dir,
+                                      name=f"heldout_{t.replace('-', '_')}") for t, h in choice_sets.items()]
+
+    def evaluate(model) -> dict:
+        acc = {name: lm_eval_scores(model, task_dir, name, progress=False)["acc"] for name in choice_tasks}
+        return {**heldout_metrics(model, heldout), "acc": acc, "mean_acc": float(np.mean(list(acc.values())))}
 
     def dlc(name: str, levels: int, step: float):
         lm = load_causal_lm(name, device="cpu")
@@ -75,21 +90,22 @@ def main() -> None:
 
     subsets = {"proxy-selected": (proxy_scores, "flexrand"), "self-selected": (self_scores, "flexrand"),
                "random": (self_scores, "random")}
-    base = heldout_metrics(target, heldout)
+    base = evaluate(target)
     runs = {"no fine-tuning": [{**base, "kept": 0}]}
     for seed in range(args.seeds):
         for label, (scores, method) in subsets.items():
             kept = dlcprune.select(scores, method=method, keep=args.keep, seed=seed).kept[args.keep]
             r = finetune_lora(target, pool, indices=kept, epochs=args.epochs, lr=args.lr, seed=seed, progress=False)
-            run = {**heldout_metrics(r.model, heldout), "lora_s": r.seconds, "kept": int(len(kept)), "seed": seed}
+            run = {**evaluate(r.model), "lora_s": r.seconds, "kept": int(len(kept)), "seed": seed}
             runs.setdefault(label, []).append(run)
             print(label, run, flush=True)
-    print(f"\n| subset of {len(pool)} (keep {args.keep:g}) | kept | held-out response NLL | perplexity |")
-    print("|---|---:|---:|---:|")
+    print(f"\n| subset of {len(pool)} (keep {args.keep:g}) | kept | held-out response NLL | perplexity | sentiment accuracy (%) |")
+    print("|---|---:|---:|---:|---:|")
     spread = lambda v: f"{np.mean(v):.4f}" + (f" ± {np.std(v, ddof=1):.4f}" if len(v) > 1 else "")
     for label, seeded in runs.items():
         nll, ppl = [m["response_nll"] for m in seeded], [m["perplexity"] for m in seeded]
-        print(f"| {label} | {seeded[0]['kept']} | {spread(nll)} | {spread(ppl)} |")
+        acc = [100 * m["mean_acc"] for m in seeded]
+        print(f"| {label} | {seeded[0]['kept']} | {spread(nll)} | {spread(ppl)} | {spread(acc)} |")
     if args.output:
         files.write_json(args.output, {"args": vars(args), "spearman": spearman, "score_s": {args.score_model: proxy_s,
                                        args.model: self_s}, "runs": runs})
