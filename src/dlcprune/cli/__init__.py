@@ -9,6 +9,9 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import re
+import signal
 import sys
 import threading
 
@@ -24,8 +27,6 @@ DISTRIBUTED = {"score", "prune"}  # the commands that torchrun's processes share
 
 def flag_names(message: str) -> str:
     """A library message names parameters; on the command line, say the flags."""
-    import re
-
     message = re.sub(r"^(keep|dynamics|levels|sparsities|methods|step|epochs|weights|device|dynamics_epochs|mask_scope|image_size|indices|lr|head_lr|batch_size)\b",
                      lambda m: "--" + m.group(1).replace("_", "-"), message)
     for param, flag in (("max_length", "--max-length"), ("target_drop", "--target-drop"), ("val_fraction", "--val-fraction"),
@@ -42,8 +43,6 @@ class Terminated(KeyboardInterrupt):
 
 def _stop(signum, frame) -> None:
     """SIGINT / SIGTERM: stop the main thread like Ctrl-C (weights restored, checkpoints kept)."""
-    import signal
-
     raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
 
 
@@ -54,9 +53,6 @@ def _raising_stops_again(unraisable, pid: int):
     """An unraisablehook: Python ignores an exception raised while a weakref callback runs (an
     import lock's, for one); a stop swallowed there is signalled again instead of printed. From a
     thread, 50 ms later: raised at once it would land inside this hook, where it is lost for good."""
-    import os
-    import signal
-
     def signal_again(sig) -> None:
         if not STOPPED.is_set():  # the run has stopped meanwhile: a signal now would kill the process
             os.kill(pid, sig)
@@ -76,9 +72,6 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command. Exit status: 0 done; 2 bad input or a fault the user can fix (one ``error:``
     line: bad files or options, missing hardware, a full disk, permissions); 130 Ctrl-C; 143
     SIGTERM; 1 a bug (one line; ``--debug`` shows the traceback)."""
-    import os
-    import signal
-
     args, previous, unraisable = None, {}, sys.unraisablehook
     STOPPED.clear()
     try:
@@ -86,23 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGTERM, signal.SIGINT)}
             sys.unraisablehook = _raising_stops_again(unraisable, os.getpid())
         args = build_parser().parse_args(argv)
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and args.command not in DISTRIBUTED:
-            _every_rank_refuses(f"{args.command} runs in one process (every rank would write the same folder); "
-                                "torchrun splits score and prune only: run it without torchrun")
-        from ..threads import set_threads
-
-        set_threads(args.threads)  # before torch is imported, so its thread pool starts at this size
-        logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s",
-                            stream=sys.stderr)
-        if args.quiet:
-            quiet_third_parties()
-        if args.json:  # the summary alone on stdout; what a person reads goes to stderr
-            with contextlib.redirect_stdout(sys.stderr):
-                summary = COMMANDS[args.command](args)
-            print(json.dumps(summary, default=str))
-        else:
-            COMMANDS[args.command](args)
-        _wait_for_other_ranks()
+        _run(args)
     except SystemExit as done:  # --help, or a usage error already printed as one line
         return int(done.code or 0)
     except DlcpruneError as err:  # library messages name parameters; here they become flags
@@ -136,6 +113,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _run(args) -> None:
+    """The parsed command, with its threads, logging and output form set up."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and args.command not in DISTRIBUTED:
+        _every_rank_refuses(f"{args.command} runs in one process (every rank would write the same folder); "
+                            "torchrun splits score and prune only: run it without torchrun")
+    from ..threads import set_threads
+
+    set_threads(args.threads)  # before torch is imported, so its thread pool starts at this size
+    logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, format="%(message)s",
+                        stream=sys.stderr)
+    if args.quiet:
+        quiet_third_parties()
+    if args.json:  # the summary alone on stdout; what a person reads goes to stderr
+        with contextlib.redirect_stdout(sys.stderr):
+            summary = COMMANDS[args.command](args)
+        print(json.dumps(summary, default=str))
+    else:
+        COMMANDS[args.command](args)
+    _wait_for_other_ranks()
+
+
 def _process_group():
     """``torch.distributed`` when a process group is up (torchrun), else None; only a run that imported
     torch can have one, so this never imports it."""
@@ -163,7 +161,6 @@ def _wait_for_other_ranks() -> None:
 
 def quiet_third_parties() -> None:
     """Silence the progress bars and notices of transformers, datasets, huggingface_hub and tqdm."""
-    import os
     import warnings
 
     warnings.filterwarnings("ignore", category=FutureWarning)  # libraries' deprecation notices, not the user's to act on

@@ -123,18 +123,9 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
     """
     check_kinds(encoder, dataset)
     records = isinstance(dataset, InstructionSet)
-    defaults = RECORD_DEFAULTS if records else ENCODER_DEFAULTS
-    levels = defaults["levels"] if levels is None else levels
-    step = defaults["step"] if step is None else step
-    batch_size = defaults["batch_size"] if batch_size is None else batch_size
-    for what, value, least in (("levels", levels, 1), ("batch_size", batch_size, 1), ("workers", workers, 0),
-                               ("block_bytes", block_bytes, 1), ("seed", seed, 0)):
-        if not is_whole(value) or value < least:
-            raise DlcpruneError(f"{what} must be a whole number >= {least}, got {value!r}")
-    if not (is_real(step) and 0.0 < step < 1.0):
-        raise DlcpruneError(f"step must be a number in (0, 1), got {step!r}")
-    if not isinstance(adaptive, (bool, np.bool_)):
-        raise DlcpruneError(f"adaptive must be True or False, got {adaptive!r}")
+    levels, step, batch_size = _checked_options(RECORD_DEFAULTS if records else ENCODER_DEFAULTS, levels=levels,
+                                                step=step, batch_size=batch_size, workers=workers,
+                                                block_bytes=block_bytes, seed=seed, adaptive=adaptive)
     check_model_for(encoder, dataset)
     if records:
         return _score_records(encoder, dataset, levels=levels, step=step, masking=masking, seed=seed,
@@ -146,6 +137,23 @@ def score_dlc(encoder: Encoder, dataset: Dataset, *, levels: int | None = None, 
     return _score_encoder(encoder, dataset, levels=levels, step=step, masking=masking, seed=seed, batch_size=batch_size,
                           workers=workers, adaptive=adaptive, checkpoint_dir=checkpoint_dir, block_bytes=block_bytes,
                           progress=progress)
+
+
+def _checked_options(defaults: dict, *, levels, step, batch_size, workers, block_bytes, seed,
+                     adaptive) -> tuple[int, float, int]:
+    """score_dlc's options checked, with ``defaults`` for those left None: (levels, step, batch_size)."""
+    levels = defaults["levels"] if levels is None else levels
+    step = defaults["step"] if step is None else step
+    batch_size = defaults["batch_size"] if batch_size is None else batch_size
+    for what, value, least in (("levels", levels, 1), ("batch_size", batch_size, 1), ("workers", workers, 0),
+                               ("block_bytes", block_bytes, 1), ("seed", seed, 0)):
+        if not is_whole(value) or value < least:
+            raise DlcpruneError(f"{what} must be a whole number >= {least}, got {value!r}")
+    if not (is_real(step) and 0.0 < step < 1.0):
+        raise DlcpruneError(f"step must be a number in (0, 1), got {step!r}")
+    if not isinstance(adaptive, (bool, np.bool_)):
+        raise DlcpruneError(f"adaptive must be True or False, got {adaptive!r}")
+    return levels, step, batch_size
 
 
 def _score_encoder(encoder: Encoder, dataset: Dataset, *, levels: int, step: float, masking: str, seed: int,
@@ -206,14 +214,19 @@ def _score_encoder(encoder: Encoder, dataset: Dataset, *, levels: int, step: flo
         ks = list(range(levels))
     if not shard.is_main:
         return None
+    _sum_timings(timings, computed, processes=shard.world)
+    return _encoder_result(rows, ks, adaptive=adaptive, levels=levels, features=z0, sparsity=masks.sparsity_[ks],
+                           parameters=params, timings=timings)
+
+
+def _encoder_result(rows, ks: list[int], *, adaptive: bool, levels: int, **fields) -> DlcResult:
+    """The result from the level rows ``ks`` the score is the mean of."""
     if adaptive:  # the K' computed rows, in memory
         level_losses = np.stack([rows.row(k) for k in ks])
         scores = interpolated_mean(dict(zip(ks, level_losses)), levels)
     else:  # every row: the file itself, mapped and averaged a chunk of samples at a time
         level_losses, scores = rows.array(), rows.mean()
-    _sum_timings(timings, computed, processes=shard.world)
-    return DlcResult(scores=scores, level_losses=level_losses, features=z0,
-                     sparsity=masks.sparsity_[ks], parameters=params, timings=timings)
+    return DlcResult(scores=scores, level_losses=level_losses, **fields)
 
 
 def _encoder_key(encoder: Encoder) -> dict:
