@@ -62,7 +62,7 @@ def rule(stat: dict[str, np.ndarray], *, alpha: float = 0.1, studentized: bool =
     return best, bounds[best]
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser()
     p.add_argument("--data", default="animal-mnist", choices=["animal-mnist", "mnist"])
     p.add_argument("--train-per-class", type=int, default=None, help="default: 300 (the demo's) / 1000 (MNIST)")
@@ -72,7 +72,11 @@ def main() -> None:
     p.add_argument("--keep", default=",".join(f"{k:g}" for k in KEEP_GRID))
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--output", required=True)
-    a = p.parse_args()
+    return p.parse_args()
+
+
+def main() -> None:
+    a = parse_args()
     out = Path(a.output)
     out.mkdir(parents=True, exist_ok=True)
     if a.data == "animal-mnist":

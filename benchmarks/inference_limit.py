@@ -35,17 +35,21 @@ def timed(forward, batches, repeats: int) -> float:
     return best
 
 
-def main() -> None:
-    from dlcprune import load_dataset, load_encoder, score
-    from dlcprune.data import stratified_split
-
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=1000)
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--levels", type=int, default=4, help="levels of the DLC run that times the masked pass")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-compile", action="store_true", help="leave out torch.compile (slow to build)")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    from dlcprune import load_dataset, load_encoder, score
+    from dlcprune.data import stratified_split
+
+    args = parse_args()
     data = load_dataset("animal-mnist")
     data = data.subset(stratified_split(data.labels, {"s": args.images // data.num_classes}, seed=0)["s"])
     encoder = load_encoder("efficientnet_lite0", device="cpu", image_size=args.image_size)

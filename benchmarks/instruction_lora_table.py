@@ -54,13 +54,7 @@ def selections(scores, data, lm, keeps: list[float], seeds: int, *, batch_size: 
     return plan, seconds
 
 
-def main() -> None:
-    from dlcprune import files, read_scores
-    from dlcprune.data.instructions import load_instructions
-    from dlcprune.models.causal import load_causal_lm
-    from dlcprune.training.lm_eval import lm_eval_scores, write_choice_task
-    from dlcprune.training.lora import finetune_lora, heldout_metrics
-
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pool", required=True, help="the folder of make_instruction_pool.py")
     ap.add_argument("--scores", required=True, help="the --output folder of `dlcprune score` on pool.jsonl")
@@ -72,7 +66,17 @@ def main() -> None:
     ap.add_argument("--full", action="store_true", help="also one run on the whole pool (1 epoch), last")
     ap.add_argument("--model", default="smollm2")
     ap.add_argument("--output", required=True, help="the JSON of every run; a rerun resumes from it")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    from dlcprune import files, read_scores
+    from dlcprune.data.instructions import load_instructions
+    from dlcprune.models.causal import load_causal_lm
+    from dlcprune.training.lm_eval import lm_eval_scores, write_choice_task
+    from dlcprune.training.lora import finetune_lora, heldout_metrics
+
+    args = parse_args()
     folder, out = Path(args.pool), Path(args.output)
     data = load_instructions(folder / "pool.jsonl")
     meta = json.loads((folder / "pool_meta.json").read_text())["records"]
@@ -170,7 +174,7 @@ def print_table(state: dict, tasks: list[str], keeps: list[float]) -> None:
                   " ".join(f"{t} {v:.3f}" for t, v in r["nll"].items()))
     largest = [r["lora_s"] for r in runs if r["keep"] == max(keeps)]
     if largest:
-        print(f"\nscoring s (DLC: its manifest's total; the baselines: measured here): " +
+        print("\nscoring s (DLC: its manifest's total; the baselines: measured here): " +
               ", ".join(f"{k} {v:.0f}" for k, v in state["scoring_s"].items()) +
               f"; one LoRA run on keep {max(keeps):g}: {np.mean(largest):.0f} s")
 

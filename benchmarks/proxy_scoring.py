@@ -28,14 +28,7 @@ import numpy as np
 SENTIMENT = ("sentiment-short", "sentiment-long")  # the pool's tasks with a fixed set of responses
 
 
-def main() -> None:
-    import dlcprune
-    from dlcprune import files
-    from dlcprune.data.instructions import load_instructions
-    from dlcprune.models.causal import load_causal_lm
-    from dlcprune.training.lm_eval import lm_eval_scores, write_choice_task
-    from dlcprune.training.lora import finetune_lora, heldout_metrics
-
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pool", required=True, help="the folder of make_instruction_pool.py")
     ap.add_argument("--records", type=int, default=200, help="the first N pool records (0: all)")
@@ -52,7 +45,18 @@ def main() -> None:
     ap.add_argument("--heldout-per-task", type=int, default=25, help="held-out records per task for the NLL")
     ap.add_argument("--choice-heldout", type=int, default=50, help="held-out records per sentiment task for accuracy")
     ap.add_argument("--output", help="write the figures as JSON here")
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    import dlcprune
+    from dlcprune import files
+    from dlcprune.data.instructions import load_instructions
+    from dlcprune.models.causal import load_causal_lm
+    from dlcprune.training.lm_eval import lm_eval_scores, write_choice_task
+    from dlcprune.training.lora import finetune_lora, heldout_metrics
+
+    args = parse_args()
     if args.score_model == args.model:
         raise SystemExit("--score-model and --model must differ: the point is a proxy")
     folder = Path(args.pool)
@@ -99,16 +103,21 @@ def main() -> None:
             run = {**evaluate(r.model), "lora_s": r.seconds, "kept": int(len(kept)), "seed": seed}
             runs.setdefault(label, []).append(run)
             print(label, run, flush=True)
-    print(f"\n| subset of {len(pool)} (keep {args.keep:g}) | kept | held-out response NLL | perplexity | sentiment accuracy (%) |")
+    print_table(runs, records=len(pool), keep=args.keep)
+    if args.output:
+        files.write_json(args.output, {"args": vars(args), "spearman": spearman, "score_s": {args.score_model: proxy_s,
+                                       args.model: self_s}, "runs": runs})
+
+
+def print_table(runs: dict, *, records: int, keep: float) -> None:
+    """The markdown table: mean ± sd over seeds of every subset's held-out figures."""
+    print(f"\n| subset of {records} (keep {keep:g}) | kept | held-out response NLL | perplexity | sentiment accuracy (%) |")
     print("|---|---:|---:|---:|---:|")
     spread = lambda v: f"{np.mean(v):.4f}" + (f" ± {np.std(v, ddof=1):.4f}" if len(v) > 1 else "")
     for label, seeded in runs.items():
         nll, ppl = [m["response_nll"] for m in seeded], [m["perplexity"] for m in seeded]
         acc = [100 * m["mean_acc"] for m in seeded]
         print(f"| {label} | {seeded[0]['kept']} | {spread(nll)} | {spread(ppl)} | {spread(acc)} |")
-    if args.output:
-        files.write_json(args.output, {"args": vars(args), "spearman": spearman, "score_s": {args.score_model: proxy_s,
-                                       args.model: self_s}, "runs": runs})
 
 
 if __name__ == "__main__":
