@@ -47,3 +47,14 @@ def test_demo_is_a_bench_preset_that_report_reads(tmp_path, capsys):
     verdicts = json.loads((out / "verdicts.json").read_text())["auto"]
     assert sorted(verdicts) == [f"{k:g}" for k in KEEP_GRID]
     assert main(["report", str(out)]) == 0 and (out.parent / "demo-report" / "report.html").exists()
+
+
+def test_the_demo_names_the_method_auto_chose_beside_its_verdict():
+    from dlcprune.demo import verdict_text
+
+    chosen = {"chosen": "flexrand-herding", "rule_lower_bound_points": 0.944,
+              "verdict": "level with random (+4.78 points [-0.20, +9.56])"}
+    assert verdict_text(chosen) == ("flexrand-herding chosen (the rule's lower bound +0.94 validation points) - "
+                                    "level with random (+4.78 points [-0.20, +9.56])")
+    kept_random = {"chosen": "random", "rule_lower_bound_points": -1.94, "verdict": "level with random: ..."}
+    assert verdict_text(kept_random) == "level with random: ..."

@@ -72,7 +72,7 @@ def print_demo(accuracy: dict[str, dict[float, list[float]]], verdicts: dict[str
     stdout.print(table)
     print("auto's verdict on the validation split (linear probe on frozen features; 95% intervals):")
     for keep in keeps:
-        print(f"  keep {keep:.0%}: {verdicts[f'{keep:g}']['verdict']}")
+        print(f"  keep {keep:.0%}: {verdict_text(verdicts[f'{keep:g}'])}")
     full = 100 * accuracy[FULL][1.0][0]
     print(f"auto vs random on the test split, mean over the {len(keeps)} keep fractions: "
                  f"{mean('auto') - mean('random'):+.2f} points (full pool: {full:.2f}%).")
@@ -84,3 +84,13 @@ def print_demo(accuracy: dict[str, dict[float, list[float]]], verdicts: dict[str
     choice = timings.get("choice_s", {}).get("auto")
     print(f"DLC scoring took {timings['dlc_score_s']:.0f} s"
                  + (f"; auto's choice and verdict {choice:.0f} s ({choice / timings['dlc_score_s']:.2f}x)." if choice else "."))
+
+
+def verdict_text(verdict: dict) -> str:
+    """A keep fraction's verdict, led by the chosen method and the rule's bound that chose it when that
+    is not random (the rule's one-sided 90% bound can clear zero while the 95% interval does not)."""
+    if verdict["chosen"] == "random":
+        return verdict["verdict"]
+    return (f"{verdict['chosen']} chosen (the rule's lower bound {verdict['rule_lower_bound_points']:+.2f} "
+            f"validation points) - {verdict['verdict']}")
+
