@@ -25,8 +25,6 @@ from pathlib import Path
 
 import numpy as np
 
-SENTIMENT = ("sentiment-short", "sentiment-long")  # the pool's tasks with a fixed set of responses
-
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -55,6 +53,7 @@ def main() -> None:
     from dlcprune.models.causal import load_causal_lm
     from dlcprune.training.lm_eval import lm_eval_scores, write_choice_task
     from dlcprune.training.lora import finetune_lora, heldout_metrics
+    from instruction_lora_table import SENTIMENT  # the pool's tasks with a fixed set of responses
 
     args = parse_args()
     if args.score_model == args.model:

@@ -93,4 +93,3 @@ def verdict_text(verdict: dict) -> str:
         return verdict["verdict"]
     return (f"{verdict['chosen']} chosen (the rule's lower bound {verdict['rule_lower_bound_points']:+.2f} "
             f"validation points) - {verdict['verdict']}")
-

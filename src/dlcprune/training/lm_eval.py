@@ -128,7 +128,7 @@ def _last_lines(output: str, count: int) -> list[str]:
     progress bar), its last state."""
     lines = [line.rsplit("\r", 1)[-1] for line in output.split("\n")]
     lines = [line for line in lines if line.strip()]
-    return lines[len(lines) - count:] if count > 0 else []
+    return lines[-count:] if count > 0 else []
 
 
 def _restore_stderr(saved: int) -> None:
