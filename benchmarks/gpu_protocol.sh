@@ -11,7 +11,7 @@
 #
 # --dry-run: the same commands on the CPU with a few 32 px images and one epoch (the test suite runs it).
 # --threads N: CPU threads of each bench (default: dlcprune's). PYTHON names the interpreter that has
-# dlcprune (default: python3).
+# dlcprune (default: the checkout's .venv/bin/python when there is one, else python3).
 set -euo pipefail
 usage="usage: bash benchmarks/gpu_protocol.sh [--dry-run] [--threads N] [OUT]"
 dry=0 out="" threads=()
@@ -28,7 +28,9 @@ while (( $# )); do
   shift
 done
 out=${out:-gpu-protocol}
-py=${PYTHON:-python3}
+here=$(cd "$(dirname "$0")/.." && pwd)
+default_py=python3; [[ -x $here/.venv/bin/python ]] && default_py=$here/.venv/bin/python
+py=${PYTHON:-$default_py}
 methods=random,auto,flexrand,herding,forgetting,el2n
 if (( dry )); then
   run=(--device cpu --image-size 32 --train-per-class 5 --test-per-class 2 --levels 2 --step 0.1 --epochs 1

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -70,58 +69,88 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> None:
+    from dlcprune.errors import DlcpruneError
+
+    args = parse_args()
+    try:
+        run(args)
+    except DlcpruneError as err:  # bad input (e.g. a held-out set lm-eval cannot use): one line, not a traceback
+        raise SystemExit(f"error: {err}") from None
+
+
+def method_names() -> list[str]:
+    """Every method the plan holds, in its order."""
+    from dlcprune.methods.instructions import BASELINES
+
+    return [*SEEDED, "dlc-easy", "dlc-hard", *BASELINES]
+
+
+def run(args: argparse.Namespace) -> None:
     from dlcprune import files, read_scores
     from dlcprune.data.instructions import load_instructions
     from dlcprune.models.causal import load_causal_lm
-    from dlcprune.training.lm_eval import lm_eval_scores, write_choice_task
-    from dlcprune.training.lora import finetune_lora, heldout_metrics
+    from dlcprune.training.lm_eval import write_choice_task
 
-    args = parse_args()
+    wanted = args.methods.split(",") if args.methods else method_names()
+    if unknown := sorted(set(wanted) - set(method_names())):  # before any slow work
+        raise SystemExit(f"unknown method(s) {', '.join(unknown)}; choose from {', '.join(method_names())}")
     folder, out = Path(args.pool), Path(args.output)
     data = load_instructions(folder / "pool.jsonl")
     meta = json.loads((folder / "pool_meta.json").read_text())["records"]
-    corrupted = np.array([m["corrupted"] is not None for m in meta])
-    task_of = np.array([m["task"] for m in meta])
-    tasks = list(dict.fromkeys(task_of))
+    tasks = list(dict.fromkeys(m["task"] for m in meta))
     heldout = {t: load_instructions(folder / f"heldout_{t}.jsonl") for t in tasks}
     keeps = [float(k) for k in args.keep.split(",")]
     state = json.loads(out.read_text()) if out.exists() else {"args": vars(args), "runs": []}
-    changed = [k for k in PLANNED if state["args"][k] != vars(args)[k]]
-    if changed:  # the runs on record were planned with other settings: they must not mix with these
+    if changed := [k for k in PLANNED if state["args"][k] != vars(args)[k]]:
+        # the runs on record were planned with other settings: they must not mix with these
         raise SystemExit(f"{out} holds runs with other {', '.join(changed)}; use another --output")
-    lm = load_causal_lm(args.model, device="cpu")
     scores_folder = read_scores(args.scores)
     if len(scores_folder.scores) != len(data):
         raise SystemExit(f"{args.scores} scores {len(scores_folder.scores)} records, the pool has {len(data)}")
-    dlc_s = json.loads((Path(args.scores) / "manifest.json").read_text())["timings_s"]["total_s"]
+    with tempfile.TemporaryDirectory(prefix="dlcprune-tasks-") as task_dir:
+        # the choice tasks first: a held-out set lm-eval cannot use fails before the model loads
+        choice_tasks = {t: write_choice_task(heldout[t], task_dir, name=f"heldout_{t.replace('-', '_')}")
+                        for t in SENTIMENT if t in heldout}
+        lm = load_causal_lm(args.model, device="cpu")
+        if "plan" not in state:
+            plan, measure_s = selections(scores_folder.scores, data, lm, keeps, args.seeds)
+            state["plan"] = [{"method": m, "keep": k, "seed": s, "kept": [int(i) for i in idx]}
+                             for (m, k, s), idx in plan.items()]
+            dlc_s = json.loads((Path(args.scores) / "manifest.json").read_text())["timings_s"]["total_s"]
+            state["scoring_s"] = {"dlc": dlc_s, **measure_s}
+            files.write_json(out, state)
+        evaluate = evaluator(heldout, Path(task_dir), choice_tasks)
+        train_all(args, state, out, lm, data, meta, evaluate, wanted)
+    print_table(state, tasks, keeps)
 
-    if "plan" not in state:
-        plan, measure_s = selections(scores_folder.scores, data, lm, keeps, args.seeds)
-        state["plan"] = [{"method": m, "keep": k, "seed": s, "kept": [int(i) for i in idx]}
-                         for (m, k, s), idx in plan.items()]
-        state["scoring_s"] = {"dlc": dlc_s, **measure_s}
-        files.write_json(out, state)
-    tasks_tmp = tempfile.TemporaryDirectory(prefix="dlcprune-tasks-")  # removed at exit, by its finalizer
-    task_dir = Path(tasks_tmp.name)
-    choice_tasks = {t: write_choice_task(heldout[t], task_dir, name=f"heldout_{t.replace('-', '_')}") for t in SENTIMENT
-                    if t in heldout}
+
+def evaluator(heldout: dict, task_dir: Path, choice_tasks: dict):
+    """model -> held-out response NLL per task and lm-eval accuracy per sentiment task (and their means)."""
+    from dlcprune.training.lm_eval import lm_eval_scores
+    from dlcprune.training.lora import heldout_metrics
 
     def evaluate(model) -> dict:
         t = time.perf_counter()
-        nll = {task: heldout_metrics(model, heldout[task])["response_nll"] for task in tasks}
+        nll = {task: heldout_metrics(model, records)["response_nll"] for task, records in heldout.items()}
         acc = {task: lm_eval_scores(model, task_dir, name)["acc"] for task, name in choice_tasks.items()}
         return {"nll": nll, "mean_nll": float(np.mean(list(nll.values()))), "acc": acc,
                 "mean_acc": float(np.mean(list(acc.values()))), "eval_s": time.perf_counter() - t}
+    return evaluate
 
+
+def train_all(args, state: dict, out: Path, lm, data, meta: list, evaluate, wanted: list[str]) -> None:
+    """The base model's evaluation, then one LoRA run per planned selection not yet on record (seeds
+    outermost); ``out`` is rewritten after each."""
+    from dlcprune import files
+    from dlcprune.training.lora import finetune_lora
+
+    corrupted = np.array([m["corrupted"] is not None for m in meta])
+    task_of = np.array([m["task"] for m in meta])
     done = {(r["method"], r["keep"], r["seed"]) for r in state["runs"]}
     if ("none", 0.0, 0) not in done:
         state["runs"].append({"method": "none", "keep": 0.0, "seed": 0, **evaluate(lm)})
         files.write_json(out, state)
-    planned = {p["method"] for p in state["plan"]}
-    wanted = set(args.methods.split(",")) if args.methods else planned
-    if wanted - planned:
-        raise SystemExit(f"unknown method(s) {', '.join(sorted(wanted - planned))}; choose from {', '.join(sorted(planned))}")
-    todo = sorted((p for p in state["plan"] if p["method"] in wanted), key=lambda p: (p["seed"], p["keep"]))  # seeds outermost
+    todo = sorted((p for p in state["plan"] if p["method"] in wanted), key=lambda p: (p["seed"], p["keep"]))
     if args.full:
         todo.append({"method": "full", "keep": 1.0, "seed": 0, "kept": list(range(len(data)))})
     for p in todo:
@@ -132,13 +161,11 @@ def main() -> None:
         r = finetune_lora(lm, data, indices=idx, epochs=epochs, lr=args.lr, seed=p["seed"], progress=False)
         run = {"method": p["method"], "keep": p["keep"], "seed": p["seed"], "kept": len(idx), "epochs": epochs,
                "lora_s": r.seconds, "corrupted_share": float(corrupted[idx].mean()),
-               "tasks": {t: int((task_of[idx] == t).sum()) for t in tasks}, **evaluate(r.model)}
+               "tasks": {t: int((task_of[idx] == t).sum()) for t in dict.fromkeys(task_of)}, **evaluate(r.model)}
         state["runs"].append(run)
         files.write_json(out, state)  # atomic: a reader never sees half a file
         print(f"{run['method']} keep {run['keep']} seed {run['seed']}: NLL {run['mean_nll']:.4f} acc "
               f"{run['mean_acc']:.3f} corrupted {run['corrupted_share']:.2f} ({r.seconds:.0f} s)", flush=True)
-    shutil.rmtree(task_dir, ignore_errors=True)
-    print_table(state, tasks, keeps)
 
 
 def print_table(state: dict, tasks: list[str], keeps: list[float]) -> None:

@@ -236,6 +236,16 @@ def test_instruction_lora_table_runs_and_resumes(tmp_path):
     other = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "instruction_lora_table.py"), *args[:-1],
                             str(tmp_path / "lora.json"), "--seeds", "3"], capture_output=True, text=True, cwd=ROOT)
     assert other.returncode != 0 and "holds runs with other seeds" in other.stderr
+    script = [sys.executable, str(ROOT / "benchmarks" / "instruction_lora_table.py")]
+    typo = subprocess.run([*script, *args[:-1], str(tmp_path / "typo.json"), "--methods", "random,longst"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert typo.returncode != 0 and "unknown method(s) longst; choose from random," in typo.stderr
+    assert not (tmp_path / "typo.json").exists()  # refused before any work
+    bench("make_instruction_pool.py", "--pool", "24", "--heldout", "1", "--output", str(tmp_path / "pool1"))
+    small = subprocess.run([*script, *args[:-1], str(tmp_path / "small.json"), "--pool", str(tmp_path / "pool1")],
+                           capture_output=True, text=True, cwd=ROOT)
+    assert small.returncode != 0 and "Traceback" not in small.stderr
+    assert small.stderr.startswith("error: a multiple-choice task needs 2..20 distinct responses")
 
 
 def test_cpu_bf16(tmp_path):

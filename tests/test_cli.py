@@ -343,6 +343,11 @@ def test_json_summary_is_the_only_stdout(scored, tmp_path):
     summary = json.loads(res.stdout)
     assert summary["command"] == "select" and summary["kept"] == {"0.5": 9} and summary["output"] == str(tmp_path / "j")
     assert "random selection of 18 samples" in res.stderr
+    assert isinstance(summary["seconds"], float) and summary["seconds"] >= 0  # how long the command took
+    data, _ = scored
+    pruned = json.loads(run("prune", "--data", str(data), "--image-size", "32", "--levels", "2", "--step", "0.1",
+                            "--policy", "random", "--keep", "0.5", "--output", str(tmp_path / "p"), "--json").stdout)
+    assert 0 < pruned["scoring_seconds"] <= pruned["seconds"]  # the scoring, and the whole command
     listed = json.loads(run("list", "--json").stdout)
     assert "auto" in listed["methods"] and "smollm2" in listed["models"] and "animal-mnist" in listed["datasets"]
     assert listed["instruction_methods"] == ["longest", "perplexity", "ifd", "embed-kcenter"]

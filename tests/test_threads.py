@@ -40,6 +40,16 @@ def test_default_threads_wait_passively_only_on_a_busy_machine():
     assert probe(1.0, "default", OMP_WAIT_POLICY="active")["policy"] == "active"  # the user's own policy stays
 
 
+def test_the_users_omp_num_threads_is_the_default():
+    """A user who runs two jobs side by side with OMP_NUM_THREADS=1 gets one thread, as they asked;
+    a value that is not a count is ignored, and --threads still wins."""
+    assert probe(-1, "default", OMP_NUM_THREADS="1") == {"n": 1, "policy": None, "torch": False, "omp": "1"}
+    assert probe(0.0, "default", OMP_NUM_THREADS="3")["n"] == 3
+    assert probe(0.0, "default", OMP_NUM_THREADS="0")["n"] == 2
+    assert probe(0.0, "default", OMP_NUM_THREADS="two")["n"] == 2
+    assert probe(-1, "2", OMP_NUM_THREADS="1")["n"] == 2
+
+
 def test_after_torch_is_loaded_only_the_count_changes(monkeypatch):
     import torch
 

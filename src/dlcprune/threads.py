@@ -1,6 +1,7 @@
 """How many CPU threads to use.
 
-The default is the physical cores this process may use: fixed for a machine, because float32 sums
+The default is ``OMP_NUM_THREADS`` when the user set it (a whole number >= 1, read once, when this
+module is first imported), else the physical cores this process may use: fixed for a machine, because float32 sums
 (convolutions) come out differently with another thread count, and the same command must give the
 same bytes — also when a killed run is resumed. ``auto`` takes the physical cores less those other
 processes keep busy right now (CPU time over 0.1 s from /proc/stat), at least 1: on a busy machine
@@ -16,6 +17,15 @@ passive waiting made idle runs 1.5x slower (benchmarks/busy_machine.py).
 from __future__ import annotations
 
 import os
+
+# the user's own count, read before set_threads overwrites the variable (an earlier command in the
+# same process must not become the next one's default)
+_USER_THREADS = os.environ.get("OMP_NUM_THREADS", "").strip()
+
+
+def user_threads() -> int | None:
+    """The ``OMP_NUM_THREADS`` the process started with, when it is a whole number >= 1, else None."""
+    return int(_USER_THREADS) if _USER_THREADS.isascii() and _USER_THREADS.isdigit() and int(_USER_THREADS) >= 1 else None
 
 
 def physical_cores() -> int:
@@ -56,14 +66,14 @@ def default_threads() -> int:
 
 
 def set_threads(threads: int | str | None = None) -> int:
-    """Use ``threads`` CPU threads (None: the physical cores; "auto": ``default_threads()``, measured
-    now) in torch and BLAS;
+    """Use ``threads`` CPU threads (None: the user's ``OMP_NUM_THREADS``, else the physical cores;
+    "auto": ``default_threads()``, measured now) in torch and BLAS;
     returns the number. Before torch / numpy are imported this sets their environment variables
     (nothing is imported here) and, with None on a machine that is busy now and no wait policy of the
     user's, ``OMP_WAIT_POLICY=PASSIVE``; after, only ``torch.set_num_threads``."""
     import sys
 
-    n = physical_cores() if threads is None else default_threads() if threads == "auto" else threads
+    n = (user_threads() or physical_cores()) if threads is None else default_threads() if threads == "auto" else threads
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         from .errors import DlcpruneError
 

@@ -14,6 +14,7 @@ import re
 import signal
 import sys
 import threading
+import time
 
 from ..errors import DlcpruneError
 from .commands import COMMANDS
@@ -126,8 +127,11 @@ def _run(args) -> None:
     if args.quiet:
         quiet_third_parties()
     if args.json:  # the summary alone on stdout; what a person reads goes to stderr
+        started = time.perf_counter()
         with contextlib.redirect_stdout(sys.stderr):
             summary = COMMANDS[args.command](args)
+        # every summary says how long the command took ("seconds"; lora's and finetune's: the training)
+        summary.setdefault("seconds", round(time.perf_counter() - started, 3))
         print(json.dumps(summary, default=str))
     else:
         COMMANDS[args.command](args)

@@ -224,6 +224,7 @@ def cmd_prune(args: argparse.Namespace) -> dict:
     except DlcpruneError:  # a selection the data cannot give (e.g. a keep no class reaches): leave nothing behind
         files.remove_new(out, before)
         raise
+    scored["scoring_seconds"] = scored.pop("seconds")  # "seconds" is the whole command's
     return {**scored, "command": "prune", "selection": chosen}
 
 

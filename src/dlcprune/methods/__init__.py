@@ -7,5 +7,6 @@ __all__ = ["METHODS", "Method", "ScoreMethod", "SelectionInputs", "list_methods"
 
 
 def list_methods() -> list[str]:
-    """Every selection method by name, in listing order (``dlcprune list``)."""
+    """Every selection method ``select`` takes, by name, in listing order (``dlcprune list``); the
+    instruction baselines (``longest``, ``perplexity``, ...) are ``instruct --policy`` choices, not here."""
     return METHODS.names()

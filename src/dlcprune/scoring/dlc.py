@@ -162,10 +162,7 @@ def _score_encoder(encoder: Encoder, dataset: Dataset, *, levels: int, step: flo
     """score_dlc for an encoder: the plain pass and prototypes, level 0, then the masked levels."""
     params = dict(levels=levels, step=step, masking=masking, seed=seed, batch_size=batch_size,
                   **({"adaptive": True} if adaptive else {}), **encoder.preprocessing())
-    shard = Shard(len(dataset))
-    if shard.world > len(dataset):  # a process without samples has nothing to share (every rank says so)
-        raise DlcpruneError(f"{len(dataset)} sample(s) for {shard.world} processes: every process needs one; run "
-                            f"with --nproc_per_node {len(dataset)} or fewer")
+    shard = _shard_of(len(dataset))
     progress = progress and shard.is_main
     ckpt = Checkpoint(checkpoint_dir if shard.is_main else None,
                       key=dict(params, **_encoder_key(encoder), **cpu_threads_key(encoder.device),
@@ -217,6 +214,16 @@ def _score_encoder(encoder: Encoder, dataset: Dataset, *, levels: int, step: flo
     _sum_timings(timings, computed, processes=shard.world)
     return _encoder_result(rows, ks, adaptive=adaptive, levels=levels, features=z0, sparsity=masks.sparsity_[ks],
                            parameters=params, timings=timings)
+
+
+def _shard_of(samples: int) -> Shard:
+    """This process's share of ``samples``; refused when a process would get none (it would have
+    nothing to share; every rank says so)."""
+    shard = Shard(samples)
+    if shard.world > samples:
+        raise DlcpruneError(f"{samples} sample(s) for {shard.world} processes: every process needs one; run "
+                            f"with --nproc_per_node {samples} or fewer")
+    return shard
 
 
 def _encoder_result(rows, ks: list[int], *, adaptive: bool, levels: int, **fields) -> DlcResult:
